@@ -1,0 +1,51 @@
+#pragma once
+/// Operation -> Outcome: the one pipeline every door (REST, WebSocket, task worker) calls.
+#include <livebase/core/problem.hpp>
+#include <livebase/schema/query.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace livebase {
+
+/// Who is asking. Anonymous until auth exists.
+struct principal {
+    std::string user_id;  ///< empty = anonymous
+    bool admin = false;
+    bool authenticated() const noexcept { return !user_id.empty(); }
+};
+
+enum class op_kind { list, retrieve, create, replace, patch, remove, action };
+std::string_view to_string(op_kind k) noexcept;  ///< "list", "retrieve", "create", "update", "patch", "delete", "action"
+
+/// A request, independent of the door it came through.
+struct operation {
+    op_kind kind = op_kind::retrieve;
+    std::string collection;
+    std::string id;                 ///< record id for detail operations
+    std::string action;             ///< custom action name for op_kind::action
+    std::string method = "GET";     ///< HTTP method for actions
+    json::value input;              ///< body (null when none)
+    query_params params;            ///< decoded query string (list filters; action args)
+    std::optional<std::int64_t> if_match;        ///< expected version (If-Match / body "version")
+    principal who;
+    std::string request_id;
+};
+
+/// What an operation produced, independent of encoding.
+struct outcome {
+    int status = 200;
+    json::value body;               ///< null = no body (e.g. 204)
+    bool is_problem = false;        ///< body is a problem object
+    std::string location;           ///< path of a created record, or ""
+    std::optional<std::int64_t> version;  ///< record version (ETag "v{n}") for detail responses
+    std::vector<std::pair<std::string, std::string>> headers;  ///< extra headers (e.g. Allow)
+
+    static outcome from_problem(const problem& p);
+    static outcome json_body(int status, json::value body);
+};
+
+}  // namespace livebase

@@ -1,0 +1,62 @@
+#pragma once
+/// The public entry point: declare collections and actions (in code and/or TOML), then serve.
+#include <livebase/api/api.hpp>
+#include <livebase/app/config.hpp>
+#include <livebase/core/log.hpp>
+
+#include <memory>
+#include <string>
+
+namespace livebase {
+
+/// A livebase application: configuration, registry and (once started) the running server.
+/// Not thread-safe during setup; start()/stop()/wait() may be called from any one thread.
+class app {
+public:
+    app();
+    ~app();
+    app(const app&) = delete;
+    app& operator=(const app&) = delete;
+
+    /// Loads (replacing the current config) a TOML file / text. Problem names file, line, key.
+    result<void> load_config_file(const std::string& path);
+    result<void> load_config_string(std::string_view toml, const std::string& name = "<string>");
+
+    /// The configuration; may be edited before start().
+    livebase::config& config() noexcept;
+    livebase::logger& log() noexcept;
+
+    /// Declares (or replaces) a collection in code. finalize() is applied; problem on bad defs.
+    result<void> add_collection(collection_def c);
+
+    /// Declares an action on `collection` with its C++ handler. Problem if the collection is
+    /// unknown or the def is invalid.
+    result<void> add_action(const std::string& collection, action_def def, action_handler h);
+
+    /// Opens the store, migrates (additive only), starts I/O threads and listens. Returns once
+    /// listening. Problem on any startup error.
+    result<void> start();
+    /// The listening port (after start()).
+    std::uint16_t port() const noexcept;
+    /// The store (after start()).
+    livebase::store& store();
+
+    /// Graceful stop: stop accepting, finish in-flight requests (up to shutdown_grace), close,
+    /// stop threads, close the store. Idempotent; safe from a signal-handling thread.
+    void stop();
+    /// Blocks until stop() completes or SIGINT/SIGTERM (when handle_signals) triggers it.
+    void wait(bool handle_signals = true);
+
+    /// The command line of config.md: serve|check|migrate [-c file] [--allow-destructive],
+    /// --version, --help, --log-format. Returns the process exit code.
+    int main(int argc, char** argv);
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+/// "0.1.0"
+std::string_view version() noexcept;
+
+}  // namespace livebase

@@ -1,0 +1,103 @@
+#pragma once
+/// The TOML configuration of config.md, loaded into plain structs. Every field's default is the
+/// value beside it (the contract's defaults).
+#include <livebase/core/result.hpp>
+#include <livebase/core/units.hpp>
+#include <livebase/schema/collection.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace livebase {
+
+using namespace std::chrono_literals;
+
+struct server_options {
+    std::string host = "127.0.0.1";          ///< from listen = "host:port"; "" = all interfaces
+    std::uint16_t port = 8080;               ///< 0 = ephemeral (tests)
+    std::size_t threads = 0;                 ///< I/O threads; 0 = number of cores
+    std::string base_path = "/api";
+    std::uint64_t max_body = 1u << 20;       ///< bytes; larger bodies -> 413
+    std::size_t max_connections = 100000;    ///< beyond: 503 and close
+    std::chrono::milliseconds idle_timeout = 60s;     ///< keep-alive idle -> close
+    std::chrono::milliseconds shutdown_grace = 10s;   ///< drain time on SIGTERM
+    std::vector<std::string> cors_origins;
+    // Limits not in the file's example but configurable under [server]:
+    std::size_t max_header = 16 * 1024;      ///< request line + headers bytes -> 431
+    std::size_t max_uri = 8 * 1024;          ///< request-target bytes -> 414
+    std::chrono::milliseconds read_timeout = 10s;   ///< a request's header+body must arrive within
+    std::size_t pipeline_limit = 16;         ///< queued pipelined responses per connection
+};
+
+struct storage_options {
+    std::string url = "sqlite:data/livebase.db";
+};
+
+struct realtime_options {
+    std::uint64_t history = 100000;
+    std::chrono::milliseconds history_age = 24h;
+    std::uint64_t send_queue = 4u << 20;
+    std::uint64_t max_message = 1u << 20;
+    std::size_t max_subscriptions = 1000;
+};
+
+struct task_kind_def {
+    std::string name;
+    std::vector<std::string> command;        ///< argv; empty = a C++ handler
+    std::optional<std::chrono::milliseconds> timeout;
+    std::optional<std::size_t> max_attempts;
+    std::chrono::milliseconds kill_grace = 5s;
+};
+
+struct tasks_options {
+    std::size_t workers = 4;
+    std::chrono::milliseconds retention = 7 * 24h;
+    std::size_t max_attempts = 3;
+    std::chrono::milliseconds timeout = 10min;
+    std::chrono::milliseconds lease = 30s;
+    std::map<std::string, task_kind_def> kinds;
+};
+
+struct auth_options {
+    bool signup = false;
+    std::chrono::milliseconds token_ttl = 30 * 24h;
+    rate throttle_anonymous{120, 60s};
+    rate throttle_user{2000, 60s};
+};
+
+/// `[endpoints.<name>]`: a path bound to a task kind.
+struct endpoint_def {
+    std::string name;
+    std::string path;
+    std::string method = "GET";
+    std::string task;
+    access_rule rule = access_rule::public_;
+};
+
+struct config {
+    server_options server;
+    storage_options storage;
+    realtime_options realtime;
+    tasks_options tasks;
+    auth_options auth;
+    std::vector<collection_def> collections;   ///< finalized
+    std::vector<endpoint_def> endpoints;
+};
+
+/// Thrown-free loading: a problem whose detail reads like
+/// "livebase.toml:12: collections.cars.fields.model.min: must be a number".
+result<config> load_config_string(std::string_view toml_text, const std::string& file_name);
+result<config> load_config_file(const std::string& path);
+
+/// Applies LIVEBASE_<SECTION>_<KEY> overrides from `environ`-style "K=V" strings
+/// (e.g. LIVEBASE_STORAGE_URL, LIVEBASE_SERVER_LISTEN, LIVEBASE_TASKS_WORKERS).
+/// Unknown LIVEBASE_* names -> problem naming the variable.
+result<void> apply_env_overrides(config& cfg, const std::vector<std::string>& env);
+
+/// Parses "host:port", ":port" (all interfaces). Problem on malformed input.
+result<std::pair<std::string, std::uint16_t>> parse_listen(std::string_view s);
+
+}  // namespace livebase

@@ -1,0 +1,29 @@
+#pragma once
+/// JSON values are Boost.JSON throughout livebase; this header names them once.
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/string.hpp>
+#include <boost/json/value.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace livebase {
+namespace json = boost::json;
+
+/// Parses `text` as one JSON value. Returns nullopt for malformed input, trailing garbage or
+/// nesting deeper than `max_depth`. Never throws.
+std::optional<json::value> parse_json(std::string_view text, std::size_t max_depth = 64) noexcept;
+
+/// The string content of `v[key]` if it is a string, else an empty view.
+std::string_view get_string(const json::object& o, std::string_view key) noexcept;
+
+/// `v[key]` as int64 if it is an integer (signed or unsigned that fits), else nullopt.
+std::optional<std::int64_t> get_int(const json::object& o, std::string_view key) noexcept;
+
+/// True when `s` is well-formed UTF-8.
+bool valid_utf8(std::string_view s) noexcept;
+}  // namespace livebase

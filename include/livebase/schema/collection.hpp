@@ -1,0 +1,86 @@
+#pragma once
+/// Declarations of collections and their fields: what the config file and the C++ API build.
+#include <livebase/core/json.hpp>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+namespace livebase {
+
+enum class field_type { string, text, integer, number, boolean, datetime, json, ref };
+enum class on_delete_policy { restrict, cascade, set_null };
+
+/// Access rule of one collection action (http.md section 5, config.md `rules.*`).
+enum class access_rule { public_, authenticated, owner, admin, nobody };
+/// `async.<action>`: whether a request runs as a task.
+enum class async_mode { allowed, always, never };
+
+/// "string" -> field_type::string, etc. nullopt for unknown names.
+std::optional<field_type> field_type_from_string(std::string_view s) noexcept;
+std::string_view to_string(field_type t) noexcept;
+std::optional<access_rule> access_rule_from_string(std::string_view s) noexcept;
+std::string_view to_string(access_rule r) noexcept;
+std::optional<async_mode> async_mode_from_string(std::string_view s) noexcept;
+
+/// One declared field. Defaults are the config file's defaults.
+struct field_def {
+    std::string name;
+    field_type type = field_type::string;
+    bool required = false;
+    std::optional<json::value> default_value;  ///< applied on create when absent
+    bool unique = false;
+    std::optional<double> min, max;                  ///< integer/number bounds
+    std::optional<std::size_t> min_length, max_length;  ///< string/text length (code points)
+    std::vector<json::value> choices;                ///< empty = any value
+    std::string pattern;                             ///< ECMAScript regex, empty = none
+    std::shared_ptr<const std::regex> pattern_re;    ///< compiled `pattern` (set by finalize())
+    bool read_only = false;   ///< never accepted from clients (ignored like server fields)
+    bool write_only = false;  ///< accepted, never returned
+    std::string ref_to;       ///< for type ref: the referenced collection
+    on_delete_policy on_delete = on_delete_policy::restrict;
+};
+
+/// A custom action (`POST /api/{c}:{name}` or `/api/{c}/{id}:{name}`), declarative part.
+/// The C++ handler, if any, lives in the api registry.
+struct action_def {
+    std::string name;
+    bool detail = false;                    ///< true: /{c}/{id}:{name}
+    std::vector<std::string> methods{"POST"};  ///< "GET" may be added
+    std::string task;                       ///< task kind: runs as a task (issue: tasks)
+    access_rule rule = access_rule::authenticated;
+};
+
+/// A collection: a table of records with server-managed fields (id, created, updated, version,
+/// owner) next to the declared ones.
+struct collection_def {
+    std::string name;
+    std::vector<field_def> fields;
+    bool owned = false;
+    std::vector<std::vector<std::string>> indexes;
+    /// list, retrieve, create, update, delete -> rule. Missing keys use defaults (see rule_for).
+    std::map<std::string, access_rule> rules;
+    /// create, update, delete, list, retrieve -> async mode. Missing = allowed.
+    std::map<std::string, async_mode> async;
+    std::size_t page_size = 25;
+    std::size_t max_page_size = 500;
+    std::map<std::string, action_def> actions;
+
+    const field_def* find_field(std::string_view name) const noexcept;
+    access_rule rule_for(std::string_view action) const noexcept;
+    async_mode async_for(std::string_view action) const noexcept;
+};
+
+/// Names a client may filter and order by: declared fields that are not write_only, plus
+/// id, created, updated, version (and owner when owned).
+bool is_managed_field(std::string_view name) noexcept;
+
+/// Checks a definition (names are identifiers, no duplicates, options fit the type, defaults
+/// and choices valid, pattern compiles, page sizes sane) and compiles patterns.
+/// Returns a human message naming the offending field/key, or empty on success.
+std::string finalize(collection_def& c);
+
+}  // namespace livebase

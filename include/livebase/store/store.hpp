@@ -1,0 +1,118 @@
+#pragma once
+/// The Store: records, the change log and (later) tasks, behind one interface with SQLite and
+/// PostgreSQL backends. Reads run on a reader pool, writes on one writer thread that batches
+/// concurrent writes into one transaction (group commit). Completion callbacks run on store
+/// threads: callers post back to their own executor.
+#include <livebase/core/result.hpp>
+#include <livebase/schema/collection.hpp>
+#include <livebase/schema/query.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace livebase {
+
+/// One row of the change log.
+struct change {
+    std::int64_t seq = 0;          ///< cluster-wide order of commits
+    std::int64_t ts = 0;           ///< ms since epoch
+    std::string collection;
+    std::string op;                ///< "create" | "update" | "delete"
+    std::string id;
+    json::object record;           ///< after (create/update) or before (delete); stored form
+};
+
+/// A page of a list.
+struct page {
+    std::int64_t count = 0;              ///< rows matching the filters, ignoring limit/offset
+    std::vector<json::object> items;     ///< stored form (all fields incl. write_only)
+};
+
+/// Read access inside store::read(). Only valid during the callback, on the calling thread.
+class read_txn {
+public:
+    virtual ~read_txn() = default;
+    /// The stored record, nullopt if absent. Problems: 500 on storage errors.
+    virtual result<std::optional<json::object>> get(const collection_def& c, std::string_view id) = 0;
+    /// Records matching q.filters, ordered by q.ordering then id, q.offset/q.limit applied,
+    /// with the total count. REQUIRES: q was validated against c.
+    virtual result<page> list(const collection_def& c, const query& q) = 0;
+    /// Changes with seq > after, ascending, at most `limit`.
+    virtual result<std::vector<change>> changes_after(std::int64_t after, std::size_t limit) = 0;
+};
+
+/// Write access inside store::write(). Only valid during the callback, on the writer thread.
+/// Every mutation appends its change-log row in the same transaction.
+class write_txn : public read_txn {
+public:
+    /// Inserts a complete stored record (id, created, updated, version, owner?, fields).
+    /// Unique violations -> 409 problem naming the field ("A record with this vin already exists.").
+    virtual result<void> insert(const collection_def& c, const json::object& record) = 0;
+    /// Replaces the stored record with the same id (complete record, version already bumped).
+    /// 404 if absent; 409 on unique violations.
+    virtual result<void> update(const collection_def& c, const json::object& record) = 0;
+    /// Deletes by id; `before` is the record as it was (logged). 404 if absent.
+    virtual result<void> remove(const collection_def& c, const json::object& before) = 0;
+};
+
+/// What migrate() would do or did.
+struct migration_plan {
+    std::vector<std::string> steps;         ///< human lines ("create table cars", "add column ...")
+    std::vector<std::string> destructive;   ///< steps needing --allow-destructive
+};
+
+class store {
+public:
+    virtual ~store() = default;
+
+    /// Brings tables, indexes and the change log in line with `collections`. Additive changes
+    /// are applied; destructive ones (dropped or retyped fields) are refused with a problem
+    /// listing them unless allow_destructive. dry_run: only plan. Startup only (blocking).
+    virtual result<migration_plan> migrate(const std::vector<const collection_def*>& collections,
+                                           bool allow_destructive, bool dry_run) = 0;
+
+    /// Runs `fn` on a reader thread with a read transaction (a consistent snapshot).
+    virtual void read(std::function<void(read_txn&)> fn) = 0;
+
+    using write_fn = std::function<result<json::value>(write_txn&)>;
+    using write_done = std::function<void(result<json::value>)>;
+    /// Runs `fn` on the writer thread inside a savepoint of the current group transaction.
+    /// If `fn` returns a problem its changes are rolled back and `done` gets the problem.
+    /// `done` is called after the group commits (2xx means committed), on the writer thread.
+    /// If the commit fails every write in the group gets a 500 problem.
+    virtual void write(write_fn fn, write_done done) = 0;
+
+    /// The latest committed change seq (0 when the log is empty).
+    virtual std::int64_t last_seq() = 0;
+
+    /// Called after each group commit with the new last seq (from the writer thread). One
+    /// listener; set before writes start. Used by the realtime hub.
+    virtual void on_commit(std::function<void(std::int64_t last_seq)> fn) = 0;
+
+    /// Stops the threads after finishing queued work. Idempotent; the destructor calls it.
+    virtual void close() = 0;
+
+    // Blocking conveniences for startup, CLI and tests (never call from an I/O thread).
+    result<std::optional<json::object>> get_sync(const collection_def& c, std::string id);
+    result<page> list_sync(const collection_def& c, query q);
+    result<json::value> write_sync(write_fn fn);
+};
+
+struct sqlite_options {
+    std::string path = "data/livebase.db";  ///< ":memory:" is not supported (readers need a file)
+    std::size_t readers = 2;                ///< reader threads (each with its own connection)
+    std::size_t max_batch = 256;            ///< writes per group commit
+};
+
+/// Opens (creating directories and file as needed) a SQLite store in WAL mode.
+result<std::unique_ptr<store>> open_sqlite_store(const sqlite_options& options);
+
+/// Parses `storage.url`: "sqlite:path" (relative to the working directory) or
+/// "postgresql://..." and opens it. Unsupported schemes -> problem.
+result<std::unique_ptr<store>> open_store(std::string_view url);
+
+}  // namespace livebase

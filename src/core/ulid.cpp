@@ -1,0 +1,81 @@
+#include <livebase/core/clock.hpp>
+#include <livebase/core/ulid.hpp>
+
+#include <sodium.h>
+
+#include <array>
+#include <cstring>
+
+namespace livebase {
+
+namespace {
+constexpr char k_alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+struct thread_state {
+    std::int64_t last_ms = -1;
+    std::array<unsigned char, 10> rnd{};
+};
+
+bool increment(std::array<unsigned char, 10>& r) {
+    for (int i = 9; i >= 0; --i) {
+        if (++r[i] != 0) return true;
+    }
+    return false;  // overflow: 2^80 ids in one ms
+}
+
+bool sodium_ready() {
+    static const bool ok = sodium_init() >= 0;
+    return ok;
+}
+}  // namespace
+
+std::string make_ulid(std::int64_t ms) {
+    thread_local thread_state st;
+    (void)sodium_ready();
+    if (ms <= st.last_ms) {
+        ms = st.last_ms;
+        if (!increment(st.rnd)) {
+            ++ms;
+            randombytes_buf(st.rnd.data(), st.rnd.size());
+        }
+    } else {
+        randombytes_buf(st.rnd.data(), st.rnd.size());
+    }
+    st.last_ms = ms;
+    // 128 bits: 48 time + 80 random, encoded as 26 base32 chars (first char holds 3 bits).
+    std::array<unsigned char, 16> b{};
+    auto t = static_cast<std::uint64_t>(ms);
+    for (int i = 5; i >= 0; --i) {
+        b[i] = static_cast<unsigned char>(t & 0xFF);
+        t >>= 8;
+    }
+    std::memcpy(b.data() + 6, st.rnd.data(), 10);
+    std::string out(26, '0');
+    // Process as a big integer, 5 bits at a time from the least significant end.
+    unsigned bitpos = 0;  // bits consumed from the end
+    for (int c = 25; c >= 0; --c) {
+        unsigned v = 0;
+        for (unsigned k = 0; k < 5; ++k) {
+            unsigned bit = bitpos + k;
+            if (bit >= 128) break;
+            unsigned byte = 15 - bit / 8;
+            unsigned shift = bit % 8;
+            v |= ((b[byte] >> shift) & 1u) << k;
+        }
+        bitpos += 5;
+        out[static_cast<std::size_t>(c)] = k_alphabet[v];
+    }
+    return out;
+}
+
+std::string make_ulid() { return make_ulid(now_ms()); }
+
+bool is_ulid(std::string_view s) noexcept {
+    if (s.size() != 26 || s[0] > '7') return false;
+    for (char c : s) {
+        if (!std::strchr(k_alphabet, c) || c == '\0') return false;
+    }
+    return true;
+}
+
+}  // namespace livebase
