@@ -42,8 +42,15 @@ void logger::log(log_level level, std::string_view msg, const json::object& fiel
             line += ' ';
             line += kv.key();
             line += '=';
-            line += kv.value().is_string() ? std::string(kv.value().get_string())
-                                           : json::serialize(kv.value());
+            if (kv.value().is_string()) {
+                line += kv.value().get_string();
+            } else if (kv.value().is_double()) {
+                char buf[32];
+                std::snprintf(buf, sizeof buf, "%.3f", kv.value().get_double());
+                line += buf;
+            } else {
+                line += json::serialize(kv.value());
+            }
         }
     }
     line += '\n';

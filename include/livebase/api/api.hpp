@@ -20,6 +20,7 @@ class api;
 struct action_call {
     const operation& op;
     const collection_def& collection;
+    const json::object* record;  ///< the stored record for detail actions, else null
     store& db;
     api& self;
 };
@@ -47,18 +48,28 @@ private:
     std::map<std::pair<std::string, std::string>, action_handler> actions_;
 };
 
-/// Executes operations. Thread-safe; holds references only (registry, store and logger must
-/// outlive it).
+/// Executes operations. Thread-safe; holds references (registry, store and logger must outlive
+/// it). Owns a small pool of threads that run C++ action handlers, which may block.
 class api {
 public:
-    api(const registry& reg, store& db, logger& log) noexcept : reg_(reg), db_(db), log_(log) {}
+    /// `base_path` prefixes the URLs the api writes (Location, page links).
+    api(const registry& reg, store& db, logger& log, std::string base_path = "/api");
+    ~api();
+    api(const api&) = delete;
+    api& operator=(const api&) = delete;
 
     /// Runs `op` and calls `done` exactly once, on a store thread (or inline for immediate
     /// failures). Never throws; a handler exception becomes a 500 (logged with the request id).
     void execute(operation op, std::function<void(outcome)> done);
 
+    /// Blocking form of execute() for action handlers and tools. Never call from an I/O thread.
+    outcome execute_sync(operation op);
+
     const registry& reg() const noexcept { return reg_; }
     store& db() noexcept { return db_; }
+    const std::string& base_path() const noexcept { return base_path_; }
+    /// "/api/cars/01J..."
+    std::string record_path(std::string_view collection, std::string_view id) const;
 
 private:
     void do_list(operation op, const collection_def& c, std::function<void(outcome)> done);
@@ -71,6 +82,9 @@ private:
     const registry& reg_;
     store& db_;
     logger& log_;
+    std::string base_path_;
+    struct handler_pool;
+    std::unique_ptr<handler_pool> pool_;
 };
 
 }  // namespace livebase

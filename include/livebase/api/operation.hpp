@@ -30,6 +30,7 @@ struct operation {
     std::string method = "GET";     ///< HTTP method for actions
     json::value input;              ///< body (null when none)
     query_params params;            ///< decoded query string (list filters; action args)
+    std::string path;               ///< request path without query (REST: for page links)
     std::optional<std::int64_t> if_match;        ///< expected version (If-Match / body "version")
     principal who;
     std::string request_id;

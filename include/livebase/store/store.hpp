@@ -3,6 +3,7 @@
 /// PostgreSQL backends. Reads run on a reader pool, writes on one writer thread that batches
 /// concurrent writes into one transaction (group commit). Completion callbacks run on store
 /// threads: callers post back to their own executor.
+#include <livebase/core/log.hpp>
 #include <livebase/core/result.hpp>
 #include <livebase/schema/collection.hpp>
 #include <livebase/schema/query.hpp>
@@ -72,10 +73,15 @@ public:
     /// Brings tables, indexes and the change log in line with `collections`. Additive changes
     /// are applied; destructive ones (dropped or retyped fields) are refused with a problem
     /// listing them unless allow_destructive. dry_run: only plan. Startup only (blocking).
+    /// Removing an index counts as destructive (config.md); a retyped field's data is dropped
+    /// (string <-> text keeps it); tables of collections no longer declared are kept.
     virtual result<migration_plan> migrate(const std::vector<const collection_def*>& collections,
                                            bool allow_destructive, bool dry_run) = 0;
 
     /// Runs `fn` on a reader thread with a read transaction (a consistent snapshot).
+    /// `fn` always runs exactly once: after close(), or when the bounded reader queue is full,
+    /// it runs at once on the calling thread with a transaction whose every call returns a
+    /// 503 problem (so callers that answer from inside `fn` never hang).
     virtual void read(std::function<void(read_txn&)> fn) = 0;
 
     using write_fn = std::function<result<json::value>(write_txn&)>;
@@ -83,7 +89,10 @@ public:
     /// Runs `fn` on the writer thread inside a savepoint of the current group transaction.
     /// If `fn` returns a problem its changes are rolled back and `done` gets the problem.
     /// `done` is called after the group commits (2xx means committed), on the writer thread.
-    /// If the commit fails every write in the group gets a 500 problem.
+    /// If the commit fails every write in the group gets a 500 problem (a write whose `fn`
+    /// already returned a problem keeps its own). An exception thrown by `fn` rolls its changes
+    /// back and becomes a 500. After close(), or when the bounded writer queue is full, `done`
+    /// gets a 503 problem at once on the calling thread and `fn` never runs.
     virtual void write(write_fn fn, write_done done) = 0;
 
     /// The latest committed change seq (0 when the log is empty).
@@ -94,6 +103,7 @@ public:
     virtual void on_commit(std::function<void(std::int64_t last_seq)> fn) = 0;
 
     /// Stops the threads after finishing queued work. Idempotent; the destructor calls it.
+    /// REQUIRES: not called from a store thread (inside a read/write callback or `done`).
     virtual void close() = 0;
 
     // Blocking conveniences for startup, CLI and tests (never call from an I/O thread).
@@ -106,13 +116,14 @@ struct sqlite_options {
     std::string path = "data/livebase.db";  ///< ":memory:" is not supported (readers need a file)
     std::size_t readers = 2;                ///< reader threads (each with its own connection)
     std::size_t max_batch = 256;            ///< writes per group commit
+    logger* log = nullptr;                  ///< storage errors are logged here when set; must outlive the store
 };
 
 /// Opens (creating directories and file as needed) a SQLite store in WAL mode.
 result<std::unique_ptr<store>> open_sqlite_store(const sqlite_options& options);
 
 /// Parses `storage.url`: "sqlite:path" (relative to the working directory) or
-/// "postgresql://..." and opens it. Unsupported schemes -> problem.
-result<std::unique_ptr<store>> open_store(std::string_view url);
+/// "postgresql://..." and opens it. Unsupported schemes -> problem. `log` as in sqlite_options.
+result<std::unique_ptr<store>> open_store(std::string_view url, logger* log = nullptr);
 
 }  // namespace livebase

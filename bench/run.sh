@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Foundation benchmark: GET by id, a filtered list (20 rows) and POST create against the cars
+# example on embedded SQLite with 1,000 rows, driven by wrk over loopback.
+# Usage: bench/run.sh [seconds-per-run=10] [connections=32] [rounds=3]
+# Prints one line per run and the median req/s, p50 and p99 per scenario.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}; conns=${2:-32}; rounds=${3:-3}
+scripts/setup.sh
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DLIVEBASE_TESTS=OFF -DLIVEBASE_BENCH=OFF >/dev/null
+cmake --build build/release --target cars >/dev/null
+
+work=$(mktemp -d)
+trap 'kill $srv 2>/dev/null || true; wait $srv 2>/dev/null || true; rm -rf "$work"' EXIT
+port=18080
+LIVEBASE_STORAGE_URL="sqlite:$work/bench.db" LIVEBASE_SERVER_LISTEN="127.0.0.1:$port" \
+  build/release/examples/cars/cars serve --log-level warn 2>"$work/server.log" &
+srv=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/health" >/dev/null && break; sleep 0.1; done
+
+# 1,000 rows
+python3 - "$port" "$work/ids" <<'PY'
+import json, sys, urllib.request
+port, out = sys.argv[1], sys.argv[2]
+brands = ["Ford", "Opel", "Fiat", "Tesla", "Volvo"]
+ids = []
+for i in range(1000):
+    body = json.dumps({"brand": brands[i % 5], "model": 1990 + i % 30, "color": "Red", "vin": f"VIN{i:05d}"}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/cars", body, {"Content-Type": "application/json"})
+    ids.append(json.load(urllib.request.urlopen(req))["id"])
+open(out, "w").write("\n".join(ids) + "\n")
+PY
+
+export LIVEBASE_BENCH_IDS="$work/ids"
+declare -A results
+for round in $(seq "$rounds"); do
+  for scenario in get_by_id list create; do
+    out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -s "bench/wrk/$scenario.lua" "http://127.0.0.1:$port")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+    p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+    non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+    echo "round $round $scenario: $rps req/s  p50 $p50  p99 $p99  ${non2xx:+non-2xx $non2xx}"
+    results[$scenario]+="$rps $p50 $p99;"
+  done
+done
+echo "--- medians over $rounds rounds (${secs}s, $conns connections, 1 wrk thread)"
+for scenario in get_by_id list create; do
+  python3 - "$scenario" "${results[$scenario]}" <<'PY'
+import statistics, sys
+def ms(t):
+    for unit, f in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+        if t.endswith(unit) and (unit != "s" or not t.endswith("ms") and not t.endswith("us")):
+            return float(t[: -len(unit)]) * f
+    return float(t)
+rows = [r.split() for r in sys.argv[2].split(";") if r.strip()]
+rps = statistics.median(float(r[0]) for r in rows)
+p50 = statistics.median(ms(r[1]) for r in rows)
+p99 = statistics.median(ms(r[2]) for r in rows)
+print(f"{sys.argv[1]:>10}: {rps:10.0f} req/s   p50 {p50:7.3f} ms   p99 {p99:7.3f} ms")
+PY
+done

@@ -1,0 +1,433 @@
+#include <livebase/api/api.hpp>
+#include <livebase/core/clock.hpp>
+#include <livebase/core/ulid.hpp>
+#include <livebase/schema/validate.hpp>
+
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <future>
+#include <mutex>
+#include <thread>
+
+namespace livebase {
+
+// Runs C++ action handlers, which may block on the store, away from I/O and store threads.
+// Bounded: a full queue refuses work (the caller answers 503).
+struct api::handler_pool {
+    static constexpr std::size_t k_threads = 2;
+    static constexpr std::size_t k_max_queued = 10000;
+
+    handler_pool() {
+        for (std::size_t i = 0; i < k_threads; ++i) threads_.emplace_back([this] { run(); });
+    }
+    ~handler_pool() {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            stopping_ = true;
+        }
+        cv_.notify_all();
+        for (auto& t : threads_) t.join();
+    }
+    bool post(std::function<void()> job) {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            if (stopping_ || jobs_.size() >= k_max_queued) return false;
+            jobs_.push_back(std::move(job));
+        }
+        cv_.notify_one();
+        return true;
+    }
+
+private:
+    void run() {
+        for (;;) {
+            std::function<void()> job;
+            {
+                std::unique_lock<std::mutex> lock(mu_);
+                cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+                if (jobs_.empty()) return;  // stopping and drained
+                job = std::move(jobs_.front());
+                jobs_.pop_front();
+            }
+            job();
+        }
+    }
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<std::function<void()>> jobs_;
+    bool stopping_ = false;
+    std::vector<std::thread> threads_;
+};
+
+namespace {
+
+constexpr std::size_t k_max_cascade_depth = 16;
+constexpr std::size_t k_ref_batch = 1000;
+
+bool unreserved(unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+std::string percent_encode(std::string_view s) {
+    static const char* hex = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(s.size());
+    for (unsigned char c : s) {
+        if (unreserved(c)) {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
+// The URL of another page of the same list: the request's params without limit/offset, then
+// the new limit and offset (offset omitted when 0, as Django REST framework does).
+std::string page_link(const operation& op, std::size_t limit, std::size_t offset) {
+    std::string out = op.path + "?";
+    for (const auto& [k, v] : op.params) {
+        if (k == "limit" || k == "offset") continue;
+        out += percent_encode(k) + "=" + percent_encode(v) + "&";
+    }
+    out += "limit=" + std::to_string(limit);
+    if (offset > 0) out += "&offset=" + std::to_string(offset);
+    return out;
+}
+
+// The body of create/update/patch: must be a JSON object.
+result<json::object> body_object(const operation& op) {
+    if (op.input.is_null()) return problem::bad_request("A JSON object body is required.");
+    if (!op.input.is_object()) return problem::bad_request("The body must be a JSON object.");
+    return op.input.get_object();
+}
+
+// "version" in a body is checked like If-Match; an If-Match header wins when both are given.
+result<std::optional<std::int64_t>> expected_version(const operation& op, const json::object& body) {
+    if (op.if_match) return op.if_match;
+    auto it = body.find("version");
+    if (it == body.end() || it->value().is_null()) return std::optional<std::int64_t>{};
+    if (auto v = get_int(body, "version")) return std::optional<std::int64_t>{*v};
+    return problem::validation({{"version", {"Must be an integer."}}});
+}
+
+result<void> check_version(const std::optional<std::int64_t>& expected, const json::object& stored) {
+    if (!expected) return {};
+    auto current = get_int(stored, "version");
+    if (current && *current == *expected) return {};
+    return problem::precondition_failed(
+        "The record is at version " + std::to_string(current.value_or(0)) + ", not " +
+        std::to_string(*expected) + ".");
+}
+
+// Every non-null ref field must name an existing record of its target collection.
+result<void> check_refs(const registry& reg, const collection_def& c, const json::object& rec,
+                        read_txn& t) {
+    field_errors errors;
+    for (const auto& f : c.fields) {
+        if (f.type != field_type::ref) continue;
+        auto it = rec.find(f.name);
+        if (it == rec.end() || !it->value().is_string()) continue;
+        const auto* target = reg.find(f.ref_to);
+        std::string id(it->value().get_string());
+        if (!target) {
+            errors[f.name].push_back("Unknown target collection \"" + f.ref_to + "\".");
+            continue;
+        }
+        auto got = t.get(*target, id);
+        if (!got) return std::move(got).error();
+        if (!got.value())
+            errors[f.name].push_back("Invalid pk \"" + id + "\" - object does not exist.");
+    }
+    if (!errors.empty()) return problem::validation(std::move(errors));
+    return {};
+}
+
+json::object with_fields(json::object base, const json::object& fields) {
+    for (const auto& kv : fields) base[kv.key()] = kv.value();
+    return base;
+}
+
+result<void> remove_record(const registry& reg, const collection_def& c, const json::object& rec,
+                           write_txn& t, std::size_t depth);
+
+// Applies the on_delete policies of every ref field that points at `c` to the records that
+// reference `id`: restrict refuses (409), cascade deletes them, set_null clears the field.
+result<void> apply_on_delete(const registry& reg, const collection_def& c, std::string_view id,
+                             write_txn& t, std::size_t depth) {
+    for (const auto* other : reg.collections()) {
+        for (const auto& f : other->fields) {
+            if (f.type != field_type::ref || f.ref_to != c.name) continue;
+            query q;
+            q.filters.push_back({f.name, lookup::exact, json::value(id)});
+            q.limit = k_ref_batch;
+            for (;;) {
+                auto pg = t.list(*other, q);
+                if (!pg) return std::move(pg).error();
+                if (pg->items.empty()) break;
+                if (f.on_delete == on_delete_policy::restrict) {
+                    return problem::conflict("Cannot delete: " + std::to_string(pg->count) +
+                                             " record(s) of " + other->name + " refer to it through " +
+                                             f.name + ".");
+                }
+                for (auto& row : pg->items) {
+                    if (f.on_delete == on_delete_policy::cascade) {
+                        if (auto r = remove_record(reg, *other, row, t, depth + 1); !r) return r;
+                    } else {
+                        row[f.name] = nullptr;
+                        row["version"] = get_int(row, "version").value_or(0) + 1;
+                        row["updated"] = format_timestamp(now_ms());
+                        if (auto r = t.update(*other, row); !r) return r;
+                    }
+                }
+            }
+        }
+    }
+    return {};
+}
+
+result<void> remove_record(const registry& reg, const collection_def& c, const json::object& rec,
+                           write_txn& t, std::size_t depth) {
+    if (depth > k_max_cascade_depth)
+        return problem::conflict("Cannot delete: the cascade is deeper than " +
+                                 std::to_string(k_max_cascade_depth) + " levels.");
+    if (auto r = apply_on_delete(reg, c, get_string(rec, "id"), t, depth); !r) return r;
+    return t.remove(c, rec);
+}
+
+// Guards user handler code: exceptions become a logged 500.
+template <class Fn>
+outcome guarded(logger& log, const operation& op, Fn&& fn) {
+    try {
+        return fn();
+    } catch (const std::exception& e) {
+        log.error("handler failed", {{"request_id", op.request_id}, {"error", e.what()}});
+    } catch (...) {
+        log.error("handler failed", {{"request_id", op.request_id}, {"error", "unknown exception"}});
+    }
+    return outcome::from_problem(problem::internal());
+}
+
+}  // namespace
+
+api::api(const registry& reg, store& db, logger& log, std::string base_path)
+    : reg_(reg), db_(db), log_(log), base_path_(std::move(base_path)),
+      pool_(std::make_unique<handler_pool>()) {}
+
+api::~api() = default;
+
+std::string api::record_path(std::string_view collection, std::string_view id) const {
+    std::string p = base_path_;
+    if (p.empty() || p.back() != '/') p += '/';
+    p += collection;
+    p += '/';
+    p += percent_encode(id);
+    return p;
+}
+
+void api::execute(operation op, std::function<void(outcome)> done) {
+    const auto* c = reg_.find(op.collection);
+    if (!c) {
+        done(outcome::from_problem(problem::not_found("Unknown collection \"" + op.collection + "\".")));
+        return;
+    }
+    switch (op.kind) {
+        case op_kind::list: return do_list(std::move(op), *c, std::move(done));
+        case op_kind::retrieve: return do_retrieve(std::move(op), *c, std::move(done));
+        case op_kind::create: return do_create(std::move(op), *c, std::move(done));
+        case op_kind::replace:
+        case op_kind::patch: return do_update(std::move(op), *c, std::move(done));
+        case op_kind::remove: return do_remove(std::move(op), *c, std::move(done));
+        case op_kind::action: return do_action(std::move(op), *c, std::move(done));
+    }
+}
+
+outcome api::execute_sync(operation op) {
+    std::promise<outcome> p;
+    auto f = p.get_future();
+    execute(std::move(op), [&p](outcome o) { p.set_value(std::move(o)); });
+    return f.get();
+}
+
+void api::do_list(operation op, const collection_def& c, std::function<void(outcome)> done) {
+    auto q = parse_query_params(c, op.params);
+    if (!q) return done(outcome::from_problem(q.error()));
+    db_.read([op = std::move(op), q = std::move(q).value(), &c,
+              done = std::move(done)](read_txn& t) {
+        auto pg = t.list(c, q);
+        if (!pg) return done(outcome::from_problem(pg.error()));
+        json::array results;
+        results.reserve(pg->items.size());
+        for (const auto& rec : pg->items) results.emplace_back(present_record(c, rec, q.fields));
+        json::object body;
+        auto count = static_cast<std::size_t>(pg->count);
+        body["count"] = pg->count;
+        body["next"] = q.offset + q.limit < count ? json::value(page_link(op, q.limit, q.offset + q.limit))
+                                                  : json::value(nullptr);
+        body["previous"] = q.offset > 0 ? json::value(page_link(op, q.limit,
+                                                                q.offset > q.limit ? q.offset - q.limit : 0))
+                                        : json::value(nullptr);
+        body["results"] = std::move(results);
+        done(outcome::json_body(200, std::move(body)));
+    });
+}
+
+namespace {
+// `fields=a,b` on a detail request: the same projection as in lists.
+result<std::vector<std::string>> detail_fields(const collection_def& c, const query_params& params) {
+    query_params only;
+    for (const auto& kv : params)
+        if (kv.first == "fields") only.push_back(kv);
+    if (only.empty()) return std::vector<std::string>{};
+    auto q = parse_query_params(c, only);
+    if (!q) return std::move(q).error();
+    return std::move(q->fields);
+}
+
+outcome record_outcome(int status, const collection_def& c, const json::object& rec,
+                       const std::vector<std::string>& fields = {}) {
+    auto o = outcome::json_body(status, present_record(c, rec, fields));
+    o.version = get_int(rec, "version");
+    return o;
+}
+}  // namespace
+
+void api::do_retrieve(operation op, const collection_def& c, std::function<void(outcome)> done) {
+    auto fields = detail_fields(c, op.params);
+    if (!fields) return done(outcome::from_problem(fields.error()));
+    db_.read([id = std::move(op.id), fields = std::move(fields).value(), &c,
+              done = std::move(done)](read_txn& t) {
+        auto got = t.get(c, id);
+        if (!got) return done(outcome::from_problem(got.error()));
+        if (!got.value()) return done(outcome::from_problem(problem::not_found()));
+        done(record_outcome(200, c, *got.value(), fields));
+    });
+}
+
+void api::do_create(operation op, const collection_def& c, std::function<void(outcome)> done) {
+    auto body = body_object(op);
+    if (!body) return done(outcome::from_problem(body.error()));
+    auto fields = validate_write(c, *body, write_mode::create);
+    if (!fields) return done(outcome::from_problem(fields.error()));
+
+    json::object rec;
+    auto now = now_ms();
+    rec["id"] = make_ulid(now);
+    rec["created"] = format_timestamp(now);
+    rec["updated"] = rec["created"];
+    rec["version"] = 1;
+    if (c.owned)
+        rec["owner"] = op.who.authenticated() ? json::value(op.who.user_id) : json::value(nullptr);
+    rec = with_fields(std::move(rec), *fields);
+
+    db_.write(
+        [this, &c, rec](write_txn& t) -> result<json::value> {
+            if (auto r = check_refs(reg_, c, rec, t); !r) return std::move(r).error();
+            if (auto r = t.insert(c, rec); !r) return std::move(r).error();
+            return json::value(rec);
+        },
+        [this, &c, done = std::move(done)](result<json::value> r) {
+            if (!r) return done(outcome::from_problem(r.error()));
+            const auto& rec = r->get_object();
+            auto o = record_outcome(201, c, rec);
+            o.location = record_path(c.name, get_string(rec, "id"));
+            done(std::move(o));
+        });
+}
+
+void api::do_update(operation op, const collection_def& c, std::function<void(outcome)> done) {
+    auto body = body_object(op);
+    if (!body) return done(outcome::from_problem(body.error()));
+    auto expected = expected_version(op, *body);
+    if (!expected) return done(outcome::from_problem(expected.error()));
+    auto mode = op.kind == op_kind::patch ? write_mode::patch : write_mode::replace;
+
+    db_.write(
+        [this, &c, id = std::move(op.id), body = std::move(body).value(),
+         expected = *expected, mode](write_txn& t) -> result<json::value> {
+            auto got = t.get(c, id);
+            if (!got) return std::move(got).error();
+            if (!got.value()) return problem::not_found();
+            const auto& stored = *got.value();
+            if (auto r = check_version(expected, stored); !r) return std::move(r).error();
+            auto fields = validate_write(c, body, mode, &stored);
+            if (!fields) return std::move(fields).error();
+            auto rec = with_fields(stored, *fields);
+            rec["version"] = get_int(stored, "version").value_or(0) + 1;
+            rec["updated"] = format_timestamp(now_ms());
+            if (auto r = check_refs(reg_, c, rec, t); !r) return std::move(r).error();
+            if (auto r = t.update(c, rec); !r) return std::move(r).error();
+            return json::value(std::move(rec));
+        },
+        [&c, done = std::move(done)](result<json::value> r) {
+            if (!r) return done(outcome::from_problem(r.error()));
+            done(record_outcome(200, c, r->get_object()));
+        });
+}
+
+void api::do_remove(operation op, const collection_def& c, std::function<void(outcome)> done) {
+    db_.write(
+        [this, &c, id = std::move(op.id), expected = op.if_match](write_txn& t) -> result<json::value> {
+            auto got = t.get(c, id);
+            if (!got) return std::move(got).error();
+            if (!got.value()) return problem::not_found();
+            if (auto r = check_version(expected, *got.value()); !r) return std::move(r).error();
+            if (auto r = remove_record(reg_, c, *got.value(), t, 0); !r) return std::move(r).error();
+            return json::value(nullptr);
+        },
+        [done = std::move(done)](result<json::value> r) {
+            if (!r) return done(outcome::from_problem(r.error()));
+            outcome o;
+            o.status = 204;
+            done(std::move(o));
+        });
+}
+
+void api::do_action(operation op, const collection_def& c, std::function<void(outcome)> done) {
+    auto it = c.actions.find(op.action);
+    bool detail = !op.id.empty();
+    if (it == c.actions.end() || it->second.detail != detail)
+        return done(outcome::from_problem(problem::not_found("Unknown action \"" + op.action + "\".")));
+    const auto& def = it->second;
+    bool method_ok = false;
+    std::string allow;
+    for (const auto& m : def.methods) {
+        method_ok = method_ok || m == op.method;
+        allow += (allow.empty() ? "" : ", ") + m;
+    }
+    if (!method_ok) {
+        auto o = outcome::from_problem(problem::method_not_allowed());
+        o.headers.emplace_back("Allow", allow);
+        return done(std::move(o));
+    }
+    const auto* handler = reg_.find_action_handler(c.name, op.action);
+    if (!handler) {
+        log_.error("action has no handler", {{"collection", c.name}, {"action", op.action}});
+        return done(outcome::from_problem(problem::internal()));
+    }
+
+    auto shared_done = std::make_shared<std::function<void(outcome)>>(std::move(done));
+    auto invoke = [this, &c, handler, shared_done](operation op, std::optional<json::object> rec) {
+        auto job = [this, &c, handler, shared_done, op = std::move(op), rec = std::move(rec)] {
+            (*shared_done)(guarded(log_, op, [&] {
+                action_call call{op, c, rec ? &*rec : nullptr, db_, *this};
+                auto r = (*handler)(call);
+                return r ? std::move(r).value() : outcome::from_problem(r.error());
+            }));
+        };
+        if (!pool_->post(std::move(job)))
+            (*shared_done)(outcome::from_problem(problem::unavailable("The server is overloaded.")));
+    };
+    if (!detail) return invoke(std::move(op), std::nullopt);
+    db_.read([&c, op = std::move(op), invoke, shared_done](read_txn& t) mutable {
+        auto got = t.get(c, op.id);
+        if (!got) return (*shared_done)(outcome::from_problem(got.error()));
+        if (!got.value()) return (*shared_done)(outcome::from_problem(problem::not_found()));
+        invoke(std::move(op), std::move(*got.value()));
+    });
+}
+
+}  // namespace livebase

@@ -1,0 +1,33 @@
+#include <livebase/api/operation.hpp>
+
+namespace livebase {
+
+std::string_view to_string(op_kind k) noexcept {
+    switch (k) {
+        case op_kind::list: return "list";
+        case op_kind::retrieve: return "retrieve";
+        case op_kind::create: return "create";
+        case op_kind::replace: return "update";
+        case op_kind::patch: return "patch";
+        case op_kind::remove: return "delete";
+        case op_kind::action: return "action";
+    }
+    return "action";
+}
+
+outcome outcome::from_problem(const problem& p) {
+    outcome o;
+    o.status = p.status;
+    o.body = p.to_json();
+    o.is_problem = true;
+    return o;
+}
+
+outcome outcome::json_body(int status, json::value body) {
+    outcome o;
+    o.status = status;
+    o.body = std::move(body);
+    return o;
+}
+
+}  // namespace livebase

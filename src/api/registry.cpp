@@ -1,0 +1,37 @@
+#include <livebase/api/api.hpp>
+
+namespace livebase {
+
+void registry::add_collection(collection_def c) {
+    auto name = c.name;
+    collections_.insert_or_assign(std::move(name), std::move(c));
+}
+
+const collection_def* registry::find(std::string_view name) const noexcept {
+    auto it = collections_.find(name);
+    return it == collections_.end() ? nullptr : &it->second;
+}
+
+collection_def* registry::find_mutable(std::string_view name) noexcept {
+    auto it = collections_.find(name);
+    return it == collections_.end() ? nullptr : &it->second;
+}
+
+std::vector<const collection_def*> registry::collections() const {
+    std::vector<const collection_def*> out;
+    out.reserve(collections_.size());
+    for (const auto& [_, c] : collections_) out.push_back(&c);
+    return out;
+}
+
+void registry::add_action_handler(std::string collection, std::string action, action_handler h) {
+    actions_.insert_or_assign({std::move(collection), std::move(action)}, std::move(h));
+}
+
+const action_handler* registry::find_action_handler(std::string_view collection,
+                                                    std::string_view action) const noexcept {
+    auto it = actions_.find({std::string(collection), std::string(action)});
+    return it == actions_.end() ? nullptr : &it->second;
+}
+
+}  // namespace livebase

@@ -1,0 +1,62 @@
+#pragma once
+// The app's composition root: every service, in the order they must outlive each other.
+#include <livebase/app/app.hpp>
+#include <livebase/http/server.hpp>
+#include <livebase/store/store.hpp>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+namespace livebase {
+
+namespace asio = boost::asio;
+
+struct app::impl {
+    // Shared services first: they outlive the io_context and the handlers it owns.
+    livebase::logger log;
+    livebase::config cfg;
+    bool config_loaded = false;
+    std::vector<collection_def> code_collections;
+    struct code_action {
+        std::string collection;
+        action_def def;
+        action_handler handler;
+    };
+    std::vector<code_action> code_actions;
+
+    registry reg;
+    livebase::metrics metrics;
+    std::unique_ptr<livebase::store> db;
+    std::unique_ptr<livebase::api> api;
+
+    asio::io_context ioc;
+    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+    std::unique_ptr<http_server> server;
+    std::vector<std::thread> threads;
+    std::optional<asio::signal_set> signals;
+
+    std::mutex stop_mu;       // held for the whole shutdown
+    std::mutex state_mu;
+    std::condition_variable state_cv;
+    bool started = false;
+    bool stop_requested = false;
+    bool stopped = false;
+
+    void request_stop() {
+        std::lock_guard<std::mutex> lock(state_mu);
+        stop_requested = true;
+        state_cv.notify_all();
+    }
+
+    result<void> build_registry();
+    result<void> start();
+    void stop();
+};
+
+}  // namespace livebase

@@ -1,0 +1,206 @@
+#include "http/rest_door.hpp"
+
+#include <algorithm>
+#include <boost/url/params_encoded_view.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/parse_query.hpp>
+#include <cctype>
+#include <charconv>
+#include <limits>
+#include <livebase/core/json.hpp>
+
+namespace livebase::http_detail {
+
+namespace {
+
+std::string_view trim(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+/// Media type check: "application/json; charset=UTF-8" is JSON; a charset other than UTF-8 is
+/// not (the body would have to be transcoded, and JSON is UTF-8 by RFC 8259).
+bool acceptable_content_type(std::string_view header, bool allow_merge_patch) noexcept {
+    auto semi = header.find(';');
+    auto type = trim(header.substr(0, semi));
+    const bool json = iequals(type, "application/json") ||
+                      (allow_merge_patch && iequals(type, "application/merge-patch+json"));
+    if (!json) return false;
+    while (semi != std::string_view::npos) {
+        header.remove_prefix(semi + 1);
+        semi = header.find(';');
+        auto param = trim(header.substr(0, semi));
+        auto eq = param.find('=');
+        if (eq == std::string_view::npos) continue;
+        if (!iequals(trim(param.substr(0, eq)), "charset")) continue;
+        auto value = trim(param.substr(eq + 1));
+        if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+            value = value.substr(1, value.size() - 2);
+        if (!iequals(value, "utf-8") && !iequals(value, "utf8")) return false;
+    }
+    return true;
+}
+
+/// `"v{n}"` -> n, for n >= 0 without sign or leading junk.
+std::optional<std::int64_t> parse_version_tag(std::string_view tag) noexcept {
+    if (tag.size() < 4 || tag.front() != '"' || tag.back() != '"' || tag[1] != 'v')
+        return std::nullopt;
+    auto digits = tag.substr(2, tag.size() - 3);
+    std::int64_t n = 0;
+    auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+    if (ec != std::errc() || ptr != digits.data() + digits.size() || n < 0) return std::nullopt;
+    return n;
+}
+
+}  // namespace
+
+result<target_parts> split_target(std::string_view target) {
+    auto parsed = (!target.empty() && target.front() == '/')
+                      ? boost::urls::parse_origin_form(target)
+                      : boost::urls::parse_absolute_uri(target);
+    if (!parsed) return problem::bad_request("The request-target is not a valid URI.");
+    target_parts t;
+    t.path = std::string(parsed->encoded_path());
+    if (parsed->has_query()) t.query = std::string(parsed->encoded_query());
+    return t;
+}
+
+result<query_params> decode_query(std::string_view encoded_query) {
+    query_params out;
+    if (encoded_query.empty()) return out;
+    auto params = boost::urls::parse_query(encoded_query);
+    if (!params) return problem::bad_request("The query string is not validly percent-encoded.");
+    boost::urls::encoding_opts opts;
+    opts.space_as_plus = true;  // HTML forms and most clients encode spaces as '+'
+    for (auto p : *params) {
+        if (p.key.empty() && !p.has_value) continue;
+        out.emplace_back(p.key.decode(opts), p.has_value ? p.value.decode(opts) : std::string());
+    }
+    return out;
+}
+
+result<std::optional<std::int64_t>> parse_if_match(std::string_view value) {
+    value = trim(value);
+    if (value == "*") return std::optional<std::int64_t>{};
+    if (auto v = parse_version_tag(value)) return std::optional<std::int64_t>{*v};
+    return problem::bad_request(
+        "If-Match must be \"*\" or one entity tag of the form \"v<version>\".");
+}
+
+std::string make_etag(std::int64_t version) { return "\"v" + std::to_string(version) + "\""; }
+
+bool if_none_match_hits(std::string_view header, std::int64_t version) noexcept {
+    while (!header.empty()) {
+        auto comma = header.find(',');
+        auto tag = trim(header.substr(0, comma));
+        if (tag == "*") return true;
+        if (tag.substr(0, 2) == "W/") tag.remove_prefix(2);
+        if (auto v = parse_version_tag(tag); v && *v == version) return true;
+        if (comma == std::string_view::npos) break;
+        header.remove_prefix(comma + 1);
+    }
+    return false;
+}
+
+result<void> decode_request(operation& op, const request_view& req,
+                            std::string_view encoded_query) {
+    auto params = decode_query(encoded_query);
+    if (!params) return std::move(params).error();
+    op.params = std::move(*params);
+
+    if (req.if_match) {
+        auto v = parse_if_match(*req.if_match);
+        if (!v) return std::move(v).error();
+        op.if_match = *v;
+    }
+
+    const bool may_have_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
+    const bool needs_object =
+        op.kind == op_kind::create || op.kind == op_kind::replace || op.kind == op_kind::patch;
+    op.input = nullptr;
+    if (may_have_body && !req.body.empty()) {
+        if (!acceptable_content_type(req.content_type, req.method == "PATCH"))
+            return problem::unsupported_media_type(
+                req.method == "PATCH"
+                    ? "The body must be application/json or application/merge-patch+json."
+                    : "The body must be application/json.");
+        if (!valid_utf8(req.body)) return problem::malformed_json("The body is not valid UTF-8.");
+        auto v = parse_json(req.body);
+        if (!v) return problem::malformed_json();
+        op.input = std::move(*v);
+    }
+    if (needs_object && !op.input.is_object())
+        return problem::bad_request("The body must be a JSON object.");
+    return {};
+}
+
+response_parts render_json(int status, const json::value& body) {
+    response_parts r;
+    r.status = status;
+    r.content_type = "application/json";
+    r.body = json::serialize(body);
+    return r;
+}
+
+response_parts render_problem(const problem& p) {
+    response_parts r;
+    r.status = p.status;
+    r.content_type = "application/problem+json";
+    r.body = json::serialize(p.to_json());
+    if (p.status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return r;
+}
+
+response_parts render_outcome(const outcome& o, std::optional<std::string_view> if_none_match) {
+    response_parts r;
+    r.status = o.status;
+    if (o.version && o.status == 200 && if_none_match &&
+        if_none_match_hits(*if_none_match, *o.version)) {
+        r.status = 304;
+        r.headers.emplace_back("ETag", make_etag(*o.version));
+        return r;
+    }
+    const bool bodiless = o.status == 204 || o.status == 304 || (o.status >= 100 && o.status < 200);
+    if (!bodiless && !o.body.is_null()) {
+        r.content_type = o.is_problem ? "application/problem+json" : "application/json";
+        r.body = json::serialize(o.body);
+    }
+    if (!o.location.empty()) r.headers.emplace_back("Location", o.location);
+    if (o.version) r.headers.emplace_back("ETag", make_etag(*o.version));
+    bool has_www_authenticate = false;
+    for (const auto& h : o.headers) {
+        if (iequals(h.first, "WWW-Authenticate")) has_www_authenticate = true;
+        r.headers.push_back(h);
+    }
+    if (o.status == 401 && !has_www_authenticate)
+        r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return r;
+}
+
+problem uri_too_long() {
+    problem p;
+    p.status = 414;
+    p.type = "/problems/uri-too-long";
+    p.title = "URI too long";
+    p.detail = "The request-target is over the size limit.";
+    return p;
+}
+
+problem header_fields_too_large() {
+    problem p;
+    p.status = 431;
+    p.type = "/problems/header-too-large";
+    p.title = "Request header fields too large";
+    p.detail = "The request line and headers are over the size limit.";
+    return p;
+}
+
+}  // namespace livebase::http_detail

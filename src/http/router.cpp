@@ -1,0 +1,134 @@
+#include "http/router.hpp"
+
+#include <boost/url/pct_string_view.hpp>
+#include <optional>
+#include <vector>
+
+namespace livebase::http_detail {
+
+namespace {
+
+/// Percent-decodes one path segment; nullopt when the encoding is invalid, the segment is empty
+/// or it would smuggle a '/' (or a NUL) into a name or id.
+std::optional<std::string> decode_segment(std::string_view encoded) {
+    if (encoded.empty()) return std::nullopt;
+    auto pct = boost::urls::make_pct_string_view(encoded);
+    if (!pct) return std::nullopt;
+    std::string out = pct->decode();  // default options: '+' stays '+' in a path
+    if (out.empty() || out.find('/') != std::string::npos || out.find('\0') != std::string::npos)
+        return std::nullopt;
+    return out;
+}
+
+route_match not_allowed(std::string route, std::string allow) {
+    route_match m;
+    m.kind = route_kind::method_not_allowed;
+    m.route = std::move(route);
+    m.allow = std::move(allow);
+    return m;
+}
+
+}  // namespace
+
+router::router(std::string_view base_path) {
+    std::string b(base_path);
+    while (!b.empty() && b.back() == '/') b.pop_back();
+    if (!b.empty() && b.front() != '/') b.insert(b.begin(), '/');
+    base_ = std::move(b);
+}
+
+route_match router::match(std::string_view method, std::string_view path) const {
+    route_match miss;
+    miss.route = "unmatched";
+
+    if (path == "/metrics" || path == "/metrics/") {
+        if (method != "GET") return not_allowed("/metrics", "GET");
+        route_match m;
+        m.kind = route_kind::metrics;
+        m.route = "/metrics";
+        return m;
+    }
+
+    if (path.substr(0, base_.size()) != base_) return miss;
+    std::string_view rest = path.substr(base_.size());
+    if (rest.size() < 2 || rest.front() != '/') return miss;  // "{base}" and "{base}/": no route
+    rest.remove_prefix(1);
+    if (rest.back() == '/') rest.remove_suffix(1);  // one trailing slash means the same
+
+    std::vector<std::string_view> segs;
+    for (std::size_t start = 0;;) {
+        auto slash = rest.find('/', start);
+        segs.push_back(rest.substr(start, slash == std::string_view::npos ? slash : slash - start));
+        if (slash == std::string_view::npos) break;
+        start = slash + 1;
+    }
+    if (segs.size() > 2) return miss;
+
+    // The literal ':' of an action lives in the last segment.
+    std::string_view last = segs.back();
+    std::optional<std::string> action;
+    if (auto colon = last.rfind(':'); colon != std::string_view::npos) {
+        action = decode_segment(last.substr(colon + 1));
+        if (!action) return miss;
+        last = last.substr(0, colon);
+    }
+
+    std::optional<std::string> collection, id;
+    if (segs.size() == 1) {
+        collection = decode_segment(last);
+    } else {
+        if (segs[0].find(':') != std::string_view::npos) return miss;
+        collection = decode_segment(segs[0]);
+        id = decode_segment(last);
+        if (!id) return miss;
+    }
+    if (!collection) return miss;
+
+    route_match m;
+    m.kind = route_kind::records;
+    m.op.collection = std::move(*collection);
+    m.op.method = std::string(method);
+
+    if (action) {
+        m.route = base_ + (id ? "/{c}/{id}:{action}" : "/{c}:{action}");
+        m.op.kind = op_kind::action;
+        m.op.action = std::move(*action);
+        if (id) m.op.id = std::move(*id);
+        return m;
+    }
+
+    if (!id) {
+        if (m.op.collection == "health" && segs[0] == "health") {
+            // {base}/health is the health check; it shadows a collection of that name.
+            if (method != "GET") return not_allowed(base_ + "/health", "GET");
+            route_match h;
+            h.kind = route_kind::health;
+            h.route = base_ + "/health";
+            return h;
+        }
+        m.route = base_ + "/{c}";
+        if (method == "GET")
+            m.op.kind = op_kind::list;
+        else if (method == "POST")
+            m.op.kind = op_kind::create;
+        else
+            return not_allowed(m.route, "GET, POST");
+        return m;
+    }
+
+    m.route = base_ + "/{c}/{id}";
+    m.op.id = std::move(*id);
+    if (method == "GET")
+        m.op.kind = op_kind::retrieve;
+    else if (method == "PUT")
+        m.op.kind = op_kind::replace;
+    else if (method == "PATCH")
+        m.op.kind = op_kind::patch;
+    else if (method == "DELETE")
+        m.op.kind = op_kind::remove;
+    else
+        return not_allowed(m.route, "GET, PUT, PATCH, DELETE");
+    return m;
+}
+
+}  // namespace livebase::http_detail

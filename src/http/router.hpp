@@ -1,0 +1,47 @@
+#pragma once
+/// Maps (method, path) to a route of the REST door. Policy only, no I/O, no Beast.
+#include <livebase/api/operation.hpp>
+#include <string>
+#include <string_view>
+
+namespace livebase::http_detail {
+
+enum class route_kind {
+    health,              ///< GET {base}/health
+    metrics,             ///< GET /metrics (outside the base path)
+    records,             ///< {base}/{c}, {base}/{c}/{id}, and their :actions -> api
+    not_found,           ///< unknown path -> 404
+    method_not_allowed,  ///< known path, wrong method -> 405 with `allow`
+};
+
+struct route_match {
+    route_kind kind = route_kind::not_found;
+    /// Template for metrics labels ("/api/{c}/{id}"); bounded set, never a raw path.
+    std::string route;
+    /// For records: kind, collection, id, action and method filled in; the rest is the door's.
+    operation op;
+    /// For method_not_allowed: the Allow header value ("GET, POST").
+    std::string allow;
+};
+
+/// Immutable after construction; thread-safe to call match() concurrently.
+class router {
+public:
+    /// `base_path` like "/api"; a trailing slash is ignored, "" or "/" mean the root.
+    explicit router(std::string_view base_path);
+
+    /// `method` as sent ("GET"); `encoded_path` is the request-target's path, still
+    /// percent-encoded, without the query. A trailing slash means the same as none. Segments are
+    /// percent-decoded; an empty segment, invalid percent-encoding or a decoded segment that
+    /// contains '/' makes the path unknown. A literal ':' in the last segment introduces an
+    /// action (AIP-136); "%3A" is an ordinary character of a name or id. Action routes accept
+    /// any method (the api decides, with its own 405). HEAD is not special: it gets a 405.
+    route_match match(std::string_view method, std::string_view encoded_path) const;
+
+    const std::string& base_path() const noexcept { return base_; }
+
+private:
+    std::string base_;  // normalized: "" or "/x" without trailing slash
+};
+
+}  // namespace livebase::http_detail

@@ -1,0 +1,684 @@
+// The HTTP/1.1 server: listener and sessions in the shape of Beast's advanced server. Policy
+// (routing, request decoding, rendering, request ids, the ordered response queue) lives in the
+// plain classes next to this file; sessions only adapt them to sockets.
+//
+// Behaviour where http.md is silent:
+// - Timeouts: the first request on a connection must start and finish arriving within
+//   read_timeout; between requests the connection may idle for idle_timeout; a request that has
+//   started arriving must complete within read_timeout of its first byte; a response must be
+//   written within max(idle_timeout, read_timeout). Expiry closes the connection without a 408.
+//   While responses are outstanding the connection never idles out (slow api calls, long polls).
+// - Unparseable requests (400), bodies over max_body (413, also decided from Content-Length
+//   alone) and headers over max_header (431) are answered and the connection closed: the byte
+//   stream can no longer be trusted. A request-target over max_uri (414) keeps the connection.
+//   A target longer than max_header as well gets 431 (the header limit trips first).
+// - After its last response the server half-closes and discards the peer's unread bytes for a
+//   short while (lingering close) so that the response is not lost to a TCP reset.
+// - Over max_connections: 503 + Retry-After: 1 written at once, without reading the request (so
+//   the X-Request-Id is generated, not echoed), then close. These connections are not counted.
+// - Every response has Server, X-Request-Id and (except 204/304, which must not) Content-Length.
+// - HEAD and OPTIONS get 405 like any other unsupported method; `Expect: 100-continue` is not
+//   answered (clients send the body after their own short wait).
+// - Access log: one "request" line per response written: request_id, method, path (encoded,
+//   without the query), status, ms (from the request being read to its response written),
+//   bytes (the whole response on the wire). Metrics use the same latency.
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <chrono>
+#include <functional>
+#include <limits>
+#include <livebase/core/ulid.hpp>
+#include <livebase/http/server.hpp>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "http/request_id.hpp"
+#include "http/response_queue.hpp"
+#include "http/rest_door.hpp"
+#include "http/router.hpp"
+
+namespace livebase {
+
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = net::ip::tcp;
+using steady = std::chrono::steady_clock;
+using error_code = boost::system::error_code;
+using strand_type = net::strand<net::io_context::executor_type>;
+
+/// Bytes asked of the socket per read while waiting for a request or discarding.
+constexpr std::size_t k_read_chunk = 8192;
+/// After our last response on a connection we half-close and keep reading (and discarding) the
+/// peer's unread bytes for at most this long before closing: closing a socket with unread data
+/// sends a RST that can destroy the response (e.g. a 413) before the client has read it.
+constexpr std::chrono::milliseconds k_linger{1500};
+/// Back-off after a failed accept (e.g. EMFILE) so the loop does not spin.
+constexpr std::chrono::milliseconds k_accept_retry{100};
+
+class session;
+
+/// State shared by the listener and every session. Outlives them all (each holds a shared_ptr).
+struct server_state {
+    server_state(net::io_context& ioc, api& a, const server_options& opts, logger& log, metrics& m)
+        : ioc(ioc), a(a), opts(opts), log(log), m(m), router(opts.base_path) {}
+
+    net::io_context& ioc;
+    api& a;
+    const server_options opts;
+    logger& log;
+    metrics& m;
+    const http_detail::router router;
+
+    std::atomic<bool> draining{false};
+    std::atomic<bool> stopped{false};  // close_all(): connections accepted late close at once
+    std::atomic<std::size_t> open{0};
+
+    std::mutex mu;  // guards sessions
+    std::unordered_map<const session*, std::weak_ptr<session>> sessions;
+
+    void opened(const std::shared_ptr<session>& s) {
+        open.fetch_add(1);
+        m.connection_opened();
+        std::lock_guard lock(mu);
+        sessions.emplace(s.get(), s);
+    }
+    void closed(const session* s) noexcept {
+        open.fetch_sub(1);
+        m.connection_closed();
+        std::lock_guard lock(mu);
+        sessions.erase(s);
+    }
+    std::vector<std::shared_ptr<session>> snapshot() {
+        std::vector<std::shared_ptr<session>> out;
+        std::lock_guard lock(mu);
+        out.reserve(sessions.size());
+        for (auto& [p, w] : sessions)
+            if (auto s = w.lock()) out.push_back(std::move(s));
+        return out;
+    }
+};
+
+/// The metrics label of a method: known verbs as themselves, anything else "OTHER" so a client
+/// cannot grow the label set.
+std::string method_label(const bhttp::request<bhttp::string_body>& req) {
+    if (req.method() == bhttp::verb::unknown) return "OTHER";
+    return std::string(bhttp::to_string(req.method()));
+}
+
+/// One queued response and what the access log needs about its request.
+struct slot {
+    std::string request_id;
+    std::string method;
+    std::string path;  // encoded, without the query
+    std::string route = "unmatched";
+    steady::time_point start = steady::now();
+    unsigned version = 11;
+    bool close = false;  // this response ends the connection
+    std::shared_ptr<bhttp::response<bhttp::string_body>> res;
+};
+
+//------------------------------------------------------------------------------
+
+/// One connection. Every member is touched only on the connection's strand.
+class session : public std::enable_shared_from_this<session> {
+    using response_queue_id = http_detail::response_queue<slot>::id_type;
+
+public:
+    session(tcp::socket&& socket, std::shared_ptr<server_state> state)
+        : stream_(std::move(socket)),
+          ex_(stream_.get_executor()),
+          timer_(ex_),
+          queue_(state->opts.pipeline_limit),
+          state_(std::move(state)) {}
+
+    ~session() {
+        if (counted_ && !closed_) state_->closed(this);
+    }
+
+    /// Starts serving; called once by the listener right after accept.
+    void start() {
+        counted_ = true;
+        state_->opened(shared_from_this());
+        net::dispatch(ex_, [self = shared_from_this()] {
+            if (self->state_->draining.load() || self->state_->stopped.load())
+                return self->close_socket();
+            self->do_read();
+        });
+    }
+
+    /// Answers 503 at once and closes, without reading a request (over max_connections).
+    void reject() {
+        net::dispatch(ex_, [self = shared_from_this()] {
+            self->closing_ = true;
+            slot s;
+            s.request_id = make_ulid();
+            s.close = true;
+            auto id = self->queue_.push(std::move(s));
+            auto parts = http_detail::render_problem(
+                problem::unavailable("The server has too many open connections."));
+            parts.headers.emplace_back("Retry-After", "1");
+            self->respond(id, std::move(parts));
+        });
+    }
+
+    /// Graceful: an idle connection closes now, a busy one after its last response, which
+    /// carries `Connection: close`.
+    void drain() {
+        net::dispatch(ex_, [self = shared_from_this()] {
+            if (self->closed_) return;
+            self->closing_ = true;
+            if (self->queue_.empty() && !self->writing_ && self->phase_ != read_phase::partial)
+                self->close_socket();
+        });
+    }
+
+    void force_close() {
+        net::dispatch(ex_, [self = shared_from_this()] { self->close_socket(); });
+    }
+
+private:
+    enum class read_phase {
+        none,        // no read pending
+        awaiting,    // waiting for the first bytes of a request
+        partial,     // a request has started arriving
+        discarding,  // closing: reading and dropping whatever the peer still sends
+    };
+
+    // ---- reading ----
+
+    void do_read() {
+        if (closing_ || closed_ || phase_ != read_phase::none || queue_.full()) return;
+        const auto& o = state_->opts;
+        parser_.emplace();
+        parser_->header_limit(static_cast<std::uint32_t>(
+            std::min<std::size_t>(o.max_header, std::numeric_limits<std::uint32_t>::max())));
+        parser_->body_limit(o.max_body);
+        if (buffer_.size() > 0) return start_request();  // pipelined bytes already here
+        phase_ = read_phase::awaiting;
+        if (queue_.empty() && !writing_) idle_since_ = steady::now();
+        update_deadline();
+        stream_.async_read_some(
+            buffer_.prepare(k_read_chunk),
+            beast::bind_front_handler(&session::on_first_bytes, shared_from_this()));
+    }
+
+    void on_first_bytes(error_code ec, std::size_t n) {
+        phase_ = read_phase::none;
+        if (closed_) return;
+        if (ec) return on_read_error(ec, "read");
+        buffer_.commit(n);
+        if (closing_) {  // drained while idle-waiting: the peer's request is not served
+            buffer_.consume(buffer_.size());
+            return do_discard();
+        }
+        start_request();
+    }
+
+    void start_request() {
+        phase_ = read_phase::partial;
+        request_since_ = steady::now();
+        update_deadline();
+        bhttp::async_read(stream_, buffer_, *parser_,
+                          beast::bind_front_handler(&session::on_read, shared_from_this()));
+    }
+
+    void on_read(error_code ec, std::size_t) {
+        phase_ = read_phase::none;
+        if (closed_) return;
+        if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message)
+            return on_read_error(net::error::eof, "read");
+        if (ec == bhttp::error::body_limit)
+            return reply_and_close(http_detail::render_problem(problem::payload_too_large()));
+        if (ec == bhttp::error::header_limit)
+            return reply_and_close(
+                http_detail::render_problem(http_detail::header_fields_too_large()));
+        if (ec && ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category())
+            return reply_and_close(
+                http_detail::render_problem(problem::bad_request("Malformed HTTP request.")));
+        if (ec) return on_read_error(ec, "read");
+
+        handle_request(parser_->release());
+        parser_.reset();
+        do_read();
+        update_deadline();
+    }
+
+    /// The peer closed or the socket failed while reading.
+    void on_read_error(error_code ec, const char* what) {
+        if (ec == net::error::eof) {
+            // A client may half-close after pipelining its requests: still answer them.
+            peer_eof_ = true;
+            closing_ = true;
+            if (queue_.empty() && !writing_)
+                close_socket();
+            else
+                update_deadline();
+            return;
+        }
+        fail(ec, what);
+        close_socket();
+    }
+
+    /// Answers a request that could not be parsed (413, 431, 400) and closes: the rest of the
+    /// byte stream cannot be trusted to start at a request boundary.
+    void reply_and_close(http_detail::response_parts parts) {
+        slot s;
+        s.request_id = make_ulid();
+        if (parser_ && parser_->is_header_done()) {
+            const auto& req = parser_->get();
+            s.request_id = http_detail::accept_request_id(req["X-Request-Id"]);
+            s.method = method_label(req);
+            auto target = req.target();
+            s.path =
+                std::string(target.substr(0, std::min(target.find('?'), state_->opts.max_uri)));
+            s.version = req.version();
+        }
+        s.close = true;
+        closing_ = true;
+        parser_.reset();
+        auto id = queue_.push(std::move(s));
+        respond(id, std::move(parts));
+    }
+
+    void do_discard() {
+        phase_ = read_phase::discarding;
+        stream_.async_read_some(
+            buffer_.prepare(k_read_chunk),
+            beast::bind_front_handler(&session::on_discard, shared_from_this()));
+    }
+
+    void on_discard(error_code ec, std::size_t) {
+        phase_ = read_phase::none;
+        if (closed_) return;
+        if (ec) {
+            peer_eof_ = true;
+            if (lingering_ || (queue_.empty() && !writing_)) close_socket();
+            return;
+        }
+        buffer_.consume(buffer_.size());
+        do_discard();
+    }
+
+    // ---- handling ----
+
+    void handle_request(bhttp::request<bhttp::string_body> req) {
+        slot s;
+        s.request_id = http_detail::accept_request_id(req["X-Request-Id"]);
+        s.method = method_label(req);
+        s.version = req.version();
+        s.close = !req.keep_alive() || state_->draining.load();
+        if (s.close) closing_ = true;
+
+        const auto target = req.target();
+        s.path = std::string(target.substr(0, std::min(target.find('?'), state_->opts.max_uri)));
+        served_any_ = true;
+        auto id = queue_.push(s);
+
+        if (target.size() > state_->opts.max_uri)
+            return respond(id, http_detail::render_problem(http_detail::uri_too_long()));
+        auto parts = http_detail::split_target(target);
+        if (!parts) return respond(id, http_detail::render_problem(parts.error()));
+        queue_.find(id)->path = parts->path;
+
+        auto match = state_->router.match(req.method_string(), parts->path);
+        queue_.find(id)->route = match.route;
+
+        using http_detail::route_kind;
+        switch (match.kind) {
+            case route_kind::health: {
+                const bool draining = state_->draining.load();
+                json::object body{{"status", draining ? "draining" : "ok"}};
+                return respond(id, http_detail::render_json(draining ? 503 : 200, body));
+            }
+            case route_kind::metrics: {
+                http_detail::response_parts r;
+                r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+                r.body = state_->m.render();
+                return respond(id, std::move(r));
+            }
+            case route_kind::not_found:
+                return respond(id, http_detail::render_problem(problem::not_found()));
+            case route_kind::method_not_allowed: {
+                auto r = http_detail::render_problem(problem::method_not_allowed());
+                r.headers.emplace_back("Allow", match.allow);
+                return respond(id, std::move(r));
+            }
+            case route_kind::records:
+                break;
+        }
+
+        operation op = std::move(match.op);
+        op.request_id = s.request_id;
+        op.path = parts->path;
+        http_detail::request_view view;
+        view.method = req.method_string();
+        view.content_type = req[bhttp::field::content_type];
+        if (auto it = req.find(bhttp::field::if_match); it != req.end())
+            view.if_match = it->value();
+        view.body = req.body();
+        if (auto decoded = http_detail::decode_request(op, view, parts->query); !decoded)
+            return respond(id, http_detail::render_problem(decoded.error()));
+
+        std::optional<std::string> if_none_match;
+        if (op.kind == op_kind::retrieve)
+            if (auto it = req.find(bhttp::field::if_none_match); it != req.end())
+                if_none_match = std::string(it->value());
+
+        // `done` may run on any thread (a store thread, or inline): hop back to the strand.
+        state_->a.execute(std::move(op), [self = shared_from_this(), id,
+                                          inm = std::move(if_none_match)](outcome o) {
+            net::post(self->ex_, [self, id, inm, o = std::move(o)]() mutable {
+                if (inm)
+                    self->respond(id, http_detail::render_outcome(o, std::string_view(*inm)));
+                else
+                    self->respond(id, http_detail::render_outcome(o));
+            });
+        });
+    }
+
+    /// Fills slot `id` with its response and writes whatever is ready at the front.
+    void respond(response_queue_id id, http_detail::response_parts parts) {
+        slot* s = queue_.find(id);
+        if (!s) return;
+        auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
+            static_cast<bhttp::status>(parts.status), s->version);
+        res->set(bhttp::field::server, "livebase");
+        res->set("X-Request-Id", s->request_id);
+        for (auto& [name, value] : parts.headers) res->insert(name, value);
+        const bool bodiless = parts.status == 204 || parts.status == 304 || parts.status < 200;
+        if (!bodiless) {
+            if (!parts.content_type.empty())
+                res->set(bhttp::field::content_type, parts.content_type);
+            res->body() = std::move(parts.body);
+            res->content_length(res->body().size());
+        }
+        s->res = std::move(res);
+        queue_.set_ready(id);
+        do_write();
+    }
+
+    // ---- writing ----
+
+    void do_write() {
+        if (writing_ || closed_) return;
+        slot* s = queue_.ready_front();
+        if (!s) return;
+        // When the connection is closing, the response that empties the queue is its last.
+        if (closing_ && queue_.size() == 1 && phase_ != read_phase::partial) s->close = true;
+        s->res->keep_alive(!s->close);
+        writing_ = true;
+        write_since_ = steady::now();
+        update_deadline();
+        bhttp::async_write(stream_, *s->res,
+                           beast::bind_front_handler(&session::on_write, shared_from_this()));
+    }
+
+    void on_write(error_code ec, std::size_t bytes) {
+        writing_ = false;
+        {
+            slot& s = queue_.front();
+            const auto elapsed =
+                std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - s.start);
+            const int status = static_cast<int>(s.res->result_int());
+            state_->m.observe_request(s.route, s.method, status, elapsed);
+            state_->log.info("request", {{"request_id", s.request_id},
+                                         {"method", s.method},
+                                         {"path", s.path},
+                                         {"status", status},
+                                         {"ms", static_cast<double>(elapsed.count()) / 1000.0},
+                                         {"bytes", bytes}});
+            if (s.close) closing_ = true;
+        }
+        const bool last = queue_.front().close;
+        queue_.pop();
+        if (closed_) return;
+        if (ec) {
+            fail(ec, "write");
+            return close_socket();
+        }
+        if (last || (closing_ && queue_.empty() && phase_ != read_phase::partial)) return finish();
+        if (queue_.empty()) idle_since_ = steady::now();
+        do_write();
+        do_read();
+        update_deadline();
+    }
+
+    /// After the last response: half-close, then linger (discarding) until the peer closes.
+    void finish() {
+        error_code ec;
+        stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+        if (ec || peer_eof_) return close_socket();
+        lingering_ = true;
+        linger_until_ = steady::now() + k_linger;
+        update_deadline();
+        if (phase_ == read_phase::none) do_discard();
+        // An awaiting or discarding read already pending turns into the discard loop.
+    }
+
+    // ---- deadlines ----
+
+    /// One timer per connection holds the earliest deadline of the current state. (tcp_stream's
+    /// per-operation expiry does not fit: a read stays pending while pipelined responses are
+    /// outstanding, and it must not time the connection out under a slow api call.)
+    void update_deadline() {
+        if (closed_) return;
+        const auto& o = state_->opts;
+        std::optional<steady::time_point> d;
+        auto consider = [&](steady::time_point t) {
+            if (!d || t < *d) d = t;
+        };
+        if (lingering_) consider(linger_until_);
+        if (phase_ == read_phase::partial) consider(request_since_ + o.read_timeout);
+        if (phase_ == read_phase::awaiting && queue_.empty() && !writing_)
+            // The first request must arrive within read_timeout; later ones within idle_timeout.
+            consider(idle_since_ +
+                     (served_any_ ? o.idle_timeout : std::min(o.idle_timeout, o.read_timeout)));
+        if (writing_) consider(write_since_ + std::max(o.idle_timeout, o.read_timeout));
+        if (!d) {
+            if (armed_) timer_.cancel();
+            armed_ = false;
+            return;
+        }
+        if (armed_ && timer_.expiry() == *d) return;
+        timer_.expires_at(*d);  // cancels a pending wait (its handler sees operation_aborted)
+        armed_ = true;
+        timer_.async_wait(beast::bind_front_handler(&session::on_timer, shared_from_this()));
+    }
+
+    void on_timer(error_code ec) {
+        if (ec == net::error::operation_aborted || closed_) return;
+        if (timer_.expiry() > steady::now()) return;  // re-armed after this wait completed
+        armed_ = false;
+        state_->log.debug("connection timeout", {{"phase", static_cast<int>(phase_)}});
+        close_socket();
+    }
+
+    // ---- closing ----
+
+    void close_socket() {
+        if (closed_) return;
+        closed_ = true;
+        error_code ec;
+        timer_.cancel();
+        stream_.socket().close(ec);
+        if (counted_) state_->closed(this);
+    }
+
+    void fail(error_code ec, const char* what) {
+        if (ec == net::error::operation_aborted || ec == beast::error::timeout ||
+            ec == net::error::connection_reset || ec == net::error::eof ||
+            ec == net::error::broken_pipe || ec == net::error::bad_descriptor)
+            return;
+        state_->log.debug("connection error", {{"what", what}, {"error", ec.message()}});
+    }
+
+    beast::tcp_stream stream_;
+    const net::any_io_executor ex_;  // the connection's strand
+    net::steady_timer timer_;
+    beast::flat_buffer buffer_;
+    std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+    http_detail::response_queue<slot> queue_;
+    std::shared_ptr<server_state> state_;
+
+    read_phase phase_ = read_phase::none;
+    bool writing_ = false;
+    bool closing_ = false;  // read no further requests; close after the queued responses
+    bool closed_ = false;
+    bool lingering_ = false;
+    bool peer_eof_ = false;
+    bool armed_ = false;
+    bool counted_ = false;  // in server_state::open (not for rejected connections)
+    bool served_any_ = false;
+    steady::time_point idle_since_ = steady::now();
+    steady::time_point request_since_;
+    steady::time_point write_since_;
+    steady::time_point linger_until_;
+};
+
+//------------------------------------------------------------------------------
+
+/// Accepts connections; each gets its own strand.
+class listener : public std::enable_shared_from_this<listener> {
+public:
+    explicit listener(std::shared_ptr<server_state> state)
+        : state_(std::move(state)),
+          ex_(net::make_strand(state_->ioc)),
+          acceptor_(ex_),
+          retry_(ex_) {}
+
+    result<void> listen() {
+        const auto& o = state_->opts;
+        error_code ec;
+        tcp::endpoint ep;
+        if (o.host.empty()) {
+            ep = tcp::endpoint(net::ip::address_v4::any(), o.port);  // "" = every IPv4 interface
+        } else if (auto addr = net::ip::make_address(o.host, ec); !ec) {
+            ep = tcp::endpoint(addr, o.port);
+        } else {
+            tcp::resolver resolver(state_->ioc);
+            auto results = resolver.resolve(o.host, std::to_string(o.port), ec);
+            if (ec || results.empty()) return listen_problem("cannot resolve host", ec);
+            ep = results.begin()->endpoint();
+        }
+        acceptor_.open(ep.protocol(), ec);
+        if (ec) return listen_problem("open", ec);
+        acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+        acceptor_.bind(ep, ec);
+        if (ec) return listen_problem("bind", ec);
+        acceptor_.listen(net::socket_base::max_listen_connections, ec);
+        if (ec) return listen_problem("listen", ec);
+        port_.store(acceptor_.local_endpoint(ec).port());
+        net::dispatch(ex_, beast::bind_front_handler(&listener::do_accept, shared_from_this()));
+        return {};
+    }
+
+    std::uint16_t port() const noexcept { return port_.load(); }
+
+    void stop() {
+        net::dispatch(ex_, [self = shared_from_this()] {
+            error_code ec;
+            self->stopped_ = true;
+            self->acceptor_.close(ec);
+            self->retry_.cancel();
+        });
+    }
+
+private:
+    problem listen_problem(const char* step, error_code ec) const {
+        problem p = problem::internal();
+        p.detail = "Cannot listen on " + state_->opts.host + ":" +
+                   std::to_string(state_->opts.port) + " (" + step + "): " + ec.message();
+        return p;
+    }
+
+    void do_accept() {
+        if (stopped_) return;
+        acceptor_.async_accept(net::make_strand(state_->ioc),
+                               beast::bind_front_handler(&listener::on_accept, shared_from_this()));
+    }
+
+    void on_accept(error_code ec, tcp::socket socket) {
+        if (stopped_ || ec == net::error::operation_aborted) return;
+        if (ec) {
+            state_->log.warn("accept failed", {{"error", ec.message()}});
+            retry_.expires_after(k_accept_retry);
+            retry_.async_wait([self = shared_from_this()](error_code e) {
+                if (!e) self->do_accept();
+            });
+            return;
+        }
+        if (state_->draining.load() || state_->stopped.load()) {
+            error_code ignored;
+            socket.close(ignored);
+        } else {
+            auto s = std::make_shared<session>(std::move(socket), state_);
+            if (state_->open.load() >= state_->opts.max_connections)
+                s->reject();
+            else
+                s->start();
+        }
+        do_accept();
+    }
+
+    std::shared_ptr<server_state> state_;
+    strand_type ex_;
+    tcp::acceptor acceptor_;
+    net::steady_timer retry_;
+    std::atomic<std::uint16_t> port_{0};
+    bool stopped_ = false;
+};
+
+}  // namespace
+
+//------------------------------------------------------------------------------
+
+struct http_server::impl {
+    std::shared_ptr<server_state> state;
+    std::shared_ptr<listener> acceptor;
+};
+
+http_server::http_server(boost::asio::io_context& ioc, api& a, const server_options& opts,
+                         logger& log, metrics& m)
+    : impl_(std::make_shared<impl>()) {
+    impl_->state = std::make_shared<server_state>(ioc, a, opts, log, m);
+    impl_->acceptor = std::make_shared<listener>(impl_->state);
+}
+
+http_server::~http_server() { close_all(); }
+
+result<void> http_server::listen() { return impl_->acceptor->listen(); }
+
+std::uint16_t http_server::port() const noexcept { return impl_->acceptor->port(); }
+
+void http_server::drain() {
+    impl_->state->draining.store(true);
+    impl_->acceptor->stop();
+    for (auto& s : impl_->state->snapshot()) s->drain();
+}
+
+void http_server::close_all() {
+    impl_->state->stopped.store(true);
+    impl_->acceptor->stop();
+    for (auto& s : impl_->state->snapshot()) s->force_close();
+}
+
+std::size_t http_server::connections() const noexcept { return impl_->state->open.load(); }
+
+}  // namespace livebase

@@ -1,0 +1,50 @@
+#include <livebase/store/store.hpp>
+
+#include <future>
+
+namespace livebase {
+
+result<std::optional<json::object>> store::get_sync(const collection_def& c, std::string id) {
+    std::promise<result<std::optional<json::object>>> p;
+    auto f = p.get_future();
+    read([&](read_txn& t) { p.set_value(t.get(c, id)); });
+    return f.get();
+}
+
+result<page> store::list_sync(const collection_def& c, query q) {
+    std::promise<result<page>> p;
+    auto f = p.get_future();
+    read([&](read_txn& t) { p.set_value(t.list(c, q)); });
+    return f.get();
+}
+
+result<json::value> store::write_sync(write_fn fn) {
+    std::promise<result<json::value>> p;
+    auto f = p.get_future();
+    write(std::move(fn), [&p](result<json::value> r) { p.set_value(std::move(r)); });
+    return f.get();
+}
+
+result<std::unique_ptr<store>> open_store(std::string_view url, logger* log) {
+    constexpr std::string_view sqlite_prefix = "sqlite:";
+    if (url.substr(0, sqlite_prefix.size()) == sqlite_prefix) {
+        auto path = url.substr(sqlite_prefix.size());
+        // "sqlite://data/x.db" and "sqlite:///abs/x.db" mean "data/x.db" and "/abs/x.db".
+        if (path.substr(0, 2) == "//") path.remove_prefix(2);
+        if (path.empty()) return problem::bad_request("The storage URL \"" + std::string(url) + "\" names no file.");
+        sqlite_options options;
+        options.path = std::string(path);
+        options.log = log;
+        return open_sqlite_store(options);
+    }
+    if (url.substr(0, 13) == "postgresql://" || url.substr(0, 11) == "postgres://")
+        return problem::bad_request("PostgreSQL storage is not available in this build yet.");
+    auto colon = url.find(':');
+    if (colon == std::string_view::npos)
+        return problem::bad_request("The storage URL \"" + std::string(url) +
+                                    "\" has no scheme; use \"sqlite:path\" or \"postgresql://...\".");
+    return problem::bad_request("Unsupported storage URL scheme \"" + std::string(url.substr(0, colon)) +
+                                "\"; use \"sqlite:path\" or \"postgresql://...\".");
+}
+
+}  // namespace livebase

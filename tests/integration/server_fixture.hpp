@@ -1,0 +1,110 @@
+#pragma once
+// Starts a real livebase app on 127.0.0.1 (ephemeral port) with a fresh SQLite file.
+#include <livebase/app/app.hpp>
+#include <livebase/core/clock.hpp>
+#include <livebase/core/ulid.hpp>
+#include <support/http_client.hpp>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <random>
+#include <string>
+
+namespace livebase::testing {
+
+/// A unique, empty temporary directory removed on destruction.
+class temp_dir {
+public:
+    temp_dir() {
+        std::random_device rd;
+        path_ = std::filesystem::temp_directory_path() /
+                ("livebase-test-" + std::to_string(rd()) + "-" + std::to_string(counter_++));
+        std::filesystem::create_directories(path_);
+    }
+    ~temp_dir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    const std::filesystem::path& path() const { return path_; }
+
+private:
+    static inline std::atomic<int> counter_{0};
+    std::filesystem::path path_;
+};
+
+/// The cars collection of the example plus a few collections that exercise every field type
+/// and reference policy.
+inline std::string test_config(const std::filesystem::path& db, std::string extra = {}) {
+    return R"([server]
+listen = "127.0.0.1:0"
+threads = 2
+max_body = "64KiB"
+shutdown_grace = "2s"
+
+[storage]
+url = "sqlite:)" + db.string() + R"("
+
+[collections.cars]
+owned = true
+fields.brand = { type = "string", required = true, max_length = 100 }
+fields.make  = { type = "string", default = "" }
+fields.model = { type = "integer", min = 1886, max = 2100 }
+fields.color = { type = "string", choices = ["Blue", "Red", "Black"] }
+fields.vin   = { type = "string", unique = true }
+indexes = [["brand", "model"]]
+page_size = 25
+max_page_size = 100
+
+[collections.things]
+fields.title   = { type = "string", required = true, pattern = "^[A-Z]" }
+fields.body    = { type = "text" }
+fields.count   = { type = "integer" }
+fields.price   = { type = "number", min = 0 }
+fields.active  = { type = "boolean", default = true }
+fields.when    = { type = "datetime" }
+fields.meta    = { type = "json" }
+fields.secret  = { type = "string", write_only = true }
+fields.stamp   = { type = "string", read_only = true }
+
+[collections.owners]
+fields.name = { type = "string", required = true }
+
+[collections.pets]
+fields.name  = { type = "string", required = true }
+fields.owner_ref = { type = "ref", to = "owners", on_delete = "cascade" }
+fields.vet   = { type = "ref", to = "vets", on_delete = "null" }
+
+[collections.vets]
+fields.name = { type = "string", required = true }
+
+[collections.visits]
+fields.pet = { type = "ref", to = "pets" }
+)" + extra;
+}
+
+class server_test : public ::testing::Test {
+protected:
+    void SetUp() override {
+        auto r = app_.load_config_string(test_config(dir_.path() / "test.db"), "test.toml");
+        ASSERT_TRUE(r) << r.error().detail;
+        app_.log().set_level(log_level::warn);
+        add_actions();
+        auto s = app_.start();
+        ASSERT_TRUE(s) << s.error().detail;
+    }
+    void TearDown() override { app_.stop(); }
+
+    /// Registers the test actions (a list action allowing GET, a detail action).
+    void add_actions();
+
+    http_client client() { return http_client(app_.port()); }
+    /// Creates a car and returns its body.
+    json::object create_car(http_client& c, json::object car);
+
+    temp_dir dir_;
+    livebase::app app_;
+};
+
+}  // namespace livebase::testing

@@ -1,0 +1,204 @@
+#include "support/http_client.hpp"
+
+#include <algorithm>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <cctype>
+#include <optional>
+#include <stdexcept>
+
+namespace livebase::testing {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = net::ip::tcp;
+using error_code = boost::system::error_code;
+
+bool iless::operator()(std::string_view a, std::string_view b) const noexcept {
+    return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+        return std::tolower(static_cast<unsigned char>(x)) <
+               std::tolower(static_cast<unsigned char>(y));
+    });
+}
+
+std::string http_response::header(std::string_view name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string() : it->second;
+}
+
+json::value http_response::json() const {
+    auto v = parse_json(body);
+    return v ? std::move(*v) : json::value();
+}
+
+struct http_client::impl {
+    net::io_context ioc;
+    tcp::socket socket{ioc};
+    beast::flat_buffer buffer;
+    std::string host;
+    std::uint16_t port;
+
+    /// Runs the io_context until `done` or the deadline; on timeout cancels the operation,
+    /// lets it finish and returns false.
+    bool run(const bool& done, std::chrono::milliseconds timeout) {
+        ioc.restart();
+        ioc.run_for(timeout);
+        if (done) return true;
+        error_code ec;
+        socket.cancel(ec);
+        ioc.restart();
+        ioc.run();
+        return false;
+    }
+};
+
+http_client::http_client(std::uint16_t port, std::chrono::milliseconds timeout, std::string host)
+    : impl_(std::make_unique<impl>()), timeout_(timeout) {
+    impl_->host = std::move(host);
+    impl_->port = port;
+}
+
+http_client::~http_client() { close(); }
+
+bool http_client::is_open() const noexcept { return impl_->socket.is_open(); }
+
+void http_client::close() noexcept {
+    error_code ec;
+    impl_->socket.shutdown(tcp::socket::shutdown_both, ec);
+    impl_->socket.close(ec);
+    impl_->buffer.clear();
+}
+
+bool http_client::try_connect() {
+    close();
+    tcp::endpoint ep(net::ip::make_address(impl_->host), impl_->port);
+    bool done = false;
+    error_code result;
+    impl_->socket.async_connect(ep, [&](error_code ec) {
+        result = ec;
+        done = true;
+    });
+    if (!impl_->run(done, timeout_) || result) {
+        close();
+        return false;
+    }
+    impl_->socket.set_option(tcp::no_delay(true));
+    return true;
+}
+
+void http_client::connect() {
+    if (!try_connect())
+        throw std::runtime_error("http_client: cannot connect to port " +
+                                 std::to_string(impl_->port));
+}
+
+void http_client::send_raw(std::string_view bytes) {
+    if (!is_open()) connect();
+    bool done = false;
+    error_code result;
+    net::async_write(impl_->socket, net::buffer(bytes.data(), bytes.size()),
+                     [&](error_code ec, std::size_t) {
+                         result = ec;
+                         done = true;
+                     });
+    if (!impl_->run(done, timeout_)) throw std::runtime_error("http_client: write timed out");
+    if (result) throw std::runtime_error("http_client: write failed: " + result.message());
+}
+
+http_response http_client::read_response() {
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.body_limit(boost::none);
+    parser.header_limit(1u << 20);
+    bool done = false;
+    error_code result;
+    bhttp::async_read(impl_->socket, impl_->buffer, parser, [&](error_code ec, std::size_t) {
+        result = ec;
+        done = true;
+    });
+    if (!impl_->run(done, timeout_)) throw std::runtime_error("http_client: read timed out");
+    if (result) throw std::runtime_error("http_client: read failed: " + result.message());
+
+    auto msg = parser.release();
+    http_response r;
+    r.status = static_cast<int>(msg.result_int());
+    for (const auto& f : msg) {
+        std::string name(f.name_string());
+        std::string value(f.value());
+        auto [it, inserted] = r.headers.emplace(name, value);
+        if (!inserted) it->second += ", " + value;
+    }
+    r.body = std::move(msg.body());
+    if (!msg.keep_alive()) close();
+    return r;
+}
+
+http_response http_client::request(std::string_view method, std::string_view target,
+                                   std::string_view body, const header_list& headers) {
+    if (!is_open()) connect();
+    bhttp::request<bhttp::string_body> req;
+    req.method_string(method);
+    req.target(target);
+    req.version(11);
+    req.set(bhttp::field::host, impl_->host + ":" + std::to_string(impl_->port));
+    bool has_content_type = false;
+    for (const auto& [name, value] : headers) {
+        if (iless{}(name, "content-type") == false && iless{}("content-type", name) == false)
+            has_content_type = true;
+        req.insert(name, value);
+    }
+    if (!body.empty() && !has_content_type) req.set(bhttp::field::content_type, "application/json");
+    req.body() = std::string(body);
+    req.prepare_payload();
+
+    bool done = false;
+    error_code result;
+    bhttp::async_write(impl_->socket, req, [&](error_code ec, std::size_t) {
+        result = ec;
+        done = true;
+    });
+    if (!impl_->run(done, timeout_)) throw std::runtime_error("http_client: write timed out");
+    if (result) throw std::runtime_error("http_client: write failed: " + result.message());
+    return read_response();
+}
+
+http_client::drained http_client::read_until_close(std::chrono::milliseconds timeout) {
+    drained out;
+    auto& b = impl_->buffer;
+    out.bytes.assign(static_cast<const char*>(b.data().data()), b.size());
+    b.consume(b.size());
+    if (!is_open()) {
+        out.closed = true;
+        return out;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    char chunk[8192];
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return out;
+        bool done = false;
+        error_code result;
+        std::size_t n = 0;
+        impl_->socket.async_read_some(net::buffer(chunk), [&](error_code ec, std::size_t k) {
+            result = ec;
+            n = k;
+            done = true;
+        });
+        if (!impl_->run(done, left)) return out;
+        out.bytes.append(chunk, n);
+        if (result) {  // eof, or a reset: either way the server closed
+            out.closed = true;
+            close();
+            return out;
+        }
+    }
+}
+
+}  // namespace livebase::testing

@@ -1,0 +1,605 @@
+#include <livebase/app/config.hpp>
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace livebase {
+namespace {
+
+using namespace std::chrono_literals;
+
+const std::string k_data_dir = std::string(LIVEBASE_SOURCE_DIR) + "/tests/unit/app/data/";
+
+config load_ok(std::string_view text) {
+    auto r = load_config_string(text, "t.toml");
+    EXPECT_TRUE(r.has_value()) << (r ? std::string() : r.error().detail);
+    if (!r) return {};
+    return std::move(r).value();
+}
+
+/// Loads `text` as "t.toml" and returns the problem's detail ("" when it loaded).
+std::string load_error(std::string_view text) {
+    auto r = load_config_string(text, "t.toml");
+    if (r) return {};
+    return r.error().detail;
+}
+
+#define EXPECT_CONFIG_ERROR(text, expected)                                      \
+    do {                                                                         \
+        auto detail_ = load_error(text);                                         \
+        EXPECT_NE(detail_.find(expected), std::string::npos)                    \
+            << "expected \"" << (expected) << "\" in: " << detail_;             \
+    } while (false)
+
+const collection_def* find_collection(const config& c, std::string_view name) {
+    for (const auto& col : c.collections) {
+        if (col.name == name) return &col;
+    }
+    return nullptr;
+}
+
+TEST(Config, FullExampleOfTheContract) {
+    auto r = load_config_file(k_data_dir + "full.toml");
+    ASSERT_TRUE(r.has_value()) << r.error().detail;
+    const config& c = *r;
+
+    EXPECT_EQ(c.server.host, "127.0.0.1");
+    EXPECT_EQ(c.server.port, 8080);
+    EXPECT_EQ(c.server.threads, 0u);
+    EXPECT_EQ(c.server.base_path, "/api");
+    EXPECT_EQ(c.server.max_body, 1u << 20);
+    EXPECT_EQ(c.server.max_connections, 100000u);
+    EXPECT_EQ(c.server.idle_timeout, 60s);
+    EXPECT_EQ(c.server.shutdown_grace, 10s);
+    EXPECT_TRUE(c.server.cors_origins.empty());
+
+    EXPECT_EQ(c.storage.url, "sqlite:data/livebase.db");
+
+    EXPECT_EQ(c.realtime.history, 100000u);
+    EXPECT_EQ(c.realtime.history_age, 24h);
+    EXPECT_EQ(c.realtime.send_queue, 4u << 20);
+    EXPECT_EQ(c.realtime.max_message, 1u << 20);
+    EXPECT_EQ(c.realtime.max_subscriptions, 1000u);
+
+    EXPECT_EQ(c.tasks.workers, 4u);
+    EXPECT_EQ(c.tasks.retention, 7 * 24h);
+    EXPECT_EQ(c.tasks.max_attempts, 3u);
+    EXPECT_EQ(c.tasks.timeout, 10min);
+    EXPECT_EQ(c.tasks.lease, 30s);
+    ASSERT_EQ(c.tasks.kinds.count("build_car"), 1u);
+    const auto& kind = c.tasks.kinds.at("build_car");
+    EXPECT_EQ(kind.name, "build_car");
+    EXPECT_EQ(kind.command, std::vector<std::string>{"./examples/cars/build_car.sh"});
+    EXPECT_EQ(kind.timeout, std::optional<std::chrono::milliseconds>(5min));
+    EXPECT_EQ(kind.max_attempts, std::optional<std::size_t>(2));
+    EXPECT_EQ(kind.kill_grace, 5s);
+
+    EXPECT_FALSE(c.auth.signup);
+    EXPECT_EQ(c.auth.token_ttl, 30 * 24h);
+    EXPECT_EQ(c.auth.throttle_anonymous.count, 120u);
+    EXPECT_EQ(c.auth.throttle_anonymous.per, 60s);
+    EXPECT_EQ(c.auth.throttle_user.count, 2000u);
+    EXPECT_EQ(c.auth.throttle_user.per, 60s);
+
+    ASSERT_EQ(c.collections.size(), 1u);
+    const auto& cars = c.collections[0];
+    EXPECT_EQ(cars.name, "cars");
+    EXPECT_TRUE(cars.owned);
+    ASSERT_EQ(cars.fields.size(), 5u);
+    const char* names[] = {"brand", "make", "model", "color", "vin"};
+    for (std::size_t i = 0; i < 5; ++i) EXPECT_EQ(cars.fields[i].name, names[i]);
+    const auto& brand = cars.fields[0];
+    EXPECT_EQ(brand.type, field_type::string);
+    EXPECT_TRUE(brand.required);
+    EXPECT_EQ(brand.max_length, std::optional<std::size_t>(100));
+    const auto& make = cars.fields[1];
+    ASSERT_TRUE(make.default_value.has_value());
+    EXPECT_EQ(*make.default_value, json::value(""));
+    const auto& model = cars.fields[2];
+    EXPECT_EQ(model.type, field_type::integer);
+    EXPECT_EQ(model.min, std::optional<double>(1886));
+    EXPECT_EQ(model.max, std::optional<double>(2100));
+    const auto& color = cars.fields[3];
+    ASSERT_EQ(color.choices.size(), 3u);
+    EXPECT_EQ(color.choices[0], json::value("Blue"));
+    EXPECT_EQ(color.choices[2], json::value("Black"));
+    EXPECT_TRUE(cars.fields[4].unique);
+    ASSERT_EQ(cars.indexes.size(), 1u);
+    EXPECT_EQ(cars.indexes[0], (std::vector<std::string>{"brand", "model"}));
+    EXPECT_EQ(cars.rule_for("list"), access_rule::public_);
+    EXPECT_EQ(cars.rule_for("retrieve"), access_rule::public_);
+    EXPECT_EQ(cars.rule_for("create"), access_rule::authenticated);
+    EXPECT_EQ(cars.rule_for("update"), access_rule::owner);
+    EXPECT_EQ(cars.rule_for("delete"), access_rule::owner);
+    EXPECT_EQ(cars.async_for("create"), async_mode::always);
+    EXPECT_EQ(cars.async_for("update"), async_mode::allowed);
+    EXPECT_EQ(cars.page_size, 25u);
+    EXPECT_EQ(cars.max_page_size, 500u);
+    ASSERT_EQ(cars.actions.count("build"), 1u);
+    const auto& build = cars.actions.at("build");
+    EXPECT_TRUE(build.detail);
+    EXPECT_EQ(build.task, "build_car");
+    EXPECT_EQ(build.rule, access_rule::owner);
+    EXPECT_EQ(build.methods, std::vector<std::string>{"POST"});
+
+    ASSERT_EQ(c.endpoints.size(), 1u);
+    EXPECT_EQ(c.endpoints[0].name, "double");
+    EXPECT_EQ(c.endpoints[0].path, "/api/double");
+    EXPECT_EQ(c.endpoints[0].method, "GET");
+    EXPECT_EQ(c.endpoints[0].task, "double");
+    EXPECT_EQ(c.endpoints[0].rule, access_rule::public_);
+}
+
+TEST(Config, EmptyFileGivesTheDefaults) {
+    auto c = load_ok("");
+    const config d;
+    EXPECT_EQ(c.server.host, d.server.host);
+    EXPECT_EQ(c.server.port, d.server.port);
+    EXPECT_EQ(c.server.base_path, "/api");
+    EXPECT_EQ(c.server.max_body, 1u << 20);
+    EXPECT_EQ(c.server.max_header, 16u * 1024);
+    EXPECT_EQ(c.server.max_uri, 8u * 1024);
+    EXPECT_EQ(c.server.read_timeout, 10s);
+    EXPECT_EQ(c.server.pipeline_limit, 16u);
+    EXPECT_EQ(c.storage.url, "sqlite:data/livebase.db");
+    EXPECT_EQ(c.realtime.send_queue, 4u << 20);
+    EXPECT_EQ(c.tasks.workers, 4u);
+    EXPECT_TRUE(c.tasks.kinds.empty());
+    EXPECT_EQ(c.auth.throttle_user.count, 2000u);
+    EXPECT_TRUE(c.collections.empty());
+    EXPECT_TRUE(c.endpoints.empty());
+}
+
+TEST(Config, OneCollectionIsAWorkingFile) {
+    auto c = load_ok("[collections.notes]\nfields.title = { type = \"string\" }\n");
+    ASSERT_EQ(c.collections.size(), 1u);
+    const auto& notes = c.collections[0];
+    EXPECT_EQ(notes.name, "notes");
+    EXPECT_FALSE(notes.owned);
+    ASSERT_EQ(notes.fields.size(), 1u);
+    EXPECT_EQ(notes.fields[0].name, "title");
+    EXPECT_EQ(notes.page_size, 25u);
+    EXPECT_EQ(notes.max_page_size, 500u);
+    EXPECT_EQ(c.server.port, 8080);
+}
+
+TEST(Config, FieldAndCollectionOrderFollowTheFile) {
+    auto c = load_ok(R"(
+[collections.zebra]
+fields.zz = { type = "string" }
+fields.aa = { type = "integer" }
+fields.mm = { type = "boolean" }
+
+[collections.apple]
+fields = { z9 = { type = "text" }, a1 = { type = "number" }, q = { type = "json" } }
+
+[collections.mango.fields.second]
+type = "string"
+[collections.mango.fields.first]
+type = "datetime"
+)");
+    ASSERT_EQ(c.collections.size(), 3u);
+    EXPECT_EQ(c.collections[0].name, "zebra");
+    EXPECT_EQ(c.collections[1].name, "apple");
+    EXPECT_EQ(c.collections[2].name, "mango");
+    auto names = [](const collection_def& col) {
+        std::vector<std::string> out;
+        for (const auto& f : col.fields) out.push_back(f.name);
+        return out;
+    };
+    EXPECT_EQ(names(c.collections[0]), (std::vector<std::string>{"zz", "aa", "mm"}));
+    EXPECT_EQ(names(c.collections[1]), (std::vector<std::string>{"z9", "a1", "q"}));
+    EXPECT_EQ(names(c.collections[2]), (std::vector<std::string>{"second", "first"}));
+    EXPECT_EQ(c.collections[2].fields[1].type, field_type::datetime);
+}
+
+TEST(Config, EveryFieldOption) {
+    auto c = load_ok(R"(
+[collections.owners]
+fields.name = { type = "string" }
+
+[collections.things]
+fields.s = { type = "string", required = true, default = "x", unique = true, min_length = 1, max_length = 5, choices = ["x", "y"], pattern = "^[a-z]+$" }
+fields.t = { type = "text", write_only = true }
+fields.i = { type = "integer", min = -5, max = 5, default = 0 }
+fields.n = { type = "number", min = 0.5, max = 9.5 }
+fields.b = { type = "boolean", default = true, read_only = true }
+fields.d = { type = "datetime", default = 2024-01-02T03:04:05Z }
+fields.j = { type = "json", default = { a = [1, 2.5, "x"], b = { c = false } } }
+fields.r = { type = "ref", to = "owners", on_delete = "cascade" }
+fields.r2 = { type = "ref", to = "owners", on_delete = "null" }
+fields.r3 = { type = "ref", to = "things" }
+)");
+    const auto* t = find_collection(c, "things");
+    ASSERT_NE(t, nullptr);
+    const auto* s = t->find_field("s");
+    ASSERT_NE(s, nullptr);
+    EXPECT_TRUE(s->required);
+    EXPECT_TRUE(s->unique);
+    EXPECT_EQ(s->min_length, std::optional<std::size_t>(1));
+    EXPECT_EQ(s->max_length, std::optional<std::size_t>(5));
+    EXPECT_EQ(s->pattern, "^[a-z]+$");
+    EXPECT_NE(s->pattern_re, nullptr);  // finalize() compiled it
+    EXPECT_TRUE(t->find_field("t")->write_only);
+    EXPECT_EQ(t->find_field("i")->min, std::optional<double>(-5));
+    EXPECT_EQ(t->find_field("i")->default_value, std::optional<json::value>(json::value(0)));
+    EXPECT_EQ(t->find_field("n")->min, std::optional<double>(0.5));
+    EXPECT_TRUE(t->find_field("b")->read_only);
+    ASSERT_TRUE(t->find_field("d")->default_value);
+    EXPECT_TRUE(t->find_field("d")->default_value->is_string());
+    ASSERT_TRUE(t->find_field("j")->default_value);
+    const auto& j = t->find_field("j")->default_value->as_object();
+    EXPECT_EQ(j.at("a").as_array().size(), 3u);
+    EXPECT_EQ(j.at("a").as_array()[1], json::value(2.5));
+    EXPECT_EQ(j.at("b").at("c"), json::value(false));
+    EXPECT_EQ(t->find_field("r")->ref_to, "owners");
+    EXPECT_EQ(t->find_field("r")->on_delete, on_delete_policy::cascade);
+    EXPECT_EQ(t->find_field("r2")->on_delete, on_delete_policy::set_null);
+    EXPECT_EQ(t->find_field("r3")->on_delete, on_delete_policy::restrict);
+}
+
+TEST(Config, DurationsAndSizesAcceptIntegers) {
+    auto c = load_ok(R"(
+[server]
+idle_timeout = 30
+max_body = 2048
+shutdown_grace = "500ms"
+max_header = "32KiB"
+cors_origins = ["https://a.example", "https://b.example"]
+listen = ":9000"
+base_path = "/v1/"
+[realtime]
+history_age = "1h"
+send_queue = 1000
+[auth]
+signup = true
+[auth.throttle]
+anonymous = "10/s"
+)");
+    EXPECT_EQ(c.server.idle_timeout, 30s);
+    EXPECT_EQ(c.server.max_body, 2048u);
+    EXPECT_EQ(c.server.shutdown_grace, 500ms);
+    EXPECT_EQ(c.server.max_header, 32u * 1024);
+    EXPECT_EQ(c.server.cors_origins.size(), 2u);
+    EXPECT_EQ(c.server.host, "");
+    EXPECT_EQ(c.server.port, 9000);
+    EXPECT_EQ(c.server.base_path, "/v1");
+    EXPECT_EQ(c.realtime.history_age, 1h);
+    EXPECT_EQ(c.realtime.send_queue, 1000u);
+    EXPECT_TRUE(c.auth.signup);
+    EXPECT_EQ(c.auth.throttle_anonymous.count, 10u);
+    EXPECT_EQ(c.auth.throttle_anonymous.per, 1s);
+    EXPECT_EQ(c.auth.throttle_user.count, 2000u);
+}
+
+TEST(Config, BasePathRoot) {
+    EXPECT_EQ(load_ok("[server]\nbase_path = \"/\"\n").server.base_path, "/");
+    EXPECT_CONFIG_ERROR("[server]\nbase_path = \"api\"\n", "t.toml:2: server.base_path: must start with \"/\"");
+    EXPECT_CONFIG_ERROR("[server]\nbase_path = \"/a?b\"\n", "t.toml:2: server.base_path:");
+}
+
+TEST(Config, ActionsEndpointsAndKinds) {
+    auto c = load_ok(R"(
+[collections.cars]
+fields.brand = { type = "string" }
+[collections.cars.actions.report]
+methods = ["GET", "POST"]
+[collections.cars.actions.paint]
+detail = true
+task = "registered_in_cpp"
+
+[tasks.kinds.cpp_only]
+timeout = 30
+[tasks.kinds.script]
+command = ["/bin/echo", "hi"]
+kill_grace = "2s"
+
+[endpoints.b]
+path = "/api/b"
+method = "POST"
+task = "x"
+rule = "admin"
+[endpoints.a]
+path = "/api/a"
+task = "y"
+)");
+    const auto& cars = c.collections.at(0);
+    EXPECT_EQ(cars.actions.at("report").methods, (std::vector<std::string>{"GET", "POST"}));
+    EXPECT_FALSE(cars.actions.at("report").detail);
+    EXPECT_EQ(cars.actions.at("report").rule, access_rule::authenticated);
+    EXPECT_EQ(cars.actions.at("paint").task, "registered_in_cpp");
+    EXPECT_TRUE(c.tasks.kinds.at("cpp_only").command.empty());
+    EXPECT_EQ(c.tasks.kinds.at("cpp_only").timeout, std::optional<std::chrono::milliseconds>(30s));
+    EXPECT_FALSE(c.tasks.kinds.at("cpp_only").max_attempts.has_value());
+    EXPECT_EQ(c.tasks.kinds.at("script").command.size(), 2u);
+    EXPECT_EQ(c.tasks.kinds.at("script").kill_grace, 2s);
+    ASSERT_EQ(c.endpoints.size(), 2u);
+    EXPECT_EQ(c.endpoints[0].name, "b");
+    EXPECT_EQ(c.endpoints[0].method, "POST");
+    EXPECT_EQ(c.endpoints[0].rule, access_rule::admin);
+    EXPECT_EQ(c.endpoints[1].name, "a");
+    EXPECT_EQ(c.endpoints[1].method, "GET");
+    EXPECT_EQ(c.endpoints[1].rule, access_rule::public_);
+}
+
+// ---- errors: file, line and key ---------------------------------------------------------------
+
+TEST(ConfigErrors, BadTypes) {
+    EXPECT_CONFIG_ERROR("[server]\nthreads = \"four\"\n",
+                        "t.toml:2: server.threads: expected an integer, got a string");
+    EXPECT_CONFIG_ERROR("[server]\n\nlisten = 8080\n", "t.toml:3: server.listen: expected a string");
+    EXPECT_CONFIG_ERROR("server = 1\n", "t.toml:1: server: expected a table");
+    EXPECT_CONFIG_ERROR("[auth]\nsignup = \"yes\"\n", "t.toml:2: auth.signup: expected true or false");
+    EXPECT_CONFIG_ERROR("[server]\ncors_origins = \"*\"\n", "t.toml:2: server.cors_origins: expected an array");
+    EXPECT_CONFIG_ERROR("[server]\ncors_origins = [1]\n", "t.toml:2: server.cors_origins: expected a string");
+    EXPECT_CONFIG_ERROR("[tasks]\nworkers = -1\n", "t.toml:2: tasks.workers: must be at least 0");
+    EXPECT_CONFIG_ERROR("[tasks]\nworkers = 100000\n", "t.toml:2: tasks.workers: must be at most 1024");
+    EXPECT_CONFIG_ERROR("[tasks]\nmax_attempts = 0\n", "t.toml:2: tasks.max_attempts: must be at least 1");
+    EXPECT_CONFIG_ERROR("[storage]\nurl = \"\"\n", "t.toml:2: storage.url: must not be empty");
+    EXPECT_CONFIG_ERROR(
+        "[collections.cars]\n"
+        "fields.model = { type = \"integer\", min = \"1886\" }\n",
+        "t.toml:2: collections.cars.fields.model.min: expected a number, got a string");
+    EXPECT_CONFIG_ERROR("[collections.c]\nowned = 1\n", "t.toml:2: collections.c.owned: expected true or false");
+    EXPECT_CONFIG_ERROR("[collections.c]\npage_size = 0\n", "t.toml:2: collections.c.page_size: must be at least 1");
+    EXPECT_CONFIG_ERROR("[collections.c]\npage_size = 50\nmax_page_size = 10\n",
+                        "t.toml:2: collections.c.page_size: is greater than max_page_size");
+}
+
+TEST(ConfigErrors, UnknownKeys) {
+    EXPECT_CONFIG_ERROR("[sever]\nlisten = \":1\"\n", "t.toml:1: sever: unknown key");
+    EXPECT_CONFIG_ERROR("[server]\nlisten_on = \":1\"\n", "t.toml:2: server.listen_on: unknown key");
+    EXPECT_CONFIG_ERROR("[auth]\nthrottle.anon = \"1/s\"\n", "t.toml:2: auth.throttle.anon: unknown key");
+    EXPECT_CONFIG_ERROR("[tasks]\nworker = 2\n", "t.toml:2: tasks.worker: unknown key");
+    EXPECT_CONFIG_ERROR("[tasks.kinds.k]\ncmd = [\"x\"]\n", "t.toml:2: tasks.kinds.k.cmd: unknown key");
+    EXPECT_CONFIG_ERROR("[collections.c]\nfield.a = { type = \"string\" }\n",
+                        "t.toml:2: collections.c.field: unknown key");
+    EXPECT_CONFIG_ERROR("[collections.c]\n\nfields.a = { type = \"string\", maxlength = 3 }\n",
+                        "t.toml:3: collections.c.fields.a.maxlength: unknown key");
+    EXPECT_CONFIG_ERROR("[collections.c.actions.x]\nverb = \"GET\"\n",
+                        "t.toml:2: collections.c.actions.x.verb: unknown key");
+    EXPECT_CONFIG_ERROR("[endpoints.e]\npath = \"/e\"\ntask = \"t\"\nmethods = [\"GET\"]\n",
+                        "t.toml:4: endpoints.e.methods: unknown key");
+    EXPECT_CONFIG_ERROR("[collections.c]\nrules.destroy = \"owner\"\n",
+                        "t.toml:2: collections.c.rules.destroy: unknown key");
+    EXPECT_CONFIG_ERROR("[collections.c]\nasync.remove = \"always\"\n",
+                        "t.toml:2: collections.c.async.remove: unknown key");
+    EXPECT_CONFIG_ERROR("[collections.c]\nfields.\"a b\" = { type = \"string\", x = 1 }\n",
+                        "t.toml:2: collections.c.fields.\"a b\"");
+}
+
+TEST(ConfigErrors, Fields) {
+    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"strin\" }\n",
+                        "t.toml:2: collections.c.fields.a.type: unknown field type \"strin\"");
+    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { required = true }\n",
+                        "t.toml:2: collections.c.fields.a: missing key \"type\"");
+    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"string\", min = 1 }\n",
+                        "t.toml:2: collections.c.fields.a.min: min applies only to integer and number fields");
+    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"integer\", max_length = 1 }\n",
+                        "t.toml:2: collections.c.fields.a.max_length: max_length applies only to string and text");
+    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"integer\", pattern = \"x\" }\n",
+                        "t.toml:2: collections.c.fields.a.pattern:");
+    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"string\", pattern = \"(\" }\n",
+                        "t.toml:2: collections.c.fields.a.pattern: is not a valid ECMAScript regular expression");
+    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"integer\", min = 5, max = 1 }\n",
+                        "t.toml:2: collections.c.fields.a.min: is greater than max");
+    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"string\", min_length = -1 }\n",
+                        "t.toml:2: collections.c.fields.a.min_length: must be at least 0");
+    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"string\", choices = [] }\n",
+                        "t.toml:2: collections.c.fields.a.choices: must not be empty");
+    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"number\", default = nan }\n",
+                        "t.toml:2: collections.c.fields.a.default: inf and nan");
+    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"ref\" }\n",
+                        "t.toml:2: collections.c.fields.a: a ref field needs `to`");
+    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"ref\", to = \"nope\" }\n",
+                        "t.toml:2: collections.c.fields.a.to: names no collection \"nope\"");
+    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"string\", to = \"c\" }\n",
+                        "t.toml:2: collections.c.fields.a.to: to applies only to ref fields");
+    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"ref\", to = \"c\", on_delete = \"drop\" }\n",
+                        "t.toml:2: collections.c.fields.a.on_delete: expected \"restrict\"");
+    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"string\", read_only = true, write_only = true }\n",
+                        "t.toml:2: collections.c.fields.a.write_only:");
+    EXPECT_CONFIG_ERROR("[collections.c]\nfields.id = { type = \"string\" }\n",
+                        "t.toml:2: collections.c.fields.id: \"id\" is a server-managed field name");
+    EXPECT_CONFIG_ERROR("[collections.c]\nfields.1a = { type = \"string\" }\n",
+                        "t.toml:2: collections.c.fields.1a: a field name must be an identifier");
+    EXPECT_CONFIG_ERROR("[collections.\"my cars\"]\n", "t.toml:1: collections.\"my cars\": a collection name");
+    EXPECT_CONFIG_ERROR("[collections.tasks]\n", "t.toml:1: collections.tasks: \"tasks\" is reserved");
+}
+
+TEST(ConfigErrors, DuplicateFieldIsATomlErrorWithItsLine) {
+    EXPECT_CONFIG_ERROR(
+        "[collections.c]\n"
+        "fields.a = { type = \"string\" }\n"
+        "fields.a = { type = \"integer\" }\n",
+        "t.toml:3: invalid TOML:");
+}
+
+TEST(ConfigErrors, SyntaxErrorNamesTheLine) {
+    auto d = load_error("[server]\nlisten = \":1\"\n\nthreads = \n");
+    EXPECT_EQ(d.rfind("t.toml:4: invalid TOML: ", 0), 0u) << d;
+    // toml11's source excerpt follows the first line.
+    EXPECT_NE(d.find("threads"), std::string::npos) << d;
+    EXPECT_EQ(load_error("[a\n").rfind("t.toml:1: invalid TOML:", 0), 0u);
+}
+
+TEST(ConfigErrors, DefinitionChecksOfFinalizeNameTheKey) {
+    // Checks done by finalize() (shared with the C++ API) are reported at the key they name.
+    EXPECT_CONFIG_ERROR("\n[collections.c]\nfields.a = { type = \"integer\", default = \"x\" }\n",
+                        "t.toml:3: collections.c.fields.a.default: ");
+    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"string\" }\n\nfields.b__c = { type = \"string\" }\n",
+                        "t.toml:4: collections.c.fields.b__c: ");
+    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"integer\", choices = [1, \"two\"] }\n",
+                        "t.toml:2: collections.c.fields.a.choices[1]: ");
+    EXPECT_CONFIG_ERROR("[collections.c]\n\nindexes = [[\"owner\"]]\n", "t.toml:3: collections.c.indexes[0]: ");
+}
+
+TEST(ConfigErrors, DurationsSizesRatesRules) {
+    EXPECT_CONFIG_ERROR("[tasks]\ntimeout = \"10 parsecs\"\n",
+                        "t.toml:2: tasks.timeout: invalid duration \"10 parsecs\"");
+    EXPECT_CONFIG_ERROR("[tasks]\nlease = 0\n", "t.toml:2: tasks.lease: must be at least");
+    EXPECT_CONFIG_ERROR("[tasks]\ntimeout = 1.5\n", "t.toml:2: tasks.timeout: expected a duration");
+    EXPECT_CONFIG_ERROR("[server]\nmax_body = \"1 MiBB\"\n", "t.toml:2: server.max_body: invalid size");
+    EXPECT_CONFIG_ERROR("[server]\nmax_body = -1\n", "t.toml:2: server.max_body: must not be negative");
+    EXPECT_CONFIG_ERROR("[server]\nmax_body = 0\n", "t.toml:2: server.max_body: must be at least 1");
+    EXPECT_CONFIG_ERROR("[auth]\nthrottle.user = \"lots\"\n", "t.toml:2: auth.throttle.user: invalid rate");
+    EXPECT_CONFIG_ERROR("[auth]\nthrottle.user = \"0/s\"\n", "t.toml:2: auth.throttle.user: must allow");
+    EXPECT_CONFIG_ERROR("[server]\nlisten = \"localhost\"\n", "t.toml:2: server.listen: invalid listen address");
+    EXPECT_CONFIG_ERROR("[collections.c]\nrules.list = \"everyone\"\n",
+                        "t.toml:2: collections.c.rules.list: unknown rule \"everyone\"");
+    EXPECT_CONFIG_ERROR("[collections.c]\nasync.create = \"sometimes\"\n",
+                        "t.toml:2: collections.c.async.create: unknown async mode");
+    EXPECT_CONFIG_ERROR("[tasks.kinds.k]\ntimeout = \"soon\"\n", "t.toml:2: tasks.kinds.k.timeout: invalid duration");
+}
+
+TEST(ConfigErrors, IndexesActionsEndpointsKinds) {
+    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"string\" }\nindexes = [[\"a\", \"b\"]]\n",
+                        "t.toml:3: collections.c.indexes: index names unknown field \"b\"");
+    EXPECT_CONFIG_ERROR("[collections.c]\nindexes = [[]]\n", "t.toml:2: collections.c.indexes: an index must list");
+    EXPECT_CONFIG_ERROR("[collections.c]\nindexes = [\"a\"]\n", "t.toml:2: collections.c.indexes: expected an array");
+    EXPECT_CONFIG_ERROR("[collections.c.actions.x]\nmethods = [\"PUT\"]\n",
+                        "t.toml:2: collections.c.actions.x.methods: expected \"GET\" or \"POST\"");
+    EXPECT_CONFIG_ERROR("[collections.c.actions.x]\nmethods = []\n",
+                        "t.toml:2: collections.c.actions.x.methods: must list at least one method");
+    EXPECT_CONFIG_ERROR("[collections.c.actions.x]\nrule = \"owners\"\n",
+                        "t.toml:2: collections.c.actions.x.rule: unknown rule");
+    EXPECT_CONFIG_ERROR("[endpoints.e]\npath = \"e\"\ntask = \"t\"\n", "t.toml:2: endpoints.e.path: must start with \"/\"");
+    EXPECT_CONFIG_ERROR("[endpoints.e]\ntask = \"t\"\n", "t.toml:1: endpoints.e: missing key \"path\"");
+    EXPECT_CONFIG_ERROR("[endpoints.e]\npath = \"/e\"\n", "t.toml:1: endpoints.e: missing key \"task\"");
+    EXPECT_CONFIG_ERROR("[endpoints.e]\npath = \"/e\"\ntask = \"t\"\nmethod = \"FETCH\"\n",
+                        "t.toml:4: endpoints.e.method: expected one of");
+    EXPECT_CONFIG_ERROR("[endpoints.a]\npath = \"/e\"\ntask = \"t\"\n[endpoints.b]\npath = \"/e\"\ntask = \"u\"\n",
+                        "t.toml:4: endpoints.b: same method and path as endpoints.a");
+    EXPECT_CONFIG_ERROR("[tasks.kinds.k]\ncommand = []\n", "t.toml:2: tasks.kinds.k.command: must name a program");
+    EXPECT_CONFIG_ERROR("[tasks.kinds.k]\ncommand = \"./run.sh\"\n", "t.toml:2: tasks.kinds.k.command: expected an array");
+}
+
+TEST(ConfigErrors, DeepNestingIsRefusedBeforeParsing) {
+    // Brackets inside strings and comments do not count.
+    std::string deep = "a = \"[[[[\" # {{{{\nb = " + std::string(5000, '[') +
+                       std::string(5000, ']') + "\n";
+    EXPECT_CONFIG_ERROR(deep, "t.toml:2: invalid TOML: arrays and tables nested more than 64 levels");
+    std::string tables = "x = '''\n[[[[[[\n'''\ny = ";
+    for (int i = 0; i < 2000; ++i) tables += "{a=";
+    EXPECT_CONFIG_ERROR(tables, "t.toml:4: invalid TOML: arrays and tables nested more than 64");
+    // Moderate nesting still reaches the loader (and its own JSON depth limit).
+    std::string json_default = "[collections.c]\nfields.j = { type = \"json\", default = " +
+                               std::string(40, '[') + std::string(40, ']') + " }\n";
+    EXPECT_CONFIG_ERROR(json_default, "t.toml:2: collections.c.fields.j.default: nested too deeply");
+}
+
+TEST(ConfigErrors, MissingFile) {
+    auto r = load_config_file(k_data_dir + "does-not-exist.toml");
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().detail.rfind("cannot read " + k_data_dir + "does-not-exist.toml: ", 0), 0u)
+        << r.error().detail;
+}
+
+TEST(ConfigErrors, NeverThrowsOnGarbage) {
+    const char* inputs[] = {"\x01\x02\x03", "[[[[", "a = [[[[[[[1]]]]]]]", "= 1", "\"\\u0000\" = 1",
+                            "[collections]\nx = 1\n", "[collections.c]\nfields = 3\n",
+                            "[collections.c]\nfields.a = 3\n", "[tasks]\nkinds = 1\n",
+                            "[tasks.kinds]\nk = 1\n", "[endpoints]\ne = []\n",
+                            "[collections.c]\nindexes = 1\n"};
+    for (const char* in : inputs) {
+        auto r = load_config_string(in, "g.toml");
+        EXPECT_FALSE(r.has_value()) << in;
+        if (!r) {
+            EXPECT_EQ(r.error().detail.rfind("g.toml:", 0), 0u) << r.error().detail;
+        }
+    }
+}
+
+// ---- environment ------------------------------------------------------------------------------
+
+TEST(ConfigEnv, OverridesScalars) {
+    config c;
+    auto r = apply_env_overrides(c, {"PATH=/usr/bin", "LIVEBASE_STORAGE_URL=postgresql://x/y",
+                                     "LIVEBASE_SERVER_LISTEN=:0", "LIVEBASE_SERVER_THREADS=3",
+                                     "LIVEBASE_TASKS_WORKERS=0", "LIVEBASE_SERVER_MAX_BODY=2MiB",
+                                     "LIVEBASE_REALTIME_SEND_QUEUE=1024",
+                                     "LIVEBASE_SERVER_IDLE_TIMEOUT=5m", "LIVEBASE_AUTH_SIGNUP=true",
+                                     "LIVEBASE_AUTH_THROTTLE_USER=5/s",
+                                     "LIVEBASE_SERVER_CORS_ORIGINS=https://a, https://b",
+                                     "LIVEBASE_SERVER_BASE_PATH=/x/", "LIVEBASE_TEST_PG=whatever"});
+    ASSERT_TRUE(r.has_value()) << r.error().detail;
+    EXPECT_EQ(c.storage.url, "postgresql://x/y");
+    EXPECT_EQ(c.server.host, "");
+    EXPECT_EQ(c.server.port, 0);
+    EXPECT_EQ(c.server.threads, 3u);
+    EXPECT_EQ(c.tasks.workers, 0u);
+    EXPECT_EQ(c.server.max_body, 2u << 20);
+    EXPECT_EQ(c.realtime.send_queue, 1024u);
+    EXPECT_EQ(c.server.idle_timeout, 5min);
+    EXPECT_TRUE(c.auth.signup);
+    EXPECT_EQ(c.auth.throttle_user.count, 5u);
+    EXPECT_EQ(c.auth.throttle_user.per, 1s);
+    EXPECT_EQ(c.server.cors_origins, (std::vector<std::string>{"https://a", "https://b"}));
+    EXPECT_EQ(c.server.base_path, "/x");
+}
+
+TEST(ConfigEnv, OverridesWinOverTheFile) {
+    auto c = load_ok("[storage]\nurl = \"sqlite:a.db\"\n");
+    ASSERT_TRUE(apply_env_overrides(c, {"LIVEBASE_STORAGE_URL=sqlite:b.db"}).has_value());
+    EXPECT_EQ(c.storage.url, "sqlite:b.db");
+}
+
+TEST(ConfigEnv, UnknownOrBadVariablesAreProblemsAndChangeNothing) {
+    config c;
+    auto r = apply_env_overrides(c, {"LIVEBASE_SERVER_THREADS=2", "LIVEBASE_SERVER_THREDS=3"});
+    ASSERT_FALSE(r.has_value());
+    EXPECT_NE(r.error().detail.find("LIVEBASE_SERVER_THREDS"), std::string::npos) << r.error().detail;
+    EXPECT_EQ(c.server.threads, 0u);
+
+    r = apply_env_overrides(c, {"LIVEBASE_TASKS_WORKERS=many"});
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().detail.rfind("LIVEBASE_TASKS_WORKERS: ", 0), 0u) << r.error().detail;
+
+    r = apply_env_overrides(c, {"LIVEBASE_SERVER_MAX_BODY=big"});
+    ASSERT_FALSE(r.has_value());
+    EXPECT_NE(r.error().detail.find("invalid size"), std::string::npos);
+
+    r = apply_env_overrides(c, {"LIVEBASE_SERVER_LISTEN=nowhere"});
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(c.server.port, 8080);
+
+    r = apply_env_overrides(c, {"LIVEBASE_STORAGE_URL="});
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(c.storage.url, "sqlite:data/livebase.db");
+
+    EXPECT_FALSE(apply_env_overrides(c, {"LIVEBASE_AUTH_SIGNUP=maybe"}).has_value());
+    EXPECT_TRUE(apply_env_overrides(c, {"LIVEBASE_TEST_ANYTHING=1", "HOME=/root"}).has_value());
+}
+
+// ---- parse_listen -----------------------------------------------------------------------------
+
+TEST(ParseListen, Forms) {
+    auto r = parse_listen("127.0.0.1:8080");
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->first, "127.0.0.1");
+    EXPECT_EQ(r->second, 8080);
+
+    r = parse_listen(":9000");
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->first, "");
+    EXPECT_EQ(r->second, 9000);
+
+    r = parse_listen("localhost:0");
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->first, "localhost");
+    EXPECT_EQ(r->second, 0);
+
+    r = parse_listen("[::1]:65535");
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->first, "::1");
+    EXPECT_EQ(r->second, 65535);
+
+    for (const char* bad : {"", "8080", "host:", ":", ":65536", ":-1", ":80x", "::1:80", "[::1]80",
+                            "[::1", "[]:80", "a b:80", ":８０"}) {
+        EXPECT_FALSE(parse_listen(bad).has_value()) << bad;
+    }
+}
+
+}  // namespace
+}  // namespace livebase

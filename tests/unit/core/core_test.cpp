@@ -1,0 +1,142 @@
+#include <livebase/core/clock.hpp>
+#include <livebase/core/json.hpp>
+#include <livebase/core/problem.hpp>
+#include <livebase/core/ulid.hpp>
+#include <livebase/core/units.hpp>
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+
+using namespace livebase;
+
+TEST(clock, formats_and_parses_rfc3339) {
+    EXPECT_EQ(format_timestamp(0), "1970-01-01T00:00:00.000Z");
+    EXPECT_EQ(format_timestamp(1795502241123), "2026-11-24T06:37:21.123Z");
+    EXPECT_EQ(parse_timestamp("2026-11-24T06:37:21.123Z"), 1795502241123);
+    EXPECT_EQ(parse_timestamp("2026-11-24T08:37:21.123+02:00"), 1795502241123);
+    EXPECT_EQ(parse_timestamp("2026-11-24T06:37:21.1234567Z"), 1795502241123);
+    EXPECT_EQ(parse_timestamp("2026-11-24"), 1795478400000);
+    EXPECT_EQ(format_timestamp(-1), "1969-12-31T23:59:59.999Z");
+}
+
+TEST(clock, rejects_malformed_timestamps) {
+    for (const char* s : {"", "2026", "2026-13-01", "2026-02-30", "2026-11-24T25:00:00Z",
+                          "2026-11-24T06:37:21", "2026-11-24T06:37:21.Z", "2026-11-24T06:37:21Zx",
+                          "2026-11-24T06:37:21+0200", "x026-11-24"}) {
+        EXPECT_FALSE(parse_timestamp(s)) << s;
+    }
+    EXPECT_TRUE(parse_timestamp("2024-02-29T00:00:00Z"));
+}
+
+TEST(clock, round_trips_many_values) {
+    for (std::int64_t ms = -5'000'000'000'000; ms < 5'000'000'000'000; ms += 123'456'789'123) {
+        EXPECT_EQ(parse_timestamp(format_timestamp(ms)), ms);
+    }
+}
+
+TEST(ulid, shape_and_monotonic_per_thread) {
+    auto a = make_ulid(1000);
+    auto b = make_ulid(1000);
+    auto c = make_ulid(999);  // clock went back: still increasing
+    EXPECT_TRUE(is_ulid(a));
+    EXPECT_EQ(a.size(), 26u);
+    EXPECT_LT(a, b);
+    EXPECT_LT(b, c);
+    auto d = make_ulid(now_ms());
+    EXPECT_LT(c, d);
+    EXPECT_FALSE(is_ulid("01ARZ3NDEKTSV4RRFFQ69G5FAVX"));
+    EXPECT_FALSE(is_ulid("81ARZ3NDEKTSV4RRFFQ69G5FAV"));
+    EXPECT_FALSE(is_ulid("01ARZ3NDEKTSV4RRFFQ69G5FAU"));  // U is not Crockford
+    EXPECT_TRUE(is_ulid("01ARZ3NDEKTSV4RRFFQ69G5FAV"));
+}
+
+TEST(ulid, time_prefix_encodes_milliseconds) {
+    // 48-bit time 1469918176385 encodes as 01ARYZ6S41 (the ULID spec's example). A fresh
+    // thread, since a thread never goes back in time.
+    std::string id;
+    std::thread([&] { id = make_ulid(1469918176385); }).join();
+    EXPECT_EQ(id.substr(0, 10), "01ARYZ6S41");
+}
+
+TEST(ulid, unique_across_threads) {
+    std::vector<std::vector<std::string>> ids(4);
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 4; ++t)
+        ts.emplace_back([&, t] {
+            for (int i = 0; i < 5000; ++i) ids[t].push_back(make_ulid());
+        });
+    for (auto& t : ts) t.join();
+    std::set<std::string> all;
+    for (auto& v : ids) all.insert(v.begin(), v.end());
+    EXPECT_EQ(all.size(), 20000u);
+}
+
+TEST(units, durations) {
+    EXPECT_EQ(parse_duration("60s")->count(), 60000);
+    EXPECT_EQ(parse_duration("500ms")->count(), 500);
+    EXPECT_EQ(parse_duration("10m")->count(), 600000);
+    EXPECT_EQ(parse_duration("24h")->count(), 86400000);
+    EXPECT_EQ(parse_duration("7d")->count(), 604800000);
+    EXPECT_EQ(parse_duration("30")->count(), 30000);
+    EXPECT_EQ(parse_duration("1.5s")->count(), 1500);
+    for (const char* s : {"", "s", "10x", "-5s", "1e99d", "ten"}) EXPECT_FALSE(parse_duration(s)) << s;
+}
+
+TEST(units, sizes_and_rates) {
+    EXPECT_EQ(*parse_size("1MiB"), 1048576u);
+    EXPECT_EQ(*parse_size("4 MiB"), 4194304u);
+    EXPECT_EQ(*parse_size("512KiB"), 524288u);
+    EXPECT_EQ(*parse_size("10MB"), 10000000u);
+    EXPECT_EQ(*parse_size("123"), 123u);
+    EXPECT_FALSE(parse_size("1 parsec"));
+    EXPECT_FALSE(parse_size(""));
+    auto r = parse_rate("120/min");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->count, 120u);
+    EXPECT_EQ(r->per.count(), 60000);
+    EXPECT_EQ(parse_rate("10/s")->per.count(), 1000);
+    EXPECT_FALSE(parse_rate("10"));
+    EXPECT_FALSE(parse_rate("x/min"));
+    EXPECT_FALSE(parse_rate("10/fortnight"));
+}
+
+TEST(json, parse_and_helpers) {
+    EXPECT_TRUE(parse_json(R"({"a": [1, 2, {"b": null}]})"));
+    EXPECT_FALSE(parse_json("{"));
+    EXPECT_FALSE(parse_json("{} x"));
+    EXPECT_FALSE(parse_json(""));
+    EXPECT_FALSE(parse_json(std::string(100, '[') + std::string(100, ']')));  // too deep
+    auto v = parse_json(R"({"s": "x", "i": 5, "u": 18446744073709551615, "d": 1.5})");
+    ASSERT_TRUE(v);
+    auto& o = v->get_object();
+    EXPECT_EQ(get_string(o, "s"), "x");
+    EXPECT_EQ(get_string(o, "i"), "");
+    EXPECT_EQ(get_int(o, "i"), 5);
+    EXPECT_FALSE(get_int(o, "u"));
+    EXPECT_FALSE(get_int(o, "d"));
+}
+
+TEST(json, utf8_validation) {
+    EXPECT_TRUE(valid_utf8("plain"));
+    EXPECT_TRUE(valid_utf8("caf\xc3\xa9 \xf0\x9f\x9a\x97"));
+    EXPECT_FALSE(valid_utf8("\xc3"));
+    EXPECT_FALSE(valid_utf8("\xc0\xaf"));          // overlong
+    EXPECT_FALSE(valid_utf8("\xed\xa0\x80"));      // surrogate
+    EXPECT_FALSE(valid_utf8("\xf4\x90\x80\x80"));  // > U+10FFFF
+    EXPECT_FALSE(valid_utf8("\xff"));
+}
+
+TEST(problem, renders_rfc9457) {
+    auto p = problem::validation({{"brand", {"This field is required."}}, {"model", {"Must be an integer."}}});
+    auto j = p.to_json();
+    EXPECT_EQ(j["status"], 400);
+    EXPECT_EQ(j["type"], "/problems/validation");
+    EXPECT_EQ(j["title"], "Invalid input");
+    EXPECT_EQ(j["detail"], "2 fields are invalid");
+    EXPECT_EQ(j["errors"].at("brand").at(0), "This field is required.");
+    auto q = problem::bad_parameter("colour", "Unknown field \"colour\".").to_json();
+    EXPECT_EQ(q["parameter"], "colour");
+    EXPECT_EQ(problem::not_found().status, 404);
+}
