@@ -1,9 +1,8 @@
 // Fuzzes the TOML loader: any input must load or yield a problem naming the file, never crash
 // or throw. Each line is also tried as an environment override and as a listen address.
-#include <livebase/app/config.hpp>
-
 #include <cstdint>
 #include <cstdlib>
+#include <livebase/app/config.hpp>
 #include <string>
 #include <string_view>
 #include <vector>

@@ -1,8 +1,7 @@
 #pragma once
 // The fixed collections the fuzz targets run against: every field type and option.
-#include <livebase/schema/collection.hpp>
-
 #include <cstdlib>
+#include <livebase/schema/collection.hpp>
 
 namespace livebase::fuzz {
 

@@ -1,13 +1,12 @@
 // Fuzzes query parsing: the input as a URL query string (parse_query_params) and as JSON
 // (parse_query_json / parse_filter_json), then evaluates any parsed query in memory.
-#include "fuzz_collections.hpp"
-
-#include <livebase/schema/query.hpp>
-
 #include <algorithm>
 #include <cstdint>
+#include <livebase/schema/query.hpp>
 #include <string>
 #include <string_view>
+
+#include "fuzz_collections.hpp"
 
 namespace {
 
@@ -27,8 +26,7 @@ std::string decode(std::string_view s) {
     for (std::size_t i = 0; i < s.size(); ++i) {
         if (s[i] == '+') {
             out += ' ';
-        } else if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 &&
-                   hex(s[i + 2]) >= 0) {
+        } else if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
             out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
             i += 2;
         } else {
@@ -45,8 +43,10 @@ query_params split_query(std::string_view q) {
         auto pair = q.substr(0, amp);
         if (!pair.empty()) {
             auto eq = pair.find('=');
-            if (eq == std::string_view::npos) params.emplace_back(decode(pair), std::string());
-            else params.emplace_back(decode(pair.substr(0, eq)), decode(pair.substr(eq + 1)));
+            if (eq == std::string_view::npos)
+                params.emplace_back(decode(pair), std::string());
+            else
+                params.emplace_back(decode(pair.substr(0, eq)), decode(pair.substr(eq + 1)));
         }
         if (amp == std::string_view::npos) break;
         q.remove_prefix(amp + 1);

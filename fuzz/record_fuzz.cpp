@@ -1,11 +1,10 @@
 // Fuzzes record validation: the input as a JSON body, validated in create, replace and patch
 // modes against a collection with every field type and option, then presented back.
-#include "fuzz_collections.hpp"
-
-#include <livebase/schema/validate.hpp>
-
 #include <cstdint>
+#include <livebase/schema/validate.hpp>
 #include <string_view>
+
+#include "fuzz_collections.hpp"
 
 namespace {
 

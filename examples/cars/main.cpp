@@ -48,10 +48,14 @@ int main(int argc, char** argv) {
         std::cerr << r.error().detail << "\n";
         return 1;
     }
-    lb::action_def list_action{.name = "brands", .detail = false, .methods = {"GET", "POST"},
-                               .rule = lb::access_rule::public_};
-    lb::action_def detail_action{.name = "repaint", .detail = true, .methods = {"POST"},
-                                 .rule = lb::access_rule::authenticated};
+    lb::action_def list_action;
+    list_action.name = "brands";
+    list_action.methods = {"GET", "POST"};
+    list_action.rule = lb::access_rule::public_;
+    lb::action_def detail_action;
+    detail_action.name = "repaint";
+    detail_action.detail = true;
+    detail_action.rule = lb::access_rule::authenticated;
     if (auto r = app.add_action("cars", list_action, brands); !r) return 1;
     if (auto r = app.add_action("cars", detail_action, repaint); !r) return 1;
     return app.main(argc, argv);

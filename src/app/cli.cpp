@@ -41,7 +41,7 @@ int app::main(int argc, char** argv) {
     // Options given after the subcommand (`serve -c x --log-format text`) belong to the top level;
     // subcommands copy this setting when they are added.
     cli.fallthrough(true);
-    auto* serve = cli.add_subcommand("serve", "Serve HTTP (default)");
+    cli.add_subcommand("serve", "Serve HTTP (default)");
     auto* check = cli.add_subcommand("check", "Validate the configuration and database, print the plan");
     auto* migrate = cli.add_subcommand("migrate", "Apply the database plan");
     migrate->add_flag("--allow-destructive", allow_destructive, "Allow dropping or retyping fields (loses their data)");

@@ -1,8 +1,6 @@
 // The TOML loader of config.md. toml11 parses; this file walks the tree with the key path in
 // hand so that every error reads "file:line: dotted.key: what is wrong". Unknown keys are errors
 // everywhere: a typo must not silently fall back to a default.
-#include <livebase/app/config.hpp>
-
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -10,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <livebase/app/config.hpp>
 #include <sstream>
 #include <toml.hpp>
 
@@ -87,8 +86,10 @@ std::string_view trim(std::string_view s) {
 std::string quote_text(std::string_view s) {
     std::string out = "\"";
     for (char ch : s) {
-        if (static_cast<unsigned char>(ch) < 0x20) out += '?';
-        else out += ch;
+        if (static_cast<unsigned char>(ch) < 0x20)
+            out += '?';
+        else
+            out += ch;
     }
     out += '"';
     return out;
@@ -96,17 +97,25 @@ std::string quote_text(std::string_view s) {
 
 std::string type_name(const tvalue& v) {
     switch (v.type()) {
-        case toml::value_t::boolean: return "a boolean";
-        case toml::value_t::integer: return "an integer";
-        case toml::value_t::floating: return "a float";
-        case toml::value_t::string: return "a string";
+        case toml::value_t::boolean:
+            return "a boolean";
+        case toml::value_t::integer:
+            return "an integer";
+        case toml::value_t::floating:
+            return "a float";
+        case toml::value_t::string:
+            return "a string";
         case toml::value_t::offset_datetime:
         case toml::value_t::local_datetime:
         case toml::value_t::local_date:
-        case toml::value_t::local_time: return "a date/time";
-        case toml::value_t::array: return "an array";
-        case toml::value_t::table: return "a table";
-        default: return "nothing";
+        case toml::value_t::local_time:
+            return "a date/time";
+        case toml::value_t::array:
+            return "an array";
+        case toml::value_t::table:
+            return "a table";
+        default:
+            return "nothing";
     }
 }
 
@@ -138,8 +147,8 @@ struct setting {
     std::string_view section;
     std::string_view key;  ///< may be dotted ("throttle.anonymous")
     kind k;
-    std::uint64_t min;     ///< count/size: smallest value; duration: smallest milliseconds
-    std::uint64_t max;     ///< count only
+    std::uint64_t min;  ///< count/size: smallest value; duration: smallest milliseconds
+    std::uint64_t max;  ///< count only
     void (*apply)(config&, parsed_value&&);
 };
 
@@ -255,7 +264,8 @@ std::string check_range(const setting& s, const parsed_value& v) {
                 if (trim(item).empty()) return "must not contain empty strings";
             }
             return {};
-        default: return {};
+        default:
+            return {};
     }
 }
 
@@ -277,7 +287,9 @@ std::string normalize_base_path(std::string_view text, std::string& out) {
 /// setting's kind. Returns an error message or "".
 std::string parse_text(const setting& s, std::string_view text, parsed_value& v) {
     switch (s.k) {
-        case kind::text: v.text = std::string(text); return {};
+        case kind::text:
+            v.text = std::string(text);
+            return {};
         case kind::listen: {
             auto r = parse_listen(text);
             if (!r) return r.error().detail;
@@ -285,7 +297,8 @@ std::string parse_text(const setting& s, std::string_view text, parsed_value& v)
             v.port = r->second;
             return {};
         }
-        case kind::base_path: return normalize_base_path(text, v.text);
+        case kind::base_path:
+            return normalize_base_path(text, v.text);
         case kind::count: {
             auto t = trim(text);
             auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v.number);
@@ -313,9 +326,12 @@ std::string parse_text(const setting& s, std::string_view text, parsed_value& v)
         }
         case kind::boolean: {
             auto t = trim(text);
-            if (t == "true" || t == "1" || t == "yes" || t == "on") v.flag = true;
-            else if (t == "false" || t == "0" || t == "no" || t == "off") v.flag = false;
-            else return "expected true or false, got " + quote_text(text);
+            if (t == "true" || t == "1" || t == "yes" || t == "on")
+                v.flag = true;
+            else if (t == "false" || t == "0" || t == "no" || t == "off")
+                v.flag = false;
+            else
+                return "expected true or false, got " + quote_text(text);
             return {};
         }
         case kind::list: {
@@ -399,7 +415,10 @@ private:
     }
     double expect_number(const tvalue& v, std::string_view key) const {
         if (v.is_integer()) return static_cast<double>(v.as_integer());
-        if (v.is_floating() && std::isfinite(v.as_floating())) return v.as_floating();
+        if (v.is_floating()) {
+            if (!std::isfinite(v.as_floating())) fail(v, key, "must be a finite number");
+            return v.as_floating();
+        }
         fail(v, key, "expected a number, got " + type_name(v));
     }
     std::uint64_t expect_count(const tvalue& v, std::string_view key, std::uint64_t min,
@@ -446,8 +465,7 @@ private:
     collection_def read_collection(const std::string& name, const tvalue& v,
                                    const std::string& path) const;
     field_def read_field(const std::string& name, const tvalue& v, const std::string& path) const;
-    action_def read_action(const std::string& name, const tvalue& v,
-                           const std::string& path) const;
+    action_def read_action(const std::string& name, const tvalue& v, const std::string& path) const;
     endpoint_def read_endpoint(const std::string& name, const tvalue& v,
                                const std::string& path) const;
     access_rule read_rule(const tvalue& v, std::string_view key) const;
@@ -520,10 +538,18 @@ void loader::read_setting(const setting& s, const tvalue& v, std::string_view ke
         case kind::text:
         case kind::listen:
         case kind::base_path:
-        case kind::rate: err = parse_text(s, expect_string(v, key), pv); break;
-        case kind::boolean: pv.flag = expect_bool(v, key); break;
-        case kind::count: pv.number = expect_count(v, key, 0); break;
-        case kind::list: pv.list = expect_string_list(v, key); break;
+        case kind::rate:
+            err = parse_text(s, expect_string(v, key), pv);
+            break;
+        case kind::boolean:
+            pv.flag = expect_bool(v, key);
+            break;
+        case kind::count:
+            pv.number = expect_count(v, key, 0);
+            break;
+        case kind::list:
+            pv.list = expect_string_list(v, key);
+            break;
         case kind::size:
             if (v.is_string()) {
                 err = parse_text(s, v.as_string().str, pv);
@@ -536,7 +562,9 @@ void loader::read_setting(const setting& s, const tvalue& v, std::string_view ke
                          type_name(v));
             }
             break;
-        case kind::duration: pv.duration = expect_duration(v, key, std::chrono::milliseconds(0)); break;
+        case kind::duration:
+            pv.duration = expect_duration(v, key, std::chrono::milliseconds(0));
+            break;
     }
     if (err.empty()) err = check_range(s, pv);
     if (!err.empty()) fail(v, key, err);
@@ -607,7 +635,8 @@ task_kind_def loader::read_task_kind(const std::string& name, const tvalue& v,
     if (auto it = t.find("max_attempts"); it != t.end())
         k.max_attempts = expect_count(it->second, path + ".max_attempts", 1);
     if (auto it = t.find("kill_grace"); it != t.end())
-        k.kill_grace = expect_duration(it->second, path + ".kill_grace", std::chrono::milliseconds(0));
+        k.kill_grace =
+            expect_duration(it->second, path + ".kill_grace", std::chrono::milliseconds(0));
     return k;
 }
 
@@ -624,12 +653,15 @@ access_rule loader::read_rule(const tvalue& v, std::string_view key) const {
 json::value loader::to_json(const tvalue& v, std::string_view key, int depth) const {
     if (depth > 32) fail(v, key, "nested too deeply");
     switch (v.type()) {
-        case toml::value_t::boolean: return v.as_boolean();
-        case toml::value_t::integer: return static_cast<std::int64_t>(v.as_integer());
+        case toml::value_t::boolean:
+            return v.as_boolean();
+        case toml::value_t::integer:
+            return static_cast<std::int64_t>(v.as_integer());
         case toml::value_t::floating:
             if (!std::isfinite(v.as_floating())) fail(v, key, "inf and nan are not JSON numbers");
             return v.as_floating();
-        case toml::value_t::string: return json::string(v.as_string().str);
+        case toml::value_t::string:
+            return json::string(v.as_string().str);
         case toml::value_t::offset_datetime: {
             std::ostringstream os;
             os << v.as_offset_datetime();
@@ -661,7 +693,8 @@ json::value loader::to_json(const tvalue& v, std::string_view key, int depth) co
                 o[*k] = to_json(*item, join_key(key, *k), depth + 1);
             return o;
         }
-        default: fail(v, key, "expected a value");
+        default:
+            fail(v, key, "expected a value");
     }
 }
 
@@ -675,8 +708,9 @@ field_def loader::read_field(const std::string& name, const tvalue& v,
     f.name = name;
     auto type_it = t.find("type");
     if (type_it == t.end())
-        fail(v, path, "missing key \"type\" (string, text, integer, number, boolean, datetime, "
-                      "json or ref)");
+        fail(v, path,
+             "missing key \"type\" (string, text, integer, number, boolean, datetime, "
+             "json or ref)");
     {
         const auto& s = expect_string(type_it->second, path + ".type");
         auto ft = field_type_from_string(s);
@@ -691,19 +725,24 @@ field_def loader::read_field(const std::string& name, const tvalue& v,
     const bool textual = f.type == field_type::string || f.type == field_type::text;
     auto not_for_type = [&](const tvalue& at, std::string_view key, std::string_view which) {
         fail(at, path + "." + std::string(key),
-             std::string(key) + " applies only to " + std::string(which) + " fields (this field is " +
-                 std::string(to_string(f.type)) + ")");
+             std::string(key) + " applies only to " + std::string(which) +
+                 " fields (this field is " + std::string(to_string(f.type)) + ")");
     };
 
     for (const auto& [k, item] : ordered_entries(t)) {
         const std::string key = path + "." + *k;
         const tvalue& x = *item;
         if (*k == "type") continue;
-        if (*k == "required") f.required = expect_bool(x, key);
-        else if (*k == "unique") f.unique = expect_bool(x, key);
-        else if (*k == "read_only") f.read_only = expect_bool(x, key);
-        else if (*k == "write_only") f.write_only = expect_bool(x, key);
-        else if (*k == "default") f.default_value = to_json(x, key);
+        if (*k == "required")
+            f.required = expect_bool(x, key);
+        else if (*k == "unique")
+            f.unique = expect_bool(x, key);
+        else if (*k == "read_only")
+            f.read_only = expect_bool(x, key);
+        else if (*k == "write_only")
+            f.write_only = expect_bool(x, key);
+        else if (*k == "default")
+            f.default_value = to_json(x, key);
         else if (*k == "min" || *k == "max") {
             if (!numeric) not_for_type(x, *k, "integer and number");
             (*k == "min" ? f.min : f.max) = expect_number(x, key);
@@ -725,10 +764,15 @@ field_def loader::read_field(const std::string& name, const tvalue& v,
         } else if (*k == "on_delete") {
             if (f.type != field_type::ref) not_for_type(x, *k, "ref");
             const auto& s = expect_string(x, key);
-            if (s == "restrict") f.on_delete = on_delete_policy::restrict;
-            else if (s == "cascade") f.on_delete = on_delete_policy::cascade;
-            else if (s == "null") f.on_delete = on_delete_policy::set_null;
-            else fail(x, key, "expected \"restrict\", \"cascade\" or \"null\", got " + quote_text(s));
+            if (s == "restrict")
+                f.on_delete = on_delete_policy::restrict;
+            else if (s == "cascade")
+                f.on_delete = on_delete_policy::cascade;
+            else if (s == "null")
+                f.on_delete = on_delete_policy::set_null;
+            else
+                fail(x, key,
+                     "expected \"restrict\", \"cascade\" or \"null\", got " + quote_text(s));
         }
     }
     if (f.type == field_type::ref && f.ref_to.empty())
@@ -737,18 +781,11 @@ field_def loader::read_field(const std::string& name, const tvalue& v,
     if (f.min_length && f.max_length && *f.min_length > *f.max_length)
         fail(t.at("min_length"), path + ".min_length", "is greater than max_length");
     if (f.read_only && f.write_only)
-        fail(t.at("write_only"), path + ".write_only", "a field cannot be read_only and write_only");
+        fail(t.at("write_only"), path + ".write_only",
+             "a field cannot be read_only and write_only");
     if (f.read_only && f.required && !f.default_value)
         fail(t.at("required"), path + ".required",
              "a read_only field cannot be required without a default (clients cannot set it)");
-    if (f.pattern.size() > 0) {
-        try {
-            std::regex re(f.pattern, std::regex::ECMAScript);
-        } catch (const std::regex_error& e) {
-            fail(t.at("pattern"), path + ".pattern",
-                 "is not a valid ECMAScript regular expression (" + std::string(e.what()) + ")");
-        }
-    }
     return f;
 }
 
@@ -758,11 +795,13 @@ action_def loader::read_action(const std::string& name, const tvalue& v,
     check_keys(t, path, {"detail", "task", "rule", "methods"});
     action_def a;
     a.name = name;
-    if (auto it = t.find("detail"); it != t.end()) a.detail = expect_bool(it->second, path + ".detail");
+    if (auto it = t.find("detail"); it != t.end())
+        a.detail = expect_bool(it->second, path + ".detail");
     if (auto it = t.find("task"); it != t.end()) {
         a.task = expect_string(it->second, path + ".task");
         if (!is_kind_name(a.task))
-            fail(it->second, path + ".task", "must name a task kind (letters, digits, '_', '-', '.')");
+            fail(it->second, path + ".task",
+                 "must name a task kind (letters, digits, '_', '-', '.')");
     }
     if (auto it = t.find("rule"); it != t.end()) a.rule = read_rule(it->second, path + ".rule");
     if (auto it = t.find("methods"); it != t.end()) {
@@ -770,7 +809,8 @@ action_def loader::read_action(const std::string& name, const tvalue& v,
         a.methods.clear();
         for (const auto& m : expect_array(it->second, key)) {
             const auto& s = expect_string(m, key);
-            if (s != "GET" && s != "POST") fail(m, key, "expected \"GET\" or \"POST\", got " + quote_text(s));
+            if (s != "GET" && s != "POST")
+                fail(m, key, "expected \"GET\" or \"POST\", got " + quote_text(s));
             if (std::find(a.methods.begin(), a.methods.end(), s) != a.methods.end())
                 fail(m, key, "lists " + s + " twice");
             a.methods.push_back(s);
@@ -783,9 +823,9 @@ action_def loader::read_action(const std::string& name, const tvalue& v,
 collection_def loader::read_collection(const std::string& name, const tvalue& v,
                                        const std::string& path) const {
     const auto& t = expect_table(v, path);
-    check_keys(t, path,
-               {"owned", "fields", "indexes", "rules", "async", "page_size", "max_page_size",
-                "actions"});
+    check_keys(
+        t, path,
+        {"owned", "fields", "indexes", "rules", "async", "page_size", "max_page_size", "actions"});
     collection_def c;
     c.name = name;
     static const std::vector<std::string_view> k_actions = {"list", "retrieve", "create", "update",
@@ -808,9 +848,12 @@ collection_def loader::read_collection(const std::string& name, const tvalue& v,
         const std::string key = path + "." + *k;
         const tvalue& x = *item;
         if (*k == "fields") continue;
-        if (*k == "owned") c.owned = expect_bool(x, key);
-        else if (*k == "page_size") c.page_size = expect_count(x, key, 1);
-        else if (*k == "max_page_size") c.max_page_size = expect_count(x, key, 1);
+        if (*k == "owned")
+            c.owned = expect_bool(x, key);
+        else if (*k == "page_size")
+            c.page_size = expect_count(x, key, 1);
+        else if (*k == "max_page_size")
+            c.max_page_size = expect_count(x, key, 1);
         else if (*k == "indexes") {
             for (const auto& idx : expect_array(x, key)) {
                 auto names = expect_string_list(idx, key);
@@ -842,8 +885,7 @@ collection_def loader::read_collection(const std::string& name, const tvalue& v,
             for (const auto& [aname, av] : ordered_entries(expect_table(x, key))) {
                 auto akey = join_key(key, *aname);
                 if (!is_identifier(*aname))
-                    fail(*av, akey,
-                         "an action name must be an identifier (letters, digits, '_')");
+                    fail(*av, akey, "an action name must be an identifier (letters, digits, '_')");
                 c.actions[*aname] = read_action(*aname, *av, akey);
             }
         }
@@ -863,7 +905,8 @@ endpoint_def loader::read_endpoint(const std::string& name, const tvalue& v,
     auto pit = t.find("path");
     if (pit == t.end()) fail(v, path, "missing key \"path\"");
     e.path = expect_string(pit->second, path + ".path");
-    if (e.path.empty() || e.path[0] != '/') fail(pit->second, path + ".path", "must start with \"/\"");
+    if (e.path.empty() || e.path[0] != '/')
+        fail(pit->second, path + ".path", "must start with \"/\"");
     for (char ch : e.path) {
         auto u = static_cast<unsigned char>(ch);
         if (u <= 0x20 || u == 0x7f || ch == '?' || ch == '#')
@@ -892,7 +935,8 @@ config loader::load(const tvalue& root) {
     check_keys(top, "",
                {"server", "storage", "realtime", "tasks", "auth", "collections", "endpoints"});
     for (const auto& [k, item] : ordered_entries(top)) {
-        if (*k == "tasks") read_tasks(*item, cfg);
+        if (*k == "tasks")
+            read_tasks(*item, cfg);
         else if (*k == "server" || *k == "storage" || *k == "realtime" || *k == "auth")
             read_section(*k, *item, cfg);
     }
@@ -945,6 +989,40 @@ config loader::load(const tvalue& root) {
         }
     }
     return cfg;
+}
+
+/// Offset of the first byte that is not part of well-formed UTF-8 (RFC 3629), or npos.
+/// TOML must be UTF-8, and toml11 3.7's own error path for invalid UTF-8 inside strings reads
+/// out of bounds, so the loader refuses such input before toml11 sees it.
+std::size_t first_invalid_utf8(std::string_view s) {
+    std::size_t i = 0;
+    auto at = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+    auto cont = [&](std::size_t k, unsigned lo = 0x80, unsigned hi = 0xBF) {
+        return k < s.size() && at(k) >= lo && at(k) <= hi;
+    };
+    while (i < s.size()) {
+        const unsigned b = at(i);
+        std::size_t n = 0;
+        if (b < 0x80)
+            n = 1;
+        else if (b >= 0xC2 && b <= 0xDF)
+            n = cont(i + 1) ? 2 : 0;
+        else if (b == 0xE0)
+            n = cont(i + 1, 0xA0) && cont(i + 2) ? 3 : 0;
+        else if ((b >= 0xE1 && b <= 0xEC) || b == 0xEE || b == 0xEF)
+            n = cont(i + 1) && cont(i + 2) ? 3 : 0;
+        else if (b == 0xED)
+            n = cont(i + 1, 0x80, 0x9F) && cont(i + 2) ? 3 : 0;
+        else if (b == 0xF0)
+            n = cont(i + 1, 0x90) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+        else if (b >= 0xF1 && b <= 0xF3)
+            n = cont(i + 1) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+        else if (b == 0xF4)
+            n = cont(i + 1, 0x80, 0x8F) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+        if (n == 0) return i;
+        i += n;
+    }
+    return std::string_view::npos;
 }
 
 /// toml11 parses arrays and inline tables recursively; deep nesting would overflow the stack.
@@ -1045,6 +1123,11 @@ result<std::pair<std::string, std::uint16_t>> parse_listen(std::string_view s) {
 }
 
 result<config> load_config_string(std::string_view toml_text, const std::string& file_name) {
+    if (auto bad = first_invalid_utf8(toml_text); bad != std::string_view::npos) {
+        auto line = 1 + std::count(toml_text.begin(), toml_text.begin() + bad, '\n');
+        return config_problem(file_name + ":" + std::to_string(line) +
+                              ": invalid TOML: not valid UTF-8 (byte " + std::to_string(bad) + ")");
+    }
     if (auto line = line_nested_too_deep(toml_text, k_max_nesting))
         return config_problem(file_name + ":" + std::to_string(line) +
                               ": invalid TOML: arrays and tables nested more than " +
@@ -1085,24 +1168,28 @@ result<void> apply_env_overrides(config& cfg, const std::vector<std::string>& en
         std::string_view kv = entry_text;
         auto eq = kv.find('=');
         std::string_view name = kv.substr(0, eq);
-        std::string_view value = eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1);
+        std::string_view value =
+            eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1);
         if (name.substr(0, prefix.size()) != prefix) continue;
         if (name.substr(0, 14) == "LIVEBASE_TEST_") continue;
         const setting* found = nullptr;
         for (const auto& s : k_settings) {
             std::string var(prefix);
-            for (char ch : s.section) var += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+            for (char ch : s.section)
+                var += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
             var += '_';
             for (char ch : s.key)
-                var += ch == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+                var += ch == '.' ? '_'
+                                 : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
             if (var == name) {
                 found = &s;
                 break;
             }
         }
         if (!found)
-            return config_problem("unknown environment variable " + std::string(name) +
-                                  " (expected LIVEBASE_<SECTION>_<KEY>, e.g. LIVEBASE_STORAGE_URL)");
+            return config_problem(
+                "unknown environment variable " + std::string(name) +
+                " (expected LIVEBASE_<SECTION>_<KEY>, e.g. LIVEBASE_STORAGE_URL)");
         parsed_value pv;
         auto err = parse_text(*found, value, pv);
         if (err.empty()) err = check_range(*found, pv);

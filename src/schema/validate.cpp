@@ -17,8 +17,8 @@ namespace {
 /// recursive merge below and the store's serializers see bounded nesting.
 constexpr std::size_t k_max_json_depth = 64;
 
-/// libstdc++'s regex executor recurses per input character; long inputs could exhaust a
-/// thread's stack, so longer values are refused instead of matched.
+/// Even the polynomial executor (see pattern.cpp) searches unanchored patterns in time
+/// quadratic in the input, so only bounded values are matched; longer ones are refused.
 constexpr std::size_t k_max_pattern_input = 4096;
 
 /// Doubles are taken as integers only up to 2^53: beyond it a double is usually a rounded

@@ -237,7 +237,9 @@ TEST_F(listing, ordering_with_id_tie_break_and_stable_pages) {
         EXPECT_GE(ma, mb);
         if (ma == mb) {
             EXPECT_LE(str(a["brand"]), str(b["brand"]));
-            if (a["brand"] == b["brand"]) EXPECT_LT(str(a["id"]), str(b["id"]));
+            if (a["brand"] == b["brand"]) {
+                EXPECT_LT(str(a["id"]), str(b["id"]));
+            }
         }
     }
     EXPECT_EQ(seen.size(), 30u);

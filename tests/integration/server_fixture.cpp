@@ -3,13 +3,17 @@
 namespace livebase::testing {
 
 void server_test::add_actions() {
-    action_def count{.name = "count", .detail = false, .methods = {"GET", "POST"}};
+    action_def count;
+    count.name = "count";
+    count.methods = {"GET", "POST"};
     ASSERT_TRUE(app_.add_action("cars", count, [](action_call& call) -> result<outcome> {
         auto page = call.db.list_sync(call.collection, query{});
         if (!page) return std::move(page).error();
         return outcome::json_body(200, json::object{{"count", page->count}});
     }));
-    action_def honk{.name = "honk", .detail = true, .methods = {"POST"}};
+    action_def honk;
+    honk.name = "honk";
+    honk.detail = true;
     ASSERT_TRUE(app_.add_action("cars", honk, [](action_call& call) -> result<outcome> {
         if (call.op.input.is_object() && call.op.input.get_object().contains("fail"))
             return problem::conflict("asked to fail");

@@ -1,7 +1,6 @@
-#include <livebase/app/config.hpp>
-
 #include <gtest/gtest.h>
 
+#include <livebase/app/config.hpp>
 #include <string>
 
 namespace livebase {
@@ -25,11 +24,11 @@ std::string load_error(std::string_view text) {
     return r.error().detail;
 }
 
-#define EXPECT_CONFIG_ERROR(text, expected)                                      \
-    do {                                                                         \
-        auto detail_ = load_error(text);                                         \
-        EXPECT_NE(detail_.find(expected), std::string::npos)                    \
-            << "expected \"" << (expected) << "\" in: " << detail_;             \
+#define EXPECT_CONFIG_ERROR(text, expected)                         \
+    do {                                                            \
+        auto detail_ = load_error(text);                            \
+        EXPECT_NE(detail_.find(expected), std::string::npos)        \
+            << "expected \"" << (expected) << "\" in: " << detail_; \
     } while (false)
 
 const collection_def* find_collection(const config& c, std::string_view name) {
@@ -275,7 +274,8 @@ anonymous = "10/s"
 
 TEST(Config, BasePathRoot) {
     EXPECT_EQ(load_ok("[server]\nbase_path = \"/\"\n").server.base_path, "/");
-    EXPECT_CONFIG_ERROR("[server]\nbase_path = \"api\"\n", "t.toml:2: server.base_path: must start with \"/\"");
+    EXPECT_CONFIG_ERROR("[server]\nbase_path = \"api\"\n",
+                        "t.toml:2: server.base_path: must start with \"/\"");
     EXPECT_CONFIG_ERROR("[server]\nbase_path = \"/a?b\"\n", "t.toml:2: server.base_path:");
 }
 
@@ -328,31 +328,42 @@ task = "y"
 TEST(ConfigErrors, BadTypes) {
     EXPECT_CONFIG_ERROR("[server]\nthreads = \"four\"\n",
                         "t.toml:2: server.threads: expected an integer, got a string");
-    EXPECT_CONFIG_ERROR("[server]\n\nlisten = 8080\n", "t.toml:3: server.listen: expected a string");
+    EXPECT_CONFIG_ERROR("[server]\n\nlisten = 8080\n",
+                        "t.toml:3: server.listen: expected a string");
     EXPECT_CONFIG_ERROR("server = 1\n", "t.toml:1: server: expected a table");
-    EXPECT_CONFIG_ERROR("[auth]\nsignup = \"yes\"\n", "t.toml:2: auth.signup: expected true or false");
-    EXPECT_CONFIG_ERROR("[server]\ncors_origins = \"*\"\n", "t.toml:2: server.cors_origins: expected an array");
-    EXPECT_CONFIG_ERROR("[server]\ncors_origins = [1]\n", "t.toml:2: server.cors_origins: expected a string");
+    EXPECT_CONFIG_ERROR("[auth]\nsignup = \"yes\"\n",
+                        "t.toml:2: auth.signup: expected true or false");
+    EXPECT_CONFIG_ERROR("[server]\ncors_origins = \"*\"\n",
+                        "t.toml:2: server.cors_origins: expected an array");
+    EXPECT_CONFIG_ERROR("[server]\ncors_origins = [1]\n",
+                        "t.toml:2: server.cors_origins: expected a string");
     EXPECT_CONFIG_ERROR("[tasks]\nworkers = -1\n", "t.toml:2: tasks.workers: must be at least 0");
-    EXPECT_CONFIG_ERROR("[tasks]\nworkers = 100000\n", "t.toml:2: tasks.workers: must be at most 1024");
-    EXPECT_CONFIG_ERROR("[tasks]\nmax_attempts = 0\n", "t.toml:2: tasks.max_attempts: must be at least 1");
+    EXPECT_CONFIG_ERROR("[tasks]\nworkers = 100000\n",
+                        "t.toml:2: tasks.workers: must be at most 1024");
+    EXPECT_CONFIG_ERROR("[tasks]\nmax_attempts = 0\n",
+                        "t.toml:2: tasks.max_attempts: must be at least 1");
     EXPECT_CONFIG_ERROR("[storage]\nurl = \"\"\n", "t.toml:2: storage.url: must not be empty");
     EXPECT_CONFIG_ERROR(
         "[collections.cars]\n"
         "fields.model = { type = \"integer\", min = \"1886\" }\n",
         "t.toml:2: collections.cars.fields.model.min: expected a number, got a string");
-    EXPECT_CONFIG_ERROR("[collections.c]\nowned = 1\n", "t.toml:2: collections.c.owned: expected true or false");
-    EXPECT_CONFIG_ERROR("[collections.c]\npage_size = 0\n", "t.toml:2: collections.c.page_size: must be at least 1");
+    EXPECT_CONFIG_ERROR("[collections.c]\nowned = 1\n",
+                        "t.toml:2: collections.c.owned: expected true or false");
+    EXPECT_CONFIG_ERROR("[collections.c]\npage_size = 0\n",
+                        "t.toml:2: collections.c.page_size: must be at least 1");
     EXPECT_CONFIG_ERROR("[collections.c]\npage_size = 50\nmax_page_size = 10\n",
                         "t.toml:2: collections.c.page_size: is greater than max_page_size");
 }
 
 TEST(ConfigErrors, UnknownKeys) {
     EXPECT_CONFIG_ERROR("[sever]\nlisten = \":1\"\n", "t.toml:1: sever: unknown key");
-    EXPECT_CONFIG_ERROR("[server]\nlisten_on = \":1\"\n", "t.toml:2: server.listen_on: unknown key");
-    EXPECT_CONFIG_ERROR("[auth]\nthrottle.anon = \"1/s\"\n", "t.toml:2: auth.throttle.anon: unknown key");
+    EXPECT_CONFIG_ERROR("[server]\nlisten_on = \":1\"\n",
+                        "t.toml:2: server.listen_on: unknown key");
+    EXPECT_CONFIG_ERROR("[auth]\nthrottle.anon = \"1/s\"\n",
+                        "t.toml:2: auth.throttle.anon: unknown key");
     EXPECT_CONFIG_ERROR("[tasks]\nworker = 2\n", "t.toml:2: tasks.worker: unknown key");
-    EXPECT_CONFIG_ERROR("[tasks.kinds.k]\ncmd = [\"x\"]\n", "t.toml:2: tasks.kinds.k.cmd: unknown key");
+    EXPECT_CONFIG_ERROR("[tasks.kinds.k]\ncmd = [\"x\"]\n",
+                        "t.toml:2: tasks.kinds.k.cmd: unknown key");
     EXPECT_CONFIG_ERROR("[collections.c]\nfield.a = { type = \"string\" }\n",
                         "t.toml:2: collections.c.field: unknown key");
     EXPECT_CONFIG_ERROR("[collections.c]\n\nfields.a = { type = \"string\", maxlength = 3 }\n",
@@ -374,14 +385,16 @@ TEST(ConfigErrors, Fields) {
                         "t.toml:2: collections.c.fields.a.type: unknown field type \"strin\"");
     EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { required = true }\n",
                         "t.toml:2: collections.c.fields.a: missing key \"type\"");
-    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"string\", min = 1 }\n",
-                        "t.toml:2: collections.c.fields.a.min: min applies only to integer and number fields");
-    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"integer\", max_length = 1 }\n",
-                        "t.toml:2: collections.c.fields.a.max_length: max_length applies only to string and text");
+    EXPECT_CONFIG_ERROR(
+        "[collections.c]\nfields.a = { type = \"string\", min = 1 }\n",
+        "t.toml:2: collections.c.fields.a.min: min applies only to integer and number fields");
+    EXPECT_CONFIG_ERROR(
+        "[collections.c]\nfields.a = { type = \"integer\", max_length = 1 }\n",
+        "t.toml:2: collections.c.fields.a.max_length: max_length applies only to string and text");
     EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"integer\", pattern = \"x\" }\n",
                         "t.toml:2: collections.c.fields.a.pattern:");
     EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"string\", pattern = \"(\" }\n",
-                        "t.toml:2: collections.c.fields.a.pattern: is not a valid ECMAScript regular expression");
+                        "t.toml:2: collections.c.fields.a.pattern: does not compile");
     EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"integer\", min = 5, max = 1 }\n",
                         "t.toml:2: collections.c.fields.a.min: is greater than max");
     EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"string\", min_length = -1 }\n",
@@ -396,16 +409,20 @@ TEST(ConfigErrors, Fields) {
                         "t.toml:2: collections.c.fields.a.to: names no collection \"nope\"");
     EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"string\", to = \"c\" }\n",
                         "t.toml:2: collections.c.fields.a.to: to applies only to ref fields");
-    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"ref\", to = \"c\", on_delete = \"drop\" }\n",
-                        "t.toml:2: collections.c.fields.a.on_delete: expected \"restrict\"");
-    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"string\", read_only = true, write_only = true }\n",
-                        "t.toml:2: collections.c.fields.a.write_only:");
+    EXPECT_CONFIG_ERROR(
+        "[collections.c]\nfields.a = { type = \"ref\", to = \"c\", on_delete = \"drop\" }\n",
+        "t.toml:2: collections.c.fields.a.on_delete: expected \"restrict\"");
+    EXPECT_CONFIG_ERROR(
+        "[collections.c]\nfields.a = { type = \"string\", read_only = true, write_only = true }\n",
+        "t.toml:2: collections.c.fields.a.write_only:");
     EXPECT_CONFIG_ERROR("[collections.c]\nfields.id = { type = \"string\" }\n",
                         "t.toml:2: collections.c.fields.id: \"id\" is a server-managed field name");
     EXPECT_CONFIG_ERROR("[collections.c]\nfields.1a = { type = \"string\" }\n",
                         "t.toml:2: collections.c.fields.1a: a field name must be an identifier");
-    EXPECT_CONFIG_ERROR("[collections.\"my cars\"]\n", "t.toml:1: collections.\"my cars\": a collection name");
-    EXPECT_CONFIG_ERROR("[collections.tasks]\n", "t.toml:1: collections.tasks: \"tasks\" is reserved");
+    EXPECT_CONFIG_ERROR("[collections.\"my cars\"]\n",
+                        "t.toml:1: collections.\"my cars\": a collection name");
+    EXPECT_CONFIG_ERROR("[collections.tasks]\n",
+                        "t.toml:1: collections.tasks: \"tasks\" is reserved");
 }
 
 TEST(ConfigErrors, DuplicateFieldIsATomlErrorWithItsLine) {
@@ -428,11 +445,15 @@ TEST(ConfigErrors, DefinitionChecksOfFinalizeNameTheKey) {
     // Checks done by finalize() (shared with the C++ API) are reported at the key they name.
     EXPECT_CONFIG_ERROR("\n[collections.c]\nfields.a = { type = \"integer\", default = \"x\" }\n",
                         "t.toml:3: collections.c.fields.a.default: ");
-    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"string\" }\n\nfields.b__c = { type = \"string\" }\n",
-                        "t.toml:4: collections.c.fields.b__c: ");
-    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"integer\", choices = [1, \"two\"] }\n",
-                        "t.toml:2: collections.c.fields.a.choices[1]: ");
-    EXPECT_CONFIG_ERROR("[collections.c]\n\nindexes = [[\"owner\"]]\n", "t.toml:3: collections.c.indexes[0]: ");
+    EXPECT_CONFIG_ERROR(
+        "[collections.c]\nfields.a = { type = \"string\" }\n\nfields.b__c = { type = \"string\" "
+        "}\n",
+        "t.toml:4: collections.c.fields.b__c: ");
+    EXPECT_CONFIG_ERROR(
+        "[collections.c]\nfields.a = { type = \"integer\", choices = [1, \"two\"] }\n",
+        "t.toml:2: collections.c.fields.a.choices[1]: ");
+    EXPECT_CONFIG_ERROR("[collections.c]\n\nindexes = [[\"owner\"]]\n",
+                        "t.toml:3: collections.c.indexes[0]: ");
 }
 
 TEST(ConfigErrors, DurationsSizesRatesRules) {
@@ -440,53 +461,83 @@ TEST(ConfigErrors, DurationsSizesRatesRules) {
                         "t.toml:2: tasks.timeout: invalid duration \"10 parsecs\"");
     EXPECT_CONFIG_ERROR("[tasks]\nlease = 0\n", "t.toml:2: tasks.lease: must be at least");
     EXPECT_CONFIG_ERROR("[tasks]\ntimeout = 1.5\n", "t.toml:2: tasks.timeout: expected a duration");
-    EXPECT_CONFIG_ERROR("[server]\nmax_body = \"1 MiBB\"\n", "t.toml:2: server.max_body: invalid size");
-    EXPECT_CONFIG_ERROR("[server]\nmax_body = -1\n", "t.toml:2: server.max_body: must not be negative");
-    EXPECT_CONFIG_ERROR("[server]\nmax_body = 0\n", "t.toml:2: server.max_body: must be at least 1");
-    EXPECT_CONFIG_ERROR("[auth]\nthrottle.user = \"lots\"\n", "t.toml:2: auth.throttle.user: invalid rate");
-    EXPECT_CONFIG_ERROR("[auth]\nthrottle.user = \"0/s\"\n", "t.toml:2: auth.throttle.user: must allow");
-    EXPECT_CONFIG_ERROR("[server]\nlisten = \"localhost\"\n", "t.toml:2: server.listen: invalid listen address");
+    EXPECT_CONFIG_ERROR("[server]\nmax_body = \"1 MiBB\"\n",
+                        "t.toml:2: server.max_body: invalid size");
+    EXPECT_CONFIG_ERROR("[server]\nmax_body = -1\n",
+                        "t.toml:2: server.max_body: must not be negative");
+    EXPECT_CONFIG_ERROR("[server]\nmax_body = 0\n",
+                        "t.toml:2: server.max_body: must be at least 1");
+    EXPECT_CONFIG_ERROR("[auth]\nthrottle.user = \"lots\"\n",
+                        "t.toml:2: auth.throttle.user: invalid rate");
+    EXPECT_CONFIG_ERROR("[auth]\nthrottle.user = \"0/s\"\n",
+                        "t.toml:2: auth.throttle.user: must allow");
+    EXPECT_CONFIG_ERROR("[server]\nlisten = \"localhost\"\n",
+                        "t.toml:2: server.listen: invalid listen address");
     EXPECT_CONFIG_ERROR("[collections.c]\nrules.list = \"everyone\"\n",
                         "t.toml:2: collections.c.rules.list: unknown rule \"everyone\"");
     EXPECT_CONFIG_ERROR("[collections.c]\nasync.create = \"sometimes\"\n",
                         "t.toml:2: collections.c.async.create: unknown async mode");
-    EXPECT_CONFIG_ERROR("[tasks.kinds.k]\ntimeout = \"soon\"\n", "t.toml:2: tasks.kinds.k.timeout: invalid duration");
+    EXPECT_CONFIG_ERROR("[tasks.kinds.k]\ntimeout = \"soon\"\n",
+                        "t.toml:2: tasks.kinds.k.timeout: invalid duration");
 }
 
 TEST(ConfigErrors, IndexesActionsEndpointsKinds) {
-    EXPECT_CONFIG_ERROR("[collections.c]\nfields.a = { type = \"string\" }\nindexes = [[\"a\", \"b\"]]\n",
-                        "t.toml:3: collections.c.indexes: index names unknown field \"b\"");
-    EXPECT_CONFIG_ERROR("[collections.c]\nindexes = [[]]\n", "t.toml:2: collections.c.indexes: an index must list");
-    EXPECT_CONFIG_ERROR("[collections.c]\nindexes = [\"a\"]\n", "t.toml:2: collections.c.indexes: expected an array");
+    EXPECT_CONFIG_ERROR(
+        "[collections.c]\nfields.a = { type = \"string\" }\nindexes = [[\"a\", \"b\"]]\n",
+        "t.toml:3: collections.c.indexes: index names unknown field \"b\"");
+    EXPECT_CONFIG_ERROR("[collections.c]\nindexes = [[]]\n",
+                        "t.toml:2: collections.c.indexes: an index must list");
+    EXPECT_CONFIG_ERROR("[collections.c]\nindexes = [\"a\"]\n",
+                        "t.toml:2: collections.c.indexes: expected an array");
     EXPECT_CONFIG_ERROR("[collections.c.actions.x]\nmethods = [\"PUT\"]\n",
                         "t.toml:2: collections.c.actions.x.methods: expected \"GET\" or \"POST\"");
     EXPECT_CONFIG_ERROR("[collections.c.actions.x]\nmethods = []\n",
                         "t.toml:2: collections.c.actions.x.methods: must list at least one method");
     EXPECT_CONFIG_ERROR("[collections.c.actions.x]\nrule = \"owners\"\n",
                         "t.toml:2: collections.c.actions.x.rule: unknown rule");
-    EXPECT_CONFIG_ERROR("[endpoints.e]\npath = \"e\"\ntask = \"t\"\n", "t.toml:2: endpoints.e.path: must start with \"/\"");
-    EXPECT_CONFIG_ERROR("[endpoints.e]\ntask = \"t\"\n", "t.toml:1: endpoints.e: missing key \"path\"");
-    EXPECT_CONFIG_ERROR("[endpoints.e]\npath = \"/e\"\n", "t.toml:1: endpoints.e: missing key \"task\"");
+    EXPECT_CONFIG_ERROR("[endpoints.e]\npath = \"e\"\ntask = \"t\"\n",
+                        "t.toml:2: endpoints.e.path: must start with \"/\"");
+    EXPECT_CONFIG_ERROR("[endpoints.e]\ntask = \"t\"\n",
+                        "t.toml:1: endpoints.e: missing key \"path\"");
+    EXPECT_CONFIG_ERROR("[endpoints.e]\npath = \"/e\"\n",
+                        "t.toml:1: endpoints.e: missing key \"task\"");
     EXPECT_CONFIG_ERROR("[endpoints.e]\npath = \"/e\"\ntask = \"t\"\nmethod = \"FETCH\"\n",
                         "t.toml:4: endpoints.e.method: expected one of");
-    EXPECT_CONFIG_ERROR("[endpoints.a]\npath = \"/e\"\ntask = \"t\"\n[endpoints.b]\npath = \"/e\"\ntask = \"u\"\n",
-                        "t.toml:4: endpoints.b: same method and path as endpoints.a");
-    EXPECT_CONFIG_ERROR("[tasks.kinds.k]\ncommand = []\n", "t.toml:2: tasks.kinds.k.command: must name a program");
-    EXPECT_CONFIG_ERROR("[tasks.kinds.k]\ncommand = \"./run.sh\"\n", "t.toml:2: tasks.kinds.k.command: expected an array");
+    EXPECT_CONFIG_ERROR(
+        "[endpoints.a]\npath = \"/e\"\ntask = \"t\"\n[endpoints.b]\npath = \"/e\"\ntask = \"u\"\n",
+        "t.toml:4: endpoints.b: same method and path as endpoints.a");
+    EXPECT_CONFIG_ERROR("[tasks.kinds.k]\ncommand = []\n",
+                        "t.toml:2: tasks.kinds.k.command: must name a program");
+    EXPECT_CONFIG_ERROR("[tasks.kinds.k]\ncommand = \"./run.sh\"\n",
+                        "t.toml:2: tasks.kinds.k.command: expected an array");
 }
 
 TEST(ConfigErrors, DeepNestingIsRefusedBeforeParsing) {
     // Brackets inside strings and comments do not count.
-    std::string deep = "a = \"[[[[\" # {{{{\nb = " + std::string(5000, '[') +
-                       std::string(5000, ']') + "\n";
-    EXPECT_CONFIG_ERROR(deep, "t.toml:2: invalid TOML: arrays and tables nested more than 64 levels");
+    std::string deep =
+        "a = \"[[[[\" # {{{{\nb = " + std::string(5000, '[') + std::string(5000, ']') + "\n";
+    EXPECT_CONFIG_ERROR(deep,
+                        "t.toml:2: invalid TOML: arrays and tables nested more than 64 levels");
     std::string tables = "x = '''\n[[[[[[\n'''\ny = ";
     for (int i = 0; i < 2000; ++i) tables += "{a=";
     EXPECT_CONFIG_ERROR(tables, "t.toml:4: invalid TOML: arrays and tables nested more than 64");
     // Moderate nesting still reaches the loader (and its own JSON depth limit).
-    std::string json_default = "[collections.c]\nfields.j = { type = \"json\", default = " +
-                               std::string(40, '[') + std::string(40, ']') + " }\n";
-    EXPECT_CONFIG_ERROR(json_default, "t.toml:2: collections.c.fields.j.default: nested too deeply");
+    std::string json_default =
+        "[collections.c]\nfields.j = { type = \"json\", default = " + std::string(40, '[') +
+        std::string(40, ']') + " }\n";
+    EXPECT_CONFIG_ERROR(json_default,
+                        "t.toml:2: collections.c.fields.j.default: nested too deeply");
+}
+
+TEST(ConfigErrors, InvalidUtf8IsRefusedWithItsLine) {
+    // toml11 3.7 reads out of bounds reporting invalid UTF-8 inside a multi-line string.
+    EXPECT_CONFIG_ERROR("[server]\nbase_path = '''\n\xff'''\n",
+                        "t.toml:3: invalid TOML: not valid UTF-8");
+    EXPECT_CONFIG_ERROR("a = \"\xc3\x28\"\n", "t.toml:1: invalid TOML: not valid UTF-8");
+    EXPECT_CONFIG_ERROR("a = \"\xed\xa0\x80\"\n", "t.toml:1: invalid TOML: not valid UTF-8");
+    EXPECT_CONFIG_ERROR("a = \"\xf0\x9f\x98\"\n", "t.toml:1: invalid TOML: not valid UTF-8");
+    auto c = load_ok("[storage]\nurl = \"sqlite:d\xc3\xa9j\xc3\xa0/\xf0\x9f\x9a\x97.db\"\n");
+    EXPECT_EQ(c.storage.url, "sqlite:d\xc3\xa9j\xc3\xa0/\xf0\x9f\x9a\x97.db");
 }
 
 TEST(ConfigErrors, MissingFile) {
@@ -497,10 +548,17 @@ TEST(ConfigErrors, MissingFile) {
 }
 
 TEST(ConfigErrors, NeverThrowsOnGarbage) {
-    const char* inputs[] = {"\x01\x02\x03", "[[[[", "a = [[[[[[[1]]]]]]]", "= 1", "\"\\u0000\" = 1",
-                            "[collections]\nx = 1\n", "[collections.c]\nfields = 3\n",
-                            "[collections.c]\nfields.a = 3\n", "[tasks]\nkinds = 1\n",
-                            "[tasks.kinds]\nk = 1\n", "[endpoints]\ne = []\n",
+    const char* inputs[] = {"\x01\x02\x03",
+                            "[[[[",
+                            "a = [[[[[[[1]]]]]]]",
+                            "= 1",
+                            "\"\\u0000\" = 1",
+                            "[collections]\nx = 1\n",
+                            "[collections.c]\nfields = 3\n",
+                            "[collections.c]\nfields.a = 3\n",
+                            "[tasks]\nkinds = 1\n",
+                            "[tasks.kinds]\nk = 1\n",
+                            "[endpoints]\ne = []\n",
                             "[collections.c]\nindexes = 1\n"};
     for (const char* in : inputs) {
         auto r = load_config_string(in, "g.toml");
@@ -515,14 +573,13 @@ TEST(ConfigErrors, NeverThrowsOnGarbage) {
 
 TEST(ConfigEnv, OverridesScalars) {
     config c;
-    auto r = apply_env_overrides(c, {"PATH=/usr/bin", "LIVEBASE_STORAGE_URL=postgresql://x/y",
-                                     "LIVEBASE_SERVER_LISTEN=:0", "LIVEBASE_SERVER_THREADS=3",
-                                     "LIVEBASE_TASKS_WORKERS=0", "LIVEBASE_SERVER_MAX_BODY=2MiB",
-                                     "LIVEBASE_REALTIME_SEND_QUEUE=1024",
-                                     "LIVEBASE_SERVER_IDLE_TIMEOUT=5m", "LIVEBASE_AUTH_SIGNUP=true",
-                                     "LIVEBASE_AUTH_THROTTLE_USER=5/s",
-                                     "LIVEBASE_SERVER_CORS_ORIGINS=https://a, https://b",
-                                     "LIVEBASE_SERVER_BASE_PATH=/x/", "LIVEBASE_TEST_PG=whatever"});
+    auto r = apply_env_overrides(
+        c, {"PATH=/usr/bin", "LIVEBASE_STORAGE_URL=postgresql://x/y", "LIVEBASE_SERVER_LISTEN=:0",
+            "LIVEBASE_SERVER_THREADS=3", "LIVEBASE_TASKS_WORKERS=0",
+            "LIVEBASE_SERVER_MAX_BODY=2MiB", "LIVEBASE_REALTIME_SEND_QUEUE=1024",
+            "LIVEBASE_SERVER_IDLE_TIMEOUT=5m", "LIVEBASE_AUTH_SIGNUP=true",
+            "LIVEBASE_AUTH_THROTTLE_USER=5/s", "LIVEBASE_SERVER_CORS_ORIGINS=https://a, https://b",
+            "LIVEBASE_SERVER_BASE_PATH=/x/", "LIVEBASE_TEST_PG=whatever"});
     ASSERT_TRUE(r.has_value()) << r.error().detail;
     EXPECT_EQ(c.storage.url, "postgresql://x/y");
     EXPECT_EQ(c.server.host, "");
@@ -549,7 +606,8 @@ TEST(ConfigEnv, UnknownOrBadVariablesAreProblemsAndChangeNothing) {
     config c;
     auto r = apply_env_overrides(c, {"LIVEBASE_SERVER_THREADS=2", "LIVEBASE_SERVER_THREDS=3"});
     ASSERT_FALSE(r.has_value());
-    EXPECT_NE(r.error().detail.find("LIVEBASE_SERVER_THREDS"), std::string::npos) << r.error().detail;
+    EXPECT_NE(r.error().detail.find("LIVEBASE_SERVER_THREDS"), std::string::npos)
+        << r.error().detail;
     EXPECT_EQ(c.server.threads, 0u);
 
     r = apply_env_overrides(c, {"LIVEBASE_TASKS_WORKERS=many"});

@@ -184,6 +184,9 @@ TEST(finalize, lengths_and_patterns_only_on_text) {
     auto bad = finalize_with([](collection_def& c) { field(c, "vin").pattern = "([a-z"; });
     EXPECT_EQ(bad.rfind("fields.vin.pattern: does not compile: ", 0), 0u) << bad;
     EXPECT_EQ(finalize_with([](collection_def& c) { field(c, "notes").pattern = "^\\w+$"; }), "");
+    // Back-references would need the backtracking executor, which pattern checks avoid.
+    auto backref = finalize_with([](collection_def& c) { field(c, "vin").pattern = "(a)\\1"; });
+    EXPECT_EQ(backref.rfind("fields.vin.pattern: does not compile: ", 0), 0u) << backref;
 }
 
 TEST(finalize, refs_unique_and_visibility) {

@@ -236,6 +236,15 @@ TEST(validate_types, pattern) {
     EXPECT_EQ(create_value(d, "notes", json::string(std::string(4000, 'o') + "k")).as_string().size(), 4001u);
 }
 
+TEST(validate_types, backtracking_pattern_at_the_input_limit) {
+    auto d = schema_test::cars_def();
+    d.fields[4].pattern = "^(a*)*$";  // vin: exponential and deep for a backtracking engine
+    ASSERT_EQ(finalize(d), "");
+    EXPECT_EQ(create_value(d, "vin", json::string(std::string(4096, 'a'))).as_string().size(), 4096u);
+    EXPECT_EQ(create_errors(d, "vin", json::string(std::string(4095, 'a') + "b")),
+              msgs({"This value does not match the required pattern."}));
+}
+
 TEST(validate_types, boolean) {
     auto c = cars();
     EXPECT_EQ(create_value(c, "sold", true), true);
