@@ -123,6 +123,9 @@ livebase::config& app::config() noexcept { return impl_->cfg; }
 livebase::logger& app::log() noexcept { return impl_->log; }
 
 result<void> app::add_collection(collection_def c) {
+    if (is_reserved_collection_name(c.name))
+        return problem::bad_request("collections." + c.name + ": \"" + c.name +
+                                    "\" is reserved for a built-in endpoint");
     if (auto msg = finalize(c); !msg.empty())
         return problem::bad_request("collections." + c.name + ": " + msg);
     std::erase_if(impl_->code_collections, [&](const auto& x) { return x.name == c.name; });

@@ -950,7 +950,7 @@ config loader::load(const tvalue& root) {
                 fail(*cv, path,
                      "a collection name must be an identifier (letters, digits, '_'; not "
                      "starting with a digit; at most 63 characters)");
-            if (*name == "tasks" || *name == "auth" || *name == "health" || *name == "schema")
+            if (is_reserved_collection_name(*name))
                 fail(*cv, path, "\"" + *name + "\" is reserved for a built-in endpoint");
             cfg.collections.push_back(read_collection(*name, *cv, path));
             coll_values.push_back(cv);

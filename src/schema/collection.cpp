@@ -239,6 +239,10 @@ async_mode collection_def::async_for(std::string_view action) const noexcept {
     return async_mode::allowed;
 }
 
+bool is_reserved_collection_name(std::string_view name) noexcept {
+    return name == "tasks" || name == "auth" || name == "health" || name == "schema";
+}
+
 bool is_managed_field(std::string_view name) noexcept {
     return name == "id" || name == "created" || name == "updated" || name == "version" ||
            name == "owner";

@@ -78,6 +78,10 @@ struct collection_def {
 /// id, created, updated, version (and owner when owned).
 bool is_managed_field(std::string_view name) noexcept;
 
+/// Names user collections may not take because built-in endpoints use them
+/// (tasks, auth, health, schema).
+bool is_reserved_collection_name(std::string_view name) noexcept;
+
 /// Checks a definition (names are identifiers, no duplicates, options fit the type, defaults
 /// and choices valid, pattern compiles, page sizes sane) and compiles patterns.
 /// Returns a human message naming the offending field/key, or empty on success.

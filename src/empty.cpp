@@ -1,1 +1,0 @@
-// Placeholder translation unit for components that have no sources yet.
