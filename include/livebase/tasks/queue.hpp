@@ -1,0 +1,155 @@
+#pragma once
+/// The durable task queue: every state change of a task is a write transaction on the store
+/// (so it lands in the change log and realtime sees it). Claims run on the store's single
+/// writer thread, so two workers can never claim the same task.
+///
+/// States and transitions (`attempt` = number of the current or last attempt):
+///   submit              -> pending (attempt 0, not_before = now)
+///   claim               pending (not_before <= now)  -> running, attempt + 1, lease, worker
+///   heartbeat           running (ours)               -> lease renewed, progress written
+///   complete            running (ours)               -> succeeded (or failed for a problem outcome)
+///   fail retryable      running (ours), attempt < max -> pending, not_before = now + backoff
+///   fail                otherwise                    -> failed
+///   finish_cancelled    running (ours)               -> cancelled
+///   release             running (ours)               -> pending, attempt - 1 (shutdown: the
+///                                                      interrupted attempt does not count)
+///   cancel              pending -> cancelled; running -> cancel_requested; finished -> 409
+///   reap                running, lease_until < now   -> pending (attempt kept; the next claim
+///                       makes it attempt + 1), or failed ("worker lost") when attempt >=
+///                       max_attempts, or cancelled when cancellation had been requested
+///   purge               finished before now - retention -> deleted
+#include <livebase/api/operation.hpp>
+#include <livebase/core/result.hpp>
+#include <livebase/store/store.hpp>
+#include <livebase/tasks/task.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace livebase {
+
+/// What submit() stores.
+struct task_submission {
+    std::string kind;
+    json::value input;                      ///< handed to the task code
+    json::value request;                    ///< request_to_json() of the operation, or null
+    principal who;                          ///< owner = who.user_id (null when anonymous)
+    int max_attempts = 3;                   ///< >= 1
+    std::chrono::milliseconds timeout{10 * 60 * 1000};  ///< per attempt
+};
+
+/// Coalesced progress of a running task; only the set members are written.
+struct task_progress {
+    std::optional<json::value> progress;  ///< number or null
+    std::optional<json::value> message;   ///< string or null
+    std::optional<json::value> eta;       ///< number or null
+    std::optional<json::array> steps;     ///< the whole steps array
+    bool empty() const noexcept { return !progress && !message && !eta && !steps; }
+};
+
+/// Answer of heartbeat(): whether the task is still ours, and whether it should stop.
+struct heartbeat_status {
+    bool ours = false;
+    bool cancel_requested = false;
+};
+
+/// Thread-safe. Every operation blocks the calling thread until its write commits (never call
+/// from an I/O or store thread), except submit_async(). The store must outlive the queue.
+class task_queue {
+public:
+    struct options {
+        std::chrono::milliseconds backoff_base{1000};   ///< retry delay base: base * 2^(attempt-1)
+        std::chrono::milliseconds backoff_cap{5 * 60 * 1000};  ///< retry delay cap
+        bool jitter = true;        ///< full jitter: the delay is uniform in [0, computed]
+        std::size_t batch = 500;   ///< rows reap()/purge() handle per transaction
+        /// Milliseconds since the epoch for operations that take no `now`. Default now_ms().
+        std::function<std::int64_t()> clock;
+    };
+
+    explicit task_queue(store& s);
+    task_queue(store& s, options o);
+    task_queue(const task_queue&) = delete;
+    task_queue& operator=(const task_queue&) = delete;
+
+    /// Stores a new pending task and wakes waiting workers. Returns the stored task.
+    /// Problems: 400 for an empty kind or max_attempts < 1; store problems (503 when closed).
+    result<json::object> submit(const task_submission& t);
+    /// As submit(), without blocking: `done` runs on the store's writer thread after commit.
+    void submit_async(const task_submission& t, std::function<void(result<json::object>)> done);
+    /// The write step of submit(), for callers composing it into their own transaction (e.g.
+    /// with an idempotency record). Call notify() after that transaction commits.
+    static result<json::object> submit_in(write_txn& txn, const task_submission& t, std::int64_t now);
+
+    /// Claims the oldest eligible pending task (not_before <= now, ordered by not_before then
+    /// id) whose kind is in `kinds` (empty = any kind): it becomes running with attempt + 1,
+    /// lease_until = now + lease, worker = worker_id, started = now. nullopt when none.
+    result<std::optional<json::object>> claim(const std::string& worker_id, std::int64_t now,
+                                              std::chrono::milliseconds lease,
+                                              const std::vector<std::string>& kinds = {});
+
+    /// Renews the lease of a task `worker` runs (lease_until = clock() + lease) and writes the
+    /// set members of `progress`. ours = false (and nothing written) when the task is no longer
+    /// running under this worker. 404 when the task is gone.
+    result<heartbeat_status> heartbeat(const std::string& id, const std::string& worker,
+                                       std::chrono::milliseconds lease,
+                                       const task_progress& progress = {});
+
+    /// Records the attempt's outcome: succeeded with result = body, result_status = status,
+    /// location; a problem outcome (is_problem) fails the task with error = body.
+    /// 409 when the task is not running under `worker` (lost lease, released); 404 when gone.
+    result<json::object> complete(const std::string& id, const std::string& worker,
+                                  const outcome& out);
+    /// Records a failed attempt: retryable and attempt < max_attempts -> pending with
+    /// not_before = now + backoff(attempt); otherwise failed with error = p. 409/404 as complete.
+    result<json::object> fail(const std::string& id, const std::string& worker, const problem& p,
+                              bool retryable);
+    /// The worker stopped the task after a cancellation request: cancelled. 409/404 as complete.
+    result<json::object> finish_cancelled(const std::string& id, const std::string& worker);
+    /// Hands a running task back (graceful shutdown): pending, lease and worker cleared,
+    /// not_before = now, attempt - 1 so the interrupted attempt does not count. 409/404 as complete.
+    result<json::object> release(const std::string& id, const std::string& worker);
+
+    /// DELETE /api/tasks/{id}: pending -> cancelled at once (finished set); running ->
+    /// cancel_requested = true (the state stays running; the worker stops it); finished -> 409.
+    /// 404 when absent. Returns the stored task after the change.
+    result<json::object> cancel(const std::string& id);
+
+    /// Re-queues running tasks whose lease_until < now (see the table above). Returns how many
+    /// tasks changed. Handles at most options::batch tasks per call.
+    result<std::size_t> reap(std::int64_t now);
+    /// Deletes finished tasks whose `finished` is before now - retention. Returns how many.
+    result<std::size_t> purge(std::int64_t now, std::chrono::milliseconds retention);
+
+    /// The stored task, nullopt when absent.
+    result<std::optional<json::object>> get(const std::string& id);
+
+    /// The retry delay after a failed attempt number `attempt` (>= 1), jitter included.
+    std::chrono::milliseconds backoff(int attempt) const;
+
+    /// Wakes threads in wait_for_work(). Called by submit(); call it after submit_in() commits.
+    void notify();
+    /// The current wake generation; pass it to wait_for_work().
+    std::uint64_t generation() const;
+    /// Blocks until notify() moved the generation past `seen` or `timeout` passed.
+    void wait_for_work(std::uint64_t seen, std::chrono::milliseconds timeout);
+
+private:
+    std::int64_t now() const;
+    using mutate_fn = std::function<result<void>(json::object& task)>;
+    /// Loads the task, checks it is running under `worker`, applies `fn`, writes it back.
+    result<json::object> mutate_owned(const std::string& id, const std::string& worker, mutate_fn fn);
+
+    store& store_;
+    options options_;
+    mutable std::mutex wake_mu_;
+    std::condition_variable wake_cv_;
+    std::uint64_t generation_ = 0;
+};
+
+}  // namespace livebase

@@ -1,0 +1,392 @@
+#include <livebase/tasks/queue.hpp>
+
+#include <livebase/core/clock.hpp>
+#include <livebase/core/ulid.hpp>
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <utility>
+
+namespace livebase {
+
+namespace {
+
+const collection_def& tasks() { return tasks_collection(); }
+
+void touch(json::object& t, std::int64_t now) {
+    t["updated"] = format_timestamp(now);
+    t["version"] = get_int(t, "version").value_or(0) + 1;
+}
+
+std::int64_t int_or(const json::object& t, std::string_view key, std::int64_t fallback) {
+    return get_int(t, key).value_or(fallback);
+}
+
+bool bool_field(const json::object& t, std::string_view key) {
+    auto it = t.find(key);
+    return it != t.end() && it->value().is_bool() && it->value().get_bool();
+}
+
+std::optional<task_state> state_of(const json::object& t) {
+    return task_state_from_string(get_string(t, "state"));
+}
+
+void finish(json::object& t, task_state s, std::int64_t now) {
+    t["state"] = to_string(s);
+    t["finished"] = format_timestamp(now);
+    t["lease_until"] = nullptr;
+    t["worker"] = nullptr;
+    t["not_before"] = nullptr;
+}
+
+problem task_problem(int status, std::string type, std::string title, std::string detail) {
+    problem p;
+    p.status = status;
+    p.type = std::move(type);
+    p.title = std::move(title);
+    p.detail = std::move(detail);
+    return p;
+}
+
+result<json::object> load(write_txn& txn, const std::string& id) {
+    auto got = txn.get(tasks(), id);
+    if (!got) return std::move(got).error();
+    if (!*got) return problem::not_found("No task with this id.");
+    return std::move(**got);
+}
+
+result<json::object> as_object(result<json::value> r) {
+    if (!r) return std::move(r).error();
+    if (!r->is_object()) return problem::internal("The task write returned no task.");
+    return std::move(r->get_object());
+}
+
+filter_term term(std::string field, lookup op, json::value v) {
+    return filter_term{std::move(field), op, std::move(v)};
+}
+
+}  // namespace
+
+task_queue::task_queue(store& s) : task_queue(s, options{}) {}
+
+task_queue::task_queue(store& s, options o) : store_(s), options_(std::move(o)) {
+    if (sodium_init() < 0) options_.jitter = false;  // no randomness: plain exponential delays
+}
+
+std::int64_t task_queue::now() const { return options_.clock ? options_.clock() : now_ms(); }
+
+std::chrono::milliseconds task_queue::backoff(int attempt) const {
+    std::int64_t base = std::max<std::int64_t>(options_.backoff_base.count(), 0);
+    std::int64_t cap = std::max<std::int64_t>(options_.backoff_cap.count(), 0);
+    std::int64_t delay = base;
+    for (int i = 1; i < attempt && delay < cap; ++i) delay *= 2;
+    delay = std::min(delay, cap);
+    if (options_.jitter && delay > 0) {
+        auto bound = static_cast<std::uint32_t>(std::min<std::int64_t>(delay, 0xFFFFFFFELL) + 1);
+        delay = randombytes_uniform(bound);
+    }
+    return std::chrono::milliseconds(delay);
+}
+
+result<json::object> task_queue::submit_in(write_txn& txn, const task_submission& t, std::int64_t now) {
+    if (t.kind.empty()) return problem::bad_request("A task needs a kind.");
+    if (t.max_attempts < 1) return problem::bad_request("max_attempts must be at least 1.");
+    auto ts = format_timestamp(now);
+    json::object rec{{"id", make_ulid(now)},
+                     {"created", ts},
+                     {"updated", ts},
+                     {"version", 1},
+                     {"kind", t.kind},
+                     {"state", to_string(task_state::pending)},
+                     {"progress", nullptr},
+                     {"message", nullptr},
+                     {"eta", nullptr},
+                     {"steps", json::array{}},
+                     {"request", t.request},
+                     {"input", t.input},
+                     {"result", nullptr},
+                     {"result_status", nullptr},
+                     {"error", nullptr},
+                     {"location", nullptr},
+                     {"attempt", 0},
+                     {"max_attempts", t.max_attempts},
+                     {"started", nullptr},
+                     {"finished", nullptr},
+                     {"not_before", now},
+                     {"lease_until", nullptr},
+                     {"worker", nullptr},
+                     {"cancel_requested", false},
+                     {"timeout_ms", static_cast<std::int64_t>(t.timeout.count())}};
+    rec["owner"] = t.who.user_id.empty() ? json::value(nullptr) : json::value(t.who.user_id);
+    if (auto r = txn.insert(tasks(), rec); !r) return std::move(r).error();
+    return rec;
+}
+
+result<json::object> task_queue::submit(const task_submission& t) {
+    auto at = now();
+    auto r = as_object(store_.write_sync([&t, at](write_txn& txn) -> result<json::value> {
+        auto rec = submit_in(txn, t, at);
+        if (!rec) return std::move(rec).error();
+        return json::value(std::move(*rec));
+    }));
+    if (r) notify();
+    return r;
+}
+
+void task_queue::submit_async(const task_submission& t, std::function<void(result<json::object>)> done) {
+    auto at = now();
+    store_.write(
+        [t, at](write_txn& txn) -> result<json::value> {
+            auto rec = submit_in(txn, t, at);
+            if (!rec) return std::move(rec).error();
+            return json::value(std::move(*rec));
+        },
+        [this, done = std::move(done)](result<json::value> r) {
+            auto obj = as_object(std::move(r));
+            if (obj) notify();
+            if (done) done(std::move(obj));
+        });
+}
+
+result<std::optional<json::object>> task_queue::claim(const std::string& worker_id, std::int64_t now,
+                                                      std::chrono::milliseconds lease,
+                                                      const std::vector<std::string>& kinds) {
+    query q;
+    q.filters.push_back(term("state", lookup::exact, json::value("pending")));
+    q.filters.push_back(term("not_before", lookup::lte, json::value(now)));
+    if (!kinds.empty()) {
+        json::array names;
+        for (const auto& k : kinds) names.emplace_back(k);
+        q.filters.push_back(term("kind", lookup::in, std::move(names)));
+    }
+    q.ordering = {order_term{"not_before", false}};
+    q.limit = 1;
+    auto r = store_.write_sync([&](write_txn& txn) -> result<json::value> {
+        auto found = txn.list(tasks(), q);
+        if (!found) return std::move(found).error();
+        if (found->items.empty()) return json::value(nullptr);
+        auto t = std::move(found->items.front());
+        t["state"] = to_string(task_state::running);
+        t["attempt"] = int_or(t, "attempt", 0) + 1;
+        t["lease_until"] = now + lease.count();
+        t["worker"] = worker_id;
+        t["started"] = format_timestamp(now);
+        t["not_before"] = nullptr;
+        touch(t, now);
+        if (auto w = txn.update(tasks(), t); !w) return std::move(w).error();
+        return json::value(std::move(t));
+    });
+    if (!r) return std::move(r).error();
+    if (r->is_null()) return std::optional<json::object>{};
+    if (!r->is_object()) return problem::internal("The claim returned no task.");
+    return std::optional<json::object>(std::move(r->get_object()));
+}
+
+result<json::object> task_queue::mutate_owned(const std::string& id, const std::string& worker,
+                                              mutate_fn fn) {
+    return as_object(store_.write_sync([&](write_txn& txn) -> result<json::value> {
+        auto t = load(txn, id);
+        if (!t) return std::move(t).error();
+        if (state_of(*t) != task_state::running || get_string(*t, "worker") != worker)
+            return problem::conflict("The task is no longer held by this worker.");
+        if (auto m = fn(*t); !m) return std::move(m).error();
+        if (auto w = txn.update(tasks(), *t); !w) return std::move(w).error();
+        return json::value(std::move(*t));
+    }));
+}
+
+result<heartbeat_status> task_queue::heartbeat(const std::string& id, const std::string& worker,
+                                               std::chrono::milliseconds lease,
+                                               const task_progress& progress) {
+    auto at = now();
+    auto r = store_.write_sync([&](write_txn& txn) -> result<json::value> {
+        auto t = load(txn, id);
+        if (!t) return std::move(t).error();
+        if (state_of(*t) != task_state::running || get_string(*t, "worker") != worker)
+            return json::value(json::object{{"ours", false}, {"cancel", false}});
+        (*t)["lease_until"] = at + lease.count();
+        if (progress.progress) (*t)["progress"] = *progress.progress;
+        if (progress.message) (*t)["message"] = *progress.message;
+        if (progress.eta) (*t)["eta"] = *progress.eta;
+        if (progress.steps) (*t)["steps"] = *progress.steps;
+        touch(*t, at);
+        if (auto w = txn.update(tasks(), *t); !w) return std::move(w).error();
+        return json::value(json::object{{"ours", true}, {"cancel", bool_field(*t, "cancel_requested")}});
+    });
+    if (!r) return std::move(r).error();
+    heartbeat_status s;
+    if (r->is_object()) {
+        s.ours = bool_field(r->get_object(), "ours");
+        s.cancel_requested = bool_field(r->get_object(), "cancel");
+    }
+    return s;
+}
+
+result<json::object> task_queue::complete(const std::string& id, const std::string& worker,
+                                          const outcome& out) {
+    auto at = now();
+    return mutate_owned(id, worker, [&](json::object& t) -> result<void> {
+        finish(t, out.is_problem ? task_state::failed : task_state::succeeded, at);
+        t["result_status"] = out.status;
+        if (out.is_problem) {
+            t["error"] = out.body;
+            t["result"] = nullptr;
+        } else {
+            t["result"] = out.body;
+            t["error"] = nullptr;
+        }
+        t["location"] = out.location.empty() ? json::value(nullptr) : json::value(out.location);
+        touch(t, at);
+        return {};
+    });
+}
+
+result<json::object> task_queue::fail(const std::string& id, const std::string& worker,
+                                      const problem& p, bool retryable) {
+    auto at = now();
+    return mutate_owned(id, worker, [&](json::object& t) -> result<void> {
+        auto attempt = int_or(t, "attempt", 1);
+        t["error"] = p.to_json();
+        if (retryable && attempt < int_or(t, "max_attempts", 1)) {
+            t["state"] = to_string(task_state::pending);
+            t["not_before"] = at + backoff(static_cast<int>(attempt)).count();
+            t["lease_until"] = nullptr;
+            t["worker"] = nullptr;
+        } else {
+            finish(t, task_state::failed, at);
+            t["result_status"] = p.status;
+        }
+        touch(t, at);
+        return {};
+    });
+}
+
+result<json::object> task_queue::finish_cancelled(const std::string& id, const std::string& worker) {
+    auto at = now();
+    return mutate_owned(id, worker, [&](json::object& t) -> result<void> {
+        finish(t, task_state::cancelled, at);
+        auto p = task_problem(410, "/problems/task-cancelled", "Task cancelled",
+                              "The task was cancelled.");
+        t["error"] = p.to_json();
+        t["result_status"] = p.status;
+        touch(t, at);
+        return {};
+    });
+}
+
+result<json::object> task_queue::release(const std::string& id, const std::string& worker) {
+    auto at = now();
+    return mutate_owned(id, worker, [&](json::object& t) -> result<void> {
+        t["state"] = to_string(task_state::pending);
+        t["attempt"] = std::max<std::int64_t>(int_or(t, "attempt", 1) - 1, 0);
+        t["not_before"] = at;
+        t["lease_until"] = nullptr;
+        t["worker"] = nullptr;
+        touch(t, at);
+        return {};
+    });
+}
+
+result<json::object> task_queue::cancel(const std::string& id) {
+    auto at = now();
+    return as_object(store_.write_sync([&](write_txn& txn) -> result<json::value> {
+        auto t = load(txn, id);
+        if (!t) return std::move(t).error();
+        auto s = state_of(*t);
+        if (!s || is_finished(*s)) return problem::conflict("The task is already finished.");
+        if (*s == task_state::pending) {
+            finish(*t, task_state::cancelled, at);
+            auto p = task_problem(410, "/problems/task-cancelled", "Task cancelled",
+                                  "The task was cancelled.");
+            (*t)["error"] = p.to_json();
+            (*t)["result_status"] = p.status;
+        }
+        (*t)["cancel_requested"] = true;
+        touch(*t, at);
+        if (auto w = txn.update(tasks(), *t); !w) return std::move(w).error();
+        return json::value(std::move(*t));
+    }));
+}
+
+result<std::size_t> task_queue::reap(std::int64_t now) {
+    query q;
+    q.filters.push_back(term("state", lookup::exact, json::value("running")));
+    q.filters.push_back(term("lease_until", lookup::lt, json::value(now)));
+    q.ordering = {order_term{"lease_until", false}};
+    q.limit = options_.batch;
+    auto r = store_.write_sync([&](write_txn& txn) -> result<json::value> {
+        auto found = txn.list(tasks(), q);
+        if (!found) return std::move(found).error();
+        for (auto& t : found->items) {
+            if (bool_field(t, "cancel_requested")) {
+                finish(t, task_state::cancelled, now);
+                auto p = task_problem(410, "/problems/task-cancelled", "Task cancelled",
+                                      "The task was cancelled.");
+                t["error"] = p.to_json();
+                t["result_status"] = p.status;
+            } else if (int_or(t, "attempt", 1) >= int_or(t, "max_attempts", 1)) {
+                finish(t, task_state::failed, now);
+                auto p = task_problem(500, "/problems/task-worker-lost", "Worker lost",
+                                      "The worker running the task stopped responding.");
+                t["error"] = p.to_json();
+                t["result_status"] = p.status;
+            } else {
+                t["state"] = to_string(task_state::pending);
+                t["not_before"] = now;
+                t["lease_until"] = nullptr;
+                t["worker"] = nullptr;
+            }
+            touch(t, now);
+            if (auto w = txn.update(tasks(), t); !w) return std::move(w).error();
+        }
+        return json::value(static_cast<std::int64_t>(found->items.size()));
+    });
+    if (!r) return std::move(r).error();
+    auto n = r->is_int64() ? r->get_int64() : 0;
+    if (n > 0) notify();
+    return static_cast<std::size_t>(n);
+}
+
+result<std::size_t> task_queue::purge(std::int64_t now, std::chrono::milliseconds retention) {
+    query q;
+    q.filters.push_back(term("state", lookup::in,
+                             json::array{json::value("succeeded"), json::value("failed"),
+                                         json::value("cancelled")}));
+    q.filters.push_back(term("finished", lookup::lt, json::value(format_timestamp(now - retention.count()))));
+    q.ordering = {order_term{"finished", false}};
+    q.limit = options_.batch;
+    auto r = store_.write_sync([&](write_txn& txn) -> result<json::value> {
+        auto found = txn.list(tasks(), q);
+        if (!found) return std::move(found).error();
+        for (const auto& t : found->items)
+            if (auto w = txn.remove(tasks(), t); !w) return std::move(w).error();
+        return json::value(static_cast<std::int64_t>(found->items.size()));
+    });
+    if (!r) return std::move(r).error();
+    return static_cast<std::size_t>(r->is_int64() ? r->get_int64() : 0);
+}
+
+result<std::optional<json::object>> task_queue::get(const std::string& id) {
+    return store_.get_sync(tasks(), id);
+}
+
+void task_queue::notify() {
+    {
+        std::lock_guard lock(wake_mu_);
+        ++generation_;
+    }
+    wake_cv_.notify_all();
+}
+
+std::uint64_t task_queue::generation() const {
+    std::lock_guard lock(wake_mu_);
+    return generation_;
+}
+
+void task_queue::wait_for_work(std::uint64_t seen, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(wake_mu_);
+    wake_cv_.wait_for(lock, timeout, [&] { return generation_ != seen; });
+}
+
+}  // namespace livebase

@@ -1,0 +1,388 @@
+#include <livebase/tasks/worker_pool.hpp>
+
+#include "tasks/command_runner.hpp"
+
+#include <livebase/core/clock.hpp>
+#include <livebase/core/ulid.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <utility>
+
+namespace livebase {
+
+namespace {
+using steady = std::chrono::steady_clock;
+
+problem task_problem(int status, std::string type, std::string title, std::string detail) {
+    problem p;
+    p.status = status;
+    p.type = std::move(type);
+    p.title = std::move(title);
+    p.detail = std::move(detail);
+    return p;
+}
+
+problem timed_out_problem() {
+    return task_problem(504, "/problems/task-timeout", "Task timed out",
+                        "The attempt did not finish within its timeout.");
+}
+
+std::string default_prefix() {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+    return std::string(host) + ":" + std::to_string(::getpid()) + ":" + make_ulid().substr(16);
+}
+}  // namespace
+
+/// The task_context of one running attempt. Progress calls record a pending patch under mu_;
+/// the maintenance thread (or the final flush) writes it. Flags are atomics read anywhere.
+class worker_pool::context final : public task_context {
+public:
+    context(json::object task, std::string worker, std::chrono::milliseconds timeout)
+        : worker_(std::move(worker)),
+          id_(get_string(task, "id")),
+          kind_(get_string(task, "kind")),
+          attempt_(static_cast<int>(get_int(task, "attempt").value_or(1))),
+          deadline_(steady::now() + timeout) {
+        if (auto in = task.find("input"); in != task.end()) input_ = in->value();
+        if (auto st = task.find("steps"); st != task.end() && st->value().is_array())
+            steps_ = st->value().get_array();
+        if (auto rq = task.find("request"); rq != task.end() && rq->value().is_object()) {
+            if (auto w = rq->value().get_object().find("who");
+                w != rq->value().get_object().end() && w->value().is_object()) {
+                who_.user_id = std::string(get_string(w->value().get_object(), "user_id"));
+                auto admin = w->value().get_object().find("admin");
+                who_.admin = admin != w->value().get_object().end() && admin->value().is_bool() &&
+                             admin->value().get_bool();
+            }
+        }
+        if (who_.user_id.empty()) who_.user_id = std::string(get_string(task, "owner"));
+    }
+
+    const std::string& id() const noexcept override { return id_; }
+    const std::string& kind() const noexcept override { return kind_; }
+    const json::value& input() const noexcept override { return input_; }
+    int attempt() const noexcept override { return attempt_; }
+    const principal& who() const noexcept override { return who_; }
+
+    void progress(std::optional<double> percent) override {
+        std::lock_guard lock(mu_);
+        patch_.progress = percent ? json::value(std::clamp(*percent, 0.0, 100.0)) : json::value(nullptr);
+    }
+    void message(std::string_view text) override {
+        std::lock_guard lock(mu_);
+        patch_.message = json::value(json::string(text));
+    }
+    void eta(std::optional<double> seconds) override {
+        std::lock_guard lock(mu_);
+        patch_.eta = seconds ? json::value(std::max(*seconds, 0.0)) : json::value(nullptr);
+    }
+    void step(std::string_view name, std::string_view state) override {
+        std::lock_guard lock(mu_);
+        bool found = false;
+        for (auto& s : steps_) {
+            if (s.is_object() && get_string(s.get_object(), "name") == name) {
+                s.get_object()["state"] = state;
+                found = true;
+            }
+        }
+        if (!found) steps_.push_back(json::object{{"name", name}, {"state", state}});
+        patch_.steps = steps_;
+    }
+    bool cancelled() const noexcept override {
+        return cancel_requested_.load() || timed_out_.load() || released_.load() || lost_.load();
+    }
+
+    /// Takes the pending patch (empty when nothing changed since the last take).
+    task_progress take_patch() {
+        std::lock_guard lock(mu_);
+        return std::exchange(patch_, task_progress{});
+    }
+    bool dirty() const {
+        std::lock_guard lock(mu_);
+        return !patch_.empty();
+    }
+
+    const std::string worker_;
+    std::atomic<bool> cancel_requested_{false};
+    std::atomic<bool> timed_out_{false};
+    std::atomic<bool> released_{false};  ///< handed back by stop(): record nothing
+    std::atomic<bool> lost_{false};      ///< the lease is no longer ours
+    std::mutex flush_mu_;                ///< one store write of this task's progress at a time
+    steady::time_point last_flush_ = steady::now();
+    steady::time_point last_heartbeat_ = steady::now();
+
+private:
+    std::string id_, kind_;
+    int attempt_;
+    json::value input_;
+    principal who_;
+    const steady::time_point deadline_;
+    mutable std::mutex mu_;
+    task_progress patch_;
+    json::array steps_;
+
+public:
+    bool past_deadline() const noexcept { return steady::now() >= deadline_; }
+};
+
+worker_pool::worker_pool(task_queue& queue, worker_pool_options options)
+    : queue_(queue), options_(std::move(options)) {
+    prefix_ = options_.worker_id.empty() ? default_prefix() : options_.worker_id;
+}
+
+worker_pool::~worker_pool() { stop(); }
+
+void worker_pool::register_handler(std::string kind, task_handler handler, task_kind_options options) {
+    kind_names_.push_back(kind);
+    kinds_[std::move(kind)] = kind_entry{std::move(handler), std::nullopt, options};
+}
+
+void worker_pool::register_command(command_kind_def def) {
+    task_kind_options o;
+    o.max_attempts = def.max_attempts;
+    o.timeout = def.timeout;
+    auto name = def.name;
+    kind_names_.push_back(name);
+    kinds_[std::move(name)] = kind_entry{{}, std::move(def), o};
+}
+
+bool worker_pool::known_kind(std::string_view kind) const { return kinds_.find(kind) != kinds_.end(); }
+
+result<task_submission> worker_pool::make_submission(std::string_view kind, json::value input,
+                                                     json::value request, const principal& who) const {
+    auto it = kinds_.find(kind);
+    if (it == kinds_.end()) return problem::bad_request("Unknown task kind: " + std::string(kind) + ".");
+    task_submission s;
+    s.kind = std::string(kind);
+    s.input = std::move(input);
+    s.request = std::move(request);
+    s.who = who;
+    s.max_attempts = std::max(1, it->second.options.max_attempts.value_or(options_.max_attempts));
+    s.timeout = it->second.options.timeout.value_or(options_.timeout);
+    return s;
+}
+
+result<json::object> worker_pool::submit(std::string_view kind, json::value input, json::value request,
+                                         const principal& who) {
+    auto s = make_submission(kind, std::move(input), std::move(request), who);
+    if (!s) return std::move(s).error();
+    return queue_.submit(*s);
+}
+
+void worker_pool::start() {
+    std::lock_guard lock(lifecycle_mu_);
+    if (started_) return;
+    started_ = true;
+    for (std::size_t i = 0; i < options_.workers; ++i)
+        workers_.emplace_back([this, name = prefix_ + "/" + std::to_string(i)] { worker_main(name); });
+    maintenance_ = std::thread([this] { maintenance_main(); });
+}
+
+std::size_t worker_pool::running() const {
+    std::lock_guard lock(mu_);
+    return running_.size();
+}
+
+void worker_pool::stop() {
+    std::lock_guard lifecycle(lifecycle_mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    stopping_ = true;
+    queue_.notify();
+    {
+        std::unique_lock lock(mu_);
+        cv_.notify_all();
+        cv_.wait_for(lock, options_.shutdown_grace, [&] { return running_.empty(); });
+        for (auto& ctx : running_) {
+            ctx->released_ = true;
+            std::lock_guard flush(ctx->flush_mu_);
+            if (auto r = queue_.release(ctx->id(), ctx->worker_); !r)
+                log(log_level::warn, "could not hand a task back", {{"task", ctx->id()}, {"detail", r.error().detail}});
+        }
+    }
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+    {
+        std::lock_guard lock(mu_);
+        workers_joined_ = true;
+        cv_.notify_all();
+    }
+    if (maintenance_.joinable()) maintenance_.join();
+}
+
+void worker_pool::log(log_level level, std::string_view msg, json::object fields) const {
+    if (options_.log) options_.log->log(level, msg, fields);
+}
+
+void worker_pool::worker_main(std::string name) {
+    while (!stopping_) {
+        auto seen = queue_.generation();
+        auto claimed = queue_.claim(name, now_ms(), options_.lease, kind_names_);
+        if (!claimed) {
+            log(log_level::error, "task claim failed", {{"detail", claimed.error().detail}});
+            queue_.wait_for_work(seen, options_.poll_interval);
+            continue;
+        }
+        if (!*claimed) {
+            if (!stopping_) queue_.wait_for_work(seen, options_.poll_interval);
+            continue;
+        }
+        run_task(std::move(**claimed), name);
+    }
+}
+
+void worker_pool::flush(context& ctx) {
+    std::lock_guard lock(ctx.flush_mu_);
+    if (ctx.released_) return;
+    auto patch = ctx.take_patch();
+    auto hb = queue_.heartbeat(ctx.id(), ctx.worker_, options_.lease, patch);
+    ctx.last_flush_ = ctx.last_heartbeat_ = steady::now();
+    if (!hb) {
+        log(log_level::warn, "task heartbeat failed", {{"task", ctx.id()}, {"detail", hb.error().detail}});
+        return;
+    }
+    if (!hb->ours) ctx.lost_ = true;
+    if (hb->cancel_requested) ctx.cancel_requested_ = true;
+}
+
+void worker_pool::maintenance_main() {
+    auto tick = std::max(std::chrono::milliseconds(5), std::min(options_.progress_interval, options_.lease / 3));
+    auto heartbeat_every = options_.lease / 3;
+    auto reap_every = options_.lease / 2;
+    auto last_reap = steady::now() - reap_every;
+    std::unique_lock lock(mu_);
+    // Runs until stop() joined the workers: running tasks keep their leases during the grace.
+    while (!workers_joined_) {
+        auto tasks = running_;
+        lock.unlock();
+        auto now = steady::now();
+        for (auto& ctx : tasks) {
+            if (ctx->past_deadline()) ctx->timed_out_ = true;
+            bool due = now - ctx->last_heartbeat_ >= heartbeat_every ||
+                       (ctx->dirty() && now - ctx->last_flush_ >= options_.progress_interval);
+            if (due) flush(*ctx);
+        }
+        if (now - last_reap >= reap_every) {
+            last_reap = now;
+            auto reaped = queue_.reap(now_ms());
+            if (!reaped) log(log_level::warn, "task reap failed", {{"detail", reaped.error().detail}});
+            auto purged = queue_.purge(now_ms(), options_.retention);
+            if (!purged) log(log_level::warn, "task purge failed", {{"detail", purged.error().detail}});
+        }
+        lock.lock();
+        if (workers_joined_) break;
+        cv_.wait_for(lock, tick);
+    }
+}
+
+void worker_pool::run_task(json::object task, const std::string& worker) {
+    std::string kind(get_string(task, "kind"));
+    auto entry = kinds_.find(kind);
+    auto timeout = std::chrono::milliseconds(get_int(task, "timeout_ms").value_or(options_.timeout.count()));
+    if (timeout.count() <= 0) timeout = options_.timeout;
+    auto ctx = std::make_shared<context>(task, worker, timeout);
+    if (entry == kinds_.end()) {  // cannot happen: claims filter by registered kinds
+        (void)queue_.fail(ctx->id(), worker, problem::internal("Unknown task kind."), false);
+        return;
+    }
+    {
+        std::lock_guard lock(mu_);
+        running_.push_back(ctx);
+    }
+
+    // What the attempt produced; decided below, recorded once.
+    enum class verdict { succeeded, failed, retry, cancelled };
+    verdict v = verdict::failed;
+    outcome out;
+    problem p = problem::internal();
+
+    if (entry->second.command) {
+        const auto& def = *entry->second.command;
+        tasks_detail::command_spec spec;
+        spec.argv = def.command;
+        spec.kill_grace = def.kill_grace;
+        spec.max_line = def.max_line;
+        json::object doc{{"id", ctx->id()}, {"kind", ctx->kind()}, {"input", ctx->input()},
+                         {"attempt", ctx->attempt()}};
+        auto r = tasks_detail::run_command(spec, json::serialize(doc) + "\n", *ctx);
+        using end = tasks_detail::command_result::end;
+        std::string tail;
+        for (const auto& l : r.stderr_tail) tail += (tail.empty() ? "" : "\n") + l;
+        if (r.how == end::exited && r.exit_code == 0 && r.result) {
+            v = verdict::succeeded;
+            out.status = 200;
+            out.body = *r.result;
+        } else if (r.how == end::stopped) {
+            v = verdict::cancelled;
+        } else if (r.how == end::line_too_long) {
+            p = task_problem(500, "/problems/task-failed", "Task failed",
+                             "The command wrote a line over " + std::to_string(def.max_line) + " bytes.");
+        } else if (r.how == end::spawn_failed) {
+            p = task_problem(500, "/problems/task-failed", "Task failed", r.error);
+        } else if (r.how == end::exited && r.exit_code == 0) {
+            p = task_problem(500, "/problems/task-failed", "Task failed", "The command wrote no result.");
+        } else if (r.how == end::exited && r.exit_code == 75) {
+            v = verdict::retry;
+            p = task_problem(503, "/problems/task-retry", "Task failed, will retry",
+                             tail.empty() ? "The command asked to be retried (exit 75)." : tail);
+        } else {
+            std::string why = r.how == end::exited ? "The command exited with status " + std::to_string(r.exit_code) + "."
+                                                   : "The command was killed by signal " + std::to_string(r.signal) + ".";
+            p = task_problem(500, "/problems/task-failed", "Task failed", tail.empty() ? why : tail);
+        }
+    } else {
+        try {
+            auto r = entry->second.handler(*ctx);
+            if (r) {
+                out = std::move(*r);
+                v = verdict::succeeded;
+            } else {
+                p = std::move(r).error();
+            }
+        } catch (const task_cancelled&) {
+            v = verdict::cancelled;
+        } catch (const task_retry& e) {
+            v = verdict::retry;
+            p = task_problem(503, "/problems/task-retry", "Task failed, will retry", e.what());
+        } catch (const std::exception& e) {
+            log(log_level::error, "task handler threw", {{"task", ctx->id()}, {"kind", kind}, {"what", e.what()}});
+            p = problem::internal();
+        } catch (...) {
+            log(log_level::error, "task handler threw", {{"task", ctx->id()}, {"kind", kind}});
+            p = problem::internal();
+        }
+    }
+
+    // A stop that was not asked for by the client is not a cancellation: a timeout fails the
+    // attempt (retryable); a lost lease or a shutdown hand-back records nothing.
+    if (v == verdict::cancelled && !ctx->cancel_requested_ && ctx->timed_out_) {
+        v = verdict::retry;
+        p = timed_out_problem();
+    }
+
+    {
+        std::lock_guard lock(mu_);
+        running_.erase(std::find(running_.begin(), running_.end(), ctx));
+        cv_.notify_all();
+    }
+    if (ctx->released_ || ctx->lost_) return;
+    if (ctx->dirty()) flush(*ctx);
+    if (ctx->released_) return;
+
+    result<json::object> recorded = problem::internal();
+    switch (v) {
+        case verdict::succeeded: recorded = queue_.complete(ctx->id(), worker, out); break;
+        case verdict::cancelled: recorded = queue_.finish_cancelled(ctx->id(), worker); break;
+        case verdict::retry: recorded = queue_.fail(ctx->id(), worker, p, true); break;
+        case verdict::failed: recorded = queue_.fail(ctx->id(), worker, p, false); break;
+    }
+    if (!recorded)
+        log(log_level::warn, "could not record a task's outcome",
+            {{"task", ctx->id()}, {"detail", recorded.error().detail}});
+}
+
+}  // namespace livebase

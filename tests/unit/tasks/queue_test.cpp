@@ -1,0 +1,457 @@
+// The tasks collection, present_task(), and the queue's state machine on a real SQLite store.
+#include "unit/tasks/tasks_test_support.hpp"
+
+#include <livebase/core/clock.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <future>
+#include <mutex>
+#include <set>
+#include <thread>
+
+namespace livebase {
+namespace {
+
+using test::submission;
+using test::task_store;
+
+std::string id_of(const json::object& t) { return std::string(get_string(t, "id")); }
+std::string state_of(const json::object& t) { return std::string(get_string(t, "state")); }
+
+class queue_test : public ::testing::Test {
+protected:
+    queue_test() : queue_(*ts_.db, opts()) {}
+    task_queue::options opts() {
+        task_queue::options o;
+        o.backoff_base = std::chrono::milliseconds(1000);
+        o.jitter = false;
+        o.clock = [this] { return clock_.load(); };
+        return o;
+    }
+    json::object submit(std::string kind = "k", int max_attempts = 3) {
+        auto r = queue_.submit(submission(std::move(kind), json::object{{"n", 1}}, max_attempts));
+        EXPECT_TRUE(r.has_value());
+        return r ? *r : json::object{};
+    }
+    json::object claim(const std::string& worker = "w1", std::chrono::milliseconds lease = std::chrono::milliseconds(1000)) {
+        auto r = queue_.claim(worker, clock_.load(), lease);
+        EXPECT_TRUE(r.has_value());
+        EXPECT_TRUE(r && r->has_value());
+        return r && *r ? **r : json::object{};
+    }
+    json::object stored(const std::string& id) {
+        auto r = queue_.get(id);
+        EXPECT_TRUE(r && r->has_value());
+        return r && *r ? **r : json::object{};
+    }
+
+    task_store ts_;
+    std::atomic<std::int64_t> clock_{1'700'000'000'000};
+    task_queue queue_;
+};
+
+TEST(tasks_collection_test, is_a_valid_owned_collection_with_indexes) {
+    auto c = tasks_collection();
+    EXPECT_EQ(c.name, "tasks");
+    EXPECT_TRUE(c.owned);
+    EXPECT_EQ(finalize(c), "");
+    for (auto name : {"kind", "state", "progress", "message", "eta", "steps", "request", "input", "result",
+                      "result_status", "error", "location", "attempt", "max_attempts", "started", "finished",
+                      "not_before", "lease_until", "worker", "cancel_requested", "timeout_ms"})
+        EXPECT_NE(c.find_field(name), nullptr) << name;
+    EXPECT_TRUE(c.find_field("kind")->required);
+    EXPECT_NE(std::find(c.indexes.begin(), c.indexes.end(), std::vector<std::string>{"state", "not_before"}),
+              c.indexes.end());
+}
+
+TEST(task_state_test, names_round_trip) {
+    for (auto s : {task_state::pending, task_state::running, task_state::succeeded, task_state::failed,
+                   task_state::cancelled})
+        EXPECT_EQ(task_state_from_string(to_string(s)), s);
+    EXPECT_FALSE(task_state_from_string("done"));
+    EXPECT_TRUE(is_finished(task_state::cancelled));
+    EXPECT_FALSE(is_finished(task_state::running));
+}
+
+TEST(request_json_test, round_trips_an_operation) {
+    operation op;
+    op.kind = op_kind::create;
+    op.collection = "cars";
+    op.method = "POST";
+    op.path = "/api/cars";
+    op.input = json::object{{"brand", "Ford"}};
+    op.params = {{"a", "1"}, {"b", "x y"}};
+    op.if_match = 4;
+    op.who = principal{"u9", true};
+    op.request_id = "r1";
+    auto j = request_to_json(op, "a=1&b=x%20y");
+    EXPECT_EQ(get_string(j, "method"), "POST");
+    EXPECT_EQ(get_string(j, "query"), "a=1&b=x%20y");
+    auto back = operation_from_request(j);
+    ASSERT_TRUE(back.has_value());
+    EXPECT_EQ(back->kind, op_kind::create);
+    EXPECT_EQ(back->collection, "cars");
+    EXPECT_EQ(back->path, "/api/cars");
+    EXPECT_EQ(back->input, op.input);
+    EXPECT_EQ(back->params, op.params);
+    EXPECT_EQ(back->if_match, 4);
+    EXPECT_EQ(back->who.user_id, "u9");
+    EXPECT_TRUE(back->who.admin);
+    EXPECT_EQ(back->request_id, "r1");
+    EXPECT_FALSE(operation_from_request(json::value("x")).has_value());
+    EXPECT_EQ(operation_from_request(json::object{{"op", json::object{{"kind", "nope"}}}}).error().status, 500);
+}
+
+TEST_F(queue_test, submit_stores_a_pending_task_and_present_hides_internals) {
+    operation op;
+    op.kind = op_kind::create;
+    op.method = "POST";
+    op.path = "/api/cars";
+    op.input = json::object{{"brand", "Ford"}};
+    auto s = submission("cars.create", json::object{{"x", 1}});
+    s.request = request_to_json(op, "");
+    auto t = queue_.submit(s);
+    ASSERT_TRUE(t.has_value());
+    EXPECT_EQ(state_of(*t), "pending");
+    EXPECT_EQ(get_int(*t, "attempt"), 0);
+    EXPECT_EQ(get_int(*t, "max_attempts"), 3);
+    EXPECT_EQ(get_string(*t, "owner"), "u1");
+    auto st = stored(id_of(*t));
+    EXPECT_EQ(st.at("input"), (json::object{{"x", 1}}));
+
+    auto p = present_task(st, "/api/tasks");
+    std::set<std::string> keys;
+    for (auto& kv : p) keys.insert(std::string(kv.key()));
+    std::set<std::string> want{"id", "kind", "state", "progress", "message", "eta", "steps", "request",
+                               "result", "error", "location", "attempt", "max_attempts", "owner",
+                               "created", "started", "finished", "links"};
+    EXPECT_EQ(keys, want);
+    EXPECT_EQ(p.at("request"),
+              (json::object{{"method", "POST"}, {"path", "/api/cars"}, {"query", ""}, {"body", {{"brand", "Ford"}}}}));
+    EXPECT_EQ(p.at("links"), (json::object{{"self", "/api/tasks/" + id_of(*t)},
+                                           {"result", "/api/tasks/" + id_of(*t) + "/result"}}));
+    EXPECT_EQ(p.at("steps"), json::array{});
+    EXPECT_TRUE(p.at("finished").is_null());
+
+    EXPECT_EQ(queue_.submit(submission("")).error().status, 400);
+    EXPECT_EQ(queue_.submit(submission("k", nullptr, 0)).error().status, 400);
+}
+
+TEST_F(queue_test, claim_heartbeat_complete) {
+    auto t = submit();
+    auto none = queue_.claim("w1", clock_.load() - 1, std::chrono::milliseconds(1000));
+    ASSERT_TRUE(none.has_value());
+    EXPECT_FALSE(none->has_value()) << "not_before is in the future";
+
+    auto c = claim();
+    EXPECT_EQ(id_of(c), id_of(t));
+    EXPECT_EQ(state_of(c), "running");
+    EXPECT_EQ(get_int(c, "attempt"), 1);
+    EXPECT_EQ(get_string(c, "worker"), "w1");
+    EXPECT_EQ(get_int(c, "lease_until"), clock_.load() + 1000);
+    EXPECT_TRUE(c.at("started").is_string());
+    auto again = queue_.claim("w2", clock_.load(), std::chrono::milliseconds(1000));
+    ASSERT_TRUE(again.has_value());
+    EXPECT_FALSE(again->has_value());
+
+    clock_ += 500;
+    task_progress prog;
+    prog.progress = json::value(40.0);
+    prog.message = json::value("painting");
+    prog.steps = json::array{json::object{{"name", "frame"}, {"state", "done"}}};
+    auto hb = queue_.heartbeat(id_of(t), "w1", std::chrono::milliseconds(1000), prog);
+    ASSERT_TRUE(hb.has_value());
+    EXPECT_TRUE(hb->ours);
+    EXPECT_FALSE(hb->cancel_requested);
+    auto st = stored(id_of(t));
+    EXPECT_EQ(get_int(st, "lease_until"), clock_.load() + 1000);
+    EXPECT_EQ(st.at("progress"), 40.0);
+    EXPECT_EQ(get_string(st, "message"), "painting");
+    EXPECT_EQ(st.at("steps").as_array().size(), 1u);
+
+    auto other = queue_.heartbeat(id_of(t), "w2", std::chrono::milliseconds(1000));
+    ASSERT_TRUE(other.has_value());
+    EXPECT_FALSE(other->ours);
+    EXPECT_EQ(queue_.complete(id_of(t), "w2", outcome{}).error().status, 409);
+
+    outcome out;
+    out.status = 201;
+    out.body = json::object{{"id", "car1"}};
+    out.location = "/api/cars/car1";
+    auto done = queue_.complete(id_of(t), "w1", out);
+    ASSERT_TRUE(done.has_value());
+    EXPECT_EQ(state_of(*done), "succeeded");
+    EXPECT_EQ(get_int(*done, "result_status"), 201);
+    EXPECT_EQ(get_string(*done, "location"), "/api/cars/car1");
+    EXPECT_TRUE(done->at("finished").is_string());
+    EXPECT_TRUE(done->at("worker").is_null());
+
+    EXPECT_EQ(queue_.cancel(id_of(t)).error().status, 409);
+    EXPECT_EQ(queue_.complete(id_of(t), "w1", out).error().status, 409);
+    EXPECT_EQ(queue_.fail(id_of(t), "w1", problem::internal(), true).error().status, 409);
+    EXPECT_EQ(queue_.cancel("nope").error().status, 404);
+    EXPECT_EQ(queue_.heartbeat("nope", "w1", std::chrono::milliseconds(1)).error().status, 404);
+}
+
+TEST_F(queue_test, a_problem_outcome_fails_the_task) {
+    auto t = submit();
+    claim();
+    outcome out;
+    out.status = 400;
+    out.is_problem = true;
+    out.body = problem::bad_request("no").to_json();
+    auto done = queue_.complete(id_of(t), "w1", out);
+    ASSERT_TRUE(done.has_value());
+    EXPECT_EQ(state_of(*done), "failed");
+    EXPECT_EQ(get_int(*done, "result_status"), 400);
+    EXPECT_EQ(get_string(done->at("error").as_object(), "detail"), "no");
+}
+
+TEST_F(queue_test, cancel_pending_and_running) {
+    auto a = submit();
+    auto ca = queue_.cancel(id_of(a));
+    ASSERT_TRUE(ca.has_value());
+    EXPECT_EQ(state_of(*ca), "cancelled");
+    EXPECT_TRUE(ca->at("finished").is_string());
+    EXPECT_EQ(get_int(*ca, "result_status"), 410);
+    EXPECT_EQ(queue_.cancel(id_of(a)).error().status, 409);
+    auto none = queue_.claim("w1", clock_.load(), std::chrono::milliseconds(1000));
+    ASSERT_TRUE(none.has_value());
+    EXPECT_FALSE(none->has_value()) << "a cancelled task is never claimed";
+
+    auto b = submit();
+    claim();
+    auto cb = queue_.cancel(id_of(b));
+    ASSERT_TRUE(cb.has_value());
+    EXPECT_EQ(state_of(*cb), "running");
+    auto hb = queue_.heartbeat(id_of(b), "w1", std::chrono::milliseconds(1000));
+    ASSERT_TRUE(hb.has_value());
+    EXPECT_TRUE(hb->ours);
+    EXPECT_TRUE(hb->cancel_requested);
+    auto fin = queue_.finish_cancelled(id_of(b), "w1");
+    ASSERT_TRUE(fin.has_value());
+    EXPECT_EQ(state_of(*fin), "cancelled");
+    EXPECT_EQ(queue_.cancel(id_of(b)).error().status, 409);
+}
+
+TEST_F(queue_test, retryable_failures_back_off_until_max_attempts) {
+    auto t = submit("k", 3);
+    claim();
+    auto f1 = queue_.fail(id_of(t), "w1", problem::unavailable("busy"), true);
+    ASSERT_TRUE(f1.has_value());
+    EXPECT_EQ(state_of(*f1), "pending");
+    EXPECT_EQ(get_int(*f1, "attempt"), 1);
+    EXPECT_EQ(get_int(*f1, "not_before"), clock_.load() + 1000);
+    EXPECT_TRUE(f1->at("worker").is_null());
+
+    auto early = queue_.claim("w1", clock_.load() + 999, std::chrono::milliseconds(1000));
+    ASSERT_TRUE(early.has_value());
+    EXPECT_FALSE(early->has_value());
+    clock_ += 1000;
+    auto c2 = claim();
+    EXPECT_EQ(get_int(c2, "attempt"), 2);
+    auto f2 = queue_.fail(id_of(t), "w1", problem::unavailable("busy"), true);
+    ASSERT_TRUE(f2.has_value());
+    EXPECT_EQ(get_int(*f2, "not_before"), clock_.load() + 2000);
+
+    clock_ += 2000;
+    EXPECT_EQ(get_int(claim(), "attempt"), 3);
+    auto f3 = queue_.fail(id_of(t), "w1", problem::unavailable("busy"), true);
+    ASSERT_TRUE(f3.has_value());
+    EXPECT_EQ(state_of(*f3), "failed");
+    EXPECT_EQ(get_int(*f3, "result_status"), 503);
+    EXPECT_EQ(get_string(f3->at("error").as_object(), "detail"), "busy");
+}
+
+TEST_F(queue_test, a_non_retryable_failure_is_final) {
+    auto t = submit("k", 3);
+    claim();
+    auto f = queue_.fail(id_of(t), "w1", problem::internal("boom"), false);
+    ASSERT_TRUE(f.has_value());
+    EXPECT_EQ(state_of(*f), "failed");
+    EXPECT_EQ(get_int(*f, "attempt"), 1);
+}
+
+TEST(backoff_test, exponential_capped_with_full_jitter) {
+    task_store ts;
+    task_queue::options o;
+    o.jitter = false;
+    task_queue plain(*ts.db, o);
+    EXPECT_EQ(plain.backoff(1).count(), 1000);
+    EXPECT_EQ(plain.backoff(2).count(), 2000);
+    EXPECT_EQ(plain.backoff(5).count(), 16000);
+    EXPECT_EQ(plain.backoff(9).count(), 256000);
+    EXPECT_EQ(plain.backoff(10).count(), 300000);
+    EXPECT_EQ(plain.backoff(60).count(), 300000);
+    task_queue jittered(*ts.db);
+    std::set<std::int64_t> seen;
+    for (int i = 0; i < 200; ++i) {
+        auto d = jittered.backoff(4).count();
+        EXPECT_GE(d, 0);
+        EXPECT_LE(d, 8000);
+        seen.insert(d);
+    }
+    EXPECT_GT(seen.size(), 10u);
+}
+
+TEST_F(queue_test, expired_leases_are_requeued_then_fail_as_worker_lost) {
+    auto t = submit("k", 2);
+    auto c = claim("w1", std::chrono::milliseconds(100));
+    auto r0 = queue_.reap(clock_.load() + 50);
+    ASSERT_TRUE(r0.has_value());
+    EXPECT_EQ(*r0, 0u);
+    auto r1 = queue_.reap(clock_.load() + 101);
+    ASSERT_TRUE(r1.has_value());
+    EXPECT_EQ(*r1, 1u);
+    auto st = stored(id_of(t));
+    EXPECT_EQ(state_of(st), "pending");
+    EXPECT_EQ(get_int(st, "attempt"), 1);
+    EXPECT_EQ(queue_.complete(id_of(t), "w1", outcome{}).error().status, 409) << "w1 lost it";
+
+    clock_ += 200;
+    auto c2 = claim("w2", std::chrono::milliseconds(100));
+    EXPECT_EQ(get_int(c2, "attempt"), 2);
+    auto r2 = queue_.reap(clock_.load() + 101);
+    ASSERT_TRUE(r2.has_value());
+    EXPECT_EQ(*r2, 1u);
+    st = stored(id_of(t));
+    EXPECT_EQ(state_of(st), "failed");
+    EXPECT_EQ(get_string(st.at("error").as_object(), "type"), "/problems/task-worker-lost");
+
+    auto u = submit("k", 3);
+    claim("w3", std::chrono::milliseconds(100));
+    ASSERT_TRUE(queue_.cancel(id_of(u)).has_value());
+    ASSERT_TRUE(queue_.reap(clock_.load() + 101).has_value());
+    EXPECT_EQ(state_of(stored(id_of(u))), "cancelled") << "a lost task already asked to stop ends cancelled";
+}
+
+TEST_F(queue_test, release_hands_the_task_back_without_counting_the_attempt) {
+    auto t = submit();
+    claim();
+    auto r = queue_.release(id_of(t), "w1");
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(state_of(*r), "pending");
+    EXPECT_EQ(get_int(*r, "attempt"), 0);
+    EXPECT_TRUE(r->at("lease_until").is_null());
+    EXPECT_EQ(get_int(claim("w2"), "attempt"), 1);
+    EXPECT_EQ(queue_.release(id_of(t), "w1").error().status, 409);
+}
+
+TEST_F(queue_test, purge_deletes_only_old_finished_tasks) {
+    auto old_done = submit();
+    claim();
+    ASSERT_TRUE(queue_.complete(id_of(old_done), "w1", outcome{}).has_value());
+    auto old_cancelled = submit();
+    ASSERT_TRUE(queue_.cancel(id_of(old_cancelled)).has_value());
+    auto pending = submit();
+    clock_ += 10'000;
+    auto recent = submit();
+    claim();  // the oldest pending one (`pending`): running tasks are never purged
+
+    auto n = queue_.purge(clock_.load(), std::chrono::milliseconds(5000));
+    ASSERT_TRUE(n.has_value());
+    EXPECT_EQ(*n, 2u);
+    EXPECT_FALSE(queue_.get(id_of(old_done))->has_value());
+    EXPECT_FALSE(queue_.get(id_of(old_cancelled))->has_value());
+    EXPECT_TRUE(queue_.get(id_of(pending))->has_value());
+    EXPECT_TRUE(queue_.get(id_of(recent))->has_value());
+}
+
+TEST_F(queue_test, claims_only_registered_kinds_oldest_first) {
+    auto a = submit("a");
+    clock_ += 1;
+    auto b = submit("b");
+    clock_ += 1;
+    auto a2 = submit("a");
+    auto r = queue_.claim("w", clock_.load(), std::chrono::milliseconds(1000), {"b"});
+    ASSERT_TRUE(r && *r);
+    EXPECT_EQ(id_of(**r), id_of(b));
+    r = queue_.claim("w", clock_.load(), std::chrono::milliseconds(1000), {"a", "c"});
+    ASSERT_TRUE(r && *r);
+    EXPECT_EQ(id_of(**r), id_of(a));
+    r = queue_.claim("w", clock_.load(), std::chrono::milliseconds(1000));
+    ASSERT_TRUE(r && *r);
+    EXPECT_EQ(id_of(**r), id_of(a2));
+}
+
+TEST_F(queue_test, every_state_change_is_in_the_change_log) {
+    auto before = ts_.db->last_seq();
+    auto t = submit();
+    claim();
+    ASSERT_TRUE(queue_.heartbeat(id_of(t), "w1", std::chrono::milliseconds(1000)).has_value());
+    ASSERT_TRUE(queue_.complete(id_of(t), "w1", outcome{}).has_value());
+    std::promise<std::vector<change>> p;
+    ts_.db->read([&](read_txn& txn) {
+        auto r = txn.changes_after(before, 100);
+        p.set_value(r ? *r : std::vector<change>{});
+    });
+    auto changes = p.get_future().get();
+    ASSERT_EQ(changes.size(), 4u);
+    EXPECT_EQ(changes[0].op, "create");
+    EXPECT_EQ(changes[0].collection, "tasks");
+    EXPECT_EQ(get_string(changes[1].record, "state"), "running");
+    EXPECT_EQ(get_string(changes[3].record, "state"), "succeeded");
+}
+
+TEST_F(queue_test, concurrent_claims_take_each_task_exactly_once) {
+    constexpr int k_tasks = 500;
+    auto at = clock_.load();
+    auto r = ts_.db->write_sync([&](write_txn& txn) -> result<json::value> {
+        for (int i = 0; i < k_tasks; ++i) {
+            auto t = task_queue::submit_in(txn, submission("k", json::value(i)), at);
+            if (!t) return std::move(t).error();
+        }
+        return json::value(nullptr);
+    });
+    ASSERT_TRUE(r.has_value());
+
+    std::mutex mu;
+    std::vector<std::string> claimed;
+    std::atomic<int> errors{0};
+    std::vector<std::thread> threads;
+    for (int w = 0; w < 8; ++w) {
+        threads.emplace_back([&, w] {
+            auto name = "w" + std::to_string(w);
+            for (;;) {
+                auto c = queue_.claim(name, at, std::chrono::milliseconds(60'000));
+                if (!c) {
+                    ++errors;
+                    return;
+                }
+                if (!*c) return;
+                EXPECT_EQ(get_string(**c, "worker"), name);
+                std::lock_guard lock(mu);
+                claimed.push_back(id_of(**c));
+            }
+        });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(errors.load(), 0);
+    EXPECT_EQ(claimed.size(), static_cast<std::size_t>(k_tasks));
+    std::set<std::string> unique(claimed.begin(), claimed.end());
+    EXPECT_EQ(unique.size(), static_cast<std::size_t>(k_tasks));
+}
+
+TEST_F(queue_test, wait_for_work_wakes_on_submit) {
+    auto seen = queue_.generation();
+    auto start = std::chrono::steady_clock::now();
+    std::thread th([&] { submit(); });
+    queue_.wait_for_work(seen, std::chrono::milliseconds(3000));
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(2000));
+    th.join();
+    EXPECT_NE(queue_.generation(), seen);
+}
+
+TEST_F(queue_test, submit_async_calls_back_after_commit) {
+    std::promise<result<json::object>> p;
+    queue_.submit_async(submission("k"), [&](result<json::object> r) { p.set_value(std::move(r)); });
+    auto f = p.get_future();
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(3)), std::future_status::ready);
+    auto r = f.get();
+    ASSERT_TRUE(r.has_value());
+    EXPECT_TRUE(queue_.get(id_of(*r))->has_value());
+}
+
+}  // namespace
+}  // namespace livebase
