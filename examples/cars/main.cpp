@@ -3,9 +3,14 @@
 //
 //   GET|POST /api/cars:brands          -> {"brands": {"Ford": 3, ...}}   (list action)
 //   POST     /api/cars/{id}:repaint    {"color": "Red"} -> the updated car (detail action)
+//   POST     /api/cars/{id}:build      -> 202, task `build_car`: frame, paint, wheels
+//   GET      /api/double?foo=1         -> 202, task `double` -> {"result": 2}
 #include <livebase/app/app.hpp>
 
+#include <chrono>
+#include <cstdlib>
 #include <iostream>
+#include <thread>
 #include <map>
 
 namespace lb = livebase;
@@ -40,6 +45,45 @@ lb::result<lb::outcome> repaint(lb::action_call& call) {
     return call.self.execute_sync(std::move(patch));
 }
 
+// Builds a car in three steps with progress; honours cancellation between (and within) steps.
+// CARS_STEP_MS sets each step's duration (default 1500 ms).
+lb::result<lb::outcome> build_car(lb::task_context& ctx) {
+    static const char* steps[] = {"frame", "paint", "wheels"};
+    const char* env = std::getenv("CARS_STEP_MS");
+    int step_ms = env ? std::atoi(env) : 1500;
+    for (const char* s : steps) ctx.step(s, "pending");
+    for (int i = 0; i < 3; ++i) {
+        ctx.step(steps[i], "running");
+        ctx.message(std::string("building: ") + steps[i]);
+        for (int t = 0; t < 10; ++t) {
+            ctx.throw_if_cancelled();
+            std::this_thread::sleep_for(std::chrono::milliseconds(step_ms / 10));
+            ctx.progress((i * 10 + t + 1) * 100.0 / 30);
+            ctx.eta(((2 - i) * 10 + (9 - t)) * step_ms / 10 / 1000.0);
+        }
+        ctx.step(steps[i], "done");
+    }
+    const auto& in = ctx.input();
+    lb::json::value car = in.is_object() && in.get_object().contains("pk") ? in.get_object().at("pk") : nullptr;
+    return lb::outcome::json_body(200, lb::json::object{{"car", car}, {"state", "ready"}});
+}
+
+// GET /api/double?foo=1 -> {"result": 2}
+lb::result<lb::outcome> double_it(lb::task_context& ctx) {
+    const auto& in = ctx.input();
+    if (!in.is_object() || !in.get_object().contains("foo"))
+        return lb::problem::validation({{"foo", {"This field is required."}}});
+    const auto& v = in.get_object().at("foo");
+    std::string text = v.is_string() ? std::string(v.get_string()) : lb::json::serialize(v);
+    char* end = nullptr;
+    double n = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0') return lb::problem::validation({{"foo", {"Must be a number."}}});
+    double twice = n * 2;
+    lb::json::value result = twice;
+    if (twice == static_cast<double>(static_cast<std::int64_t>(twice))) result = static_cast<std::int64_t>(twice);
+    return lb::outcome::json_body(200, lb::json::object{{"result", result}});
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -58,5 +102,7 @@ int main(int argc, char** argv) {
     detail_action.rule = lb::access_rule::authenticated;
     if (auto r = app.add_action("cars", list_action, brands); !r) return 1;
     if (auto r = app.add_action("cars", detail_action, repaint); !r) return 1;
+    if (auto r = app.add_task_kind("build_car", build_car); !r) return 1;
+    if (auto r = app.add_task_kind("double", double_it); !r) return 1;
     return app.main(argc, argv);
 }

@@ -229,10 +229,42 @@ std::string api::record_path(std::string_view collection, std::string_view id) c
 }
 
 void api::execute(operation op, std::function<void(outcome)> done) {
+    if (tasks_ && !op.from_task) {
+        if (op.collection == "tasks") return do_tasks(std::move(op), std::move(done));
+        if (const auto* e = reg_.find_endpoint(op.method, op.path))
+            return do_endpoint(std::move(op), *e, std::move(done));
+    }
     const auto* c = reg_.find(op.collection);
     if (!c) {
         done(outcome::from_problem(problem::not_found("Unknown collection \"" + op.collection + "\".")));
         return;
+    }
+    if (tasks_ && !op.from_task) {
+        if (auto kind = async_kind(op, *c); !kind.empty()) {
+            if (auto refusal = precheck(op, *c)) return done(std::move(*refusal));
+            json::value input = op.input;
+            if (op.kind == op_kind::action) {
+                const auto& def = c->actions.at(op.action);
+                if (!def.task.empty()) {
+                    // A task action's input is its body; a detail action adds the record's pk,
+                    // and a missing record is a 404 at once.
+                    if (op.id.empty())
+                        return submit(std::move(op), std::move(kind), std::move(input), std::move(done));
+                    json::object o = input.is_object() ? input.get_object() : json::object{};
+                    if (!input.is_null() && !input.is_object()) o["data"] = input;
+                    o["pk"] = op.id;
+                    return db_.read([this, c, op = std::move(op), kind = std::move(kind), o = std::move(o),
+                                     done = std::move(done)](read_txn& t) mutable {
+                        auto got = t.get(*c, op.id);
+                        if (!got) return done(outcome::from_problem(got.error()));
+                        if (!got.value()) return done(outcome::from_problem(problem::not_found()));
+                        submit(std::move(op), std::move(kind), std::move(o), std::move(done));
+                    });
+                }
+            }
+            // A records operation (or a C++ action) runs the stored request again in a worker.
+            return submit(std::move(op), std::move(kind), nullptr, std::move(done));
+        }
     }
     switch (op.kind) {
         case op_kind::list: return do_list(std::move(op), *c, std::move(done));
@@ -252,6 +284,20 @@ outcome api::execute_sync(operation op) {
     return f.get();
 }
 
+json::object api::list_page(const operation& op, const query& q, std::int64_t total) {
+    json::object body;
+    auto count = static_cast<std::size_t>(total);
+    body["count"] = total;
+    body["next"] = q.offset + q.limit < count ? json::value(page_link(op, q.limit, q.offset + q.limit))
+                                              : json::value(nullptr);
+    body["previous"] = q.offset > 0 ? json::value(page_link(op, q.limit,
+                                                            q.offset > q.limit ? q.offset - q.limit : 0))
+                                    : json::value(nullptr);
+    return body;
+}
+
+bool api::run_blocking(std::function<void()> job) { return pool_->post(std::move(job)); }
+
 void api::do_list(operation op, const collection_def& c, std::function<void(outcome)> done) {
     auto q = parse_query_params(c, op.params);
     if (!q) return done(outcome::from_problem(q.error()));
@@ -262,14 +308,7 @@ void api::do_list(operation op, const collection_def& c, std::function<void(outc
         json::array results;
         results.reserve(pg->items.size());
         for (const auto& rec : pg->items) results.emplace_back(present_record(c, rec, q.fields));
-        json::object body;
-        auto count = static_cast<std::size_t>(pg->count);
-        body["count"] = pg->count;
-        body["next"] = q.offset + q.limit < count ? json::value(page_link(op, q.limit, q.offset + q.limit))
-                                                  : json::value(nullptr);
-        body["previous"] = q.offset > 0 ? json::value(page_link(op, q.limit,
-                                                                q.offset > q.limit ? q.offset - q.limit : 0))
-                                        : json::value(nullptr);
+        auto body = list_page(op, q, pg->count);
         body["results"] = std::move(results);
         done(outcome::json_body(200, std::move(body)));
     });
@@ -386,11 +425,13 @@ void api::do_remove(operation op, const collection_def& c, std::function<void(ou
         });
 }
 
-void api::do_action(operation op, const collection_def& c, std::function<void(outcome)> done) {
+const action_def* find_action(const operation& op, const collection_def& c, outcome& refusal) {
     auto it = c.actions.find(op.action);
     bool detail = !op.id.empty();
-    if (it == c.actions.end() || it->second.detail != detail)
-        return done(outcome::from_problem(problem::not_found("Unknown action \"" + op.action + "\".")));
+    if (it == c.actions.end() || it->second.detail != detail) {
+        refusal = outcome::from_problem(problem::not_found("Unknown action \"" + op.action + "\"."));
+        return nullptr;
+    }
     const auto& def = it->second;
     bool method_ok = false;
     std::string allow;
@@ -399,10 +440,16 @@ void api::do_action(operation op, const collection_def& c, std::function<void(ou
         allow += (allow.empty() ? "" : ", ") + m;
     }
     if (!method_ok) {
-        auto o = outcome::from_problem(problem::method_not_allowed());
-        o.headers.emplace_back("Allow", allow);
-        return done(std::move(o));
+        refusal = outcome::from_problem(problem::method_not_allowed());
+        refusal.headers.emplace_back("Allow", allow);
+        return nullptr;
     }
+    return &def;
+}
+
+void api::do_action(operation op, const collection_def& c, std::function<void(outcome)> done) {
+    outcome refusal;
+    if (!find_action(op, c, refusal)) return done(std::move(refusal));
     const auto* handler = reg_.find_action_handler(c.name, op.action);
     if (!handler) {
         log_.error("action has no handler", {{"collection", c.name}, {"action", op.action}});
@@ -421,7 +468,7 @@ void api::do_action(operation op, const collection_def& c, std::function<void(ou
         if (!pool_->post(std::move(job)))
             (*shared_done)(outcome::from_problem(problem::unavailable("The server is overloaded.")));
     };
-    if (!detail) return invoke(std::move(op), std::nullopt);
+    if (op.id.empty()) return invoke(std::move(op), std::nullopt);
     db_.read([&c, op = std::move(op), invoke, shared_done](read_txn& t) mutable {
         auto got = t.get(c, op.id);
         if (!got) return (*shared_done)(outcome::from_problem(got.error()));

@@ -34,4 +34,26 @@ const action_handler* registry::find_action_handler(std::string_view collection,
     return it == actions_.end() ? nullptr : &it->second;
 }
 
+void registry::add_endpoint(endpoint_binding e) { endpoints_.push_back(std::move(e)); }
+
+const endpoint_binding* registry::find_endpoint(std::string_view method,
+                                                std::string_view path) const noexcept {
+    if (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+    for (const auto& e : endpoints_)
+        if (e.method == method && e.path == path) return &e;
+    return nullptr;
+}
+
+std::string operation_task_kind(std::string_view collection, op_kind kind, std::string_view action) {
+    std::string k(collection);
+    if (kind == op_kind::action) {
+        k += ':';
+        k += action;
+    } else {
+        k += '.';
+        k += to_string(kind);
+    }
+    return k;
+}
+
 }  // namespace livebase

@@ -18,43 +18,124 @@ result<void> app::impl::build_registry() {
         c->actions.insert_or_assign(a.def.name, a.def);
         reg.add_action_handler(a.collection, a.def.name, a.handler);
     }
-    // Every declared action must be runnable: a C++ handler, or a task kind once tasks exist.
-    for (const auto* c : reg.collections()) {
-        for (const auto& [name, def] : c->actions) {
-            if (reg.find_action_handler(c->name, name)) continue;
-            if (!def.task.empty())
-                return problem::bad_request("collections." + c->name + ".actions." + name +
-                                            ": task actions need the task engine, which this build does not include yet");
-            return problem::bad_request("collections." + c->name + ".actions." + name +
-                                        ": no C++ handler is registered for this action");
-        }
+    for (const auto& e : cfg.endpoints) {
+        std::string base = cfg.server.base_path == "/" ? "" : cfg.server.base_path;
+        auto path = e.path.size() > 1 && e.path.back() == '/' ? e.path.substr(0, e.path.size() - 1) : e.path;
+        auto rest = std::string_view(path).substr(std::min(path.size(), base.size()));
+        if (path.rfind(base + "/", 0) != 0 || rest.size() < 2 || rest.find('/', 1) != std::string_view::npos ||
+            rest.find(':') != std::string_view::npos)
+            return problem::bad_request("endpoints." + e.name + ".path: must be " + base +
+                                        "/<name> (one segment under the base path)");
+        if (reg.find(rest.substr(1)))
+            return problem::bad_request("endpoints." + e.name + ".path: a collection already serves " + path);
+        reg.add_endpoint({e.name, e.method, path, e.task, e.rule});
     }
-    if (!cfg.endpoints.empty())
-        return problem::bad_request("endpoints." + cfg.endpoints.front().name +
-                                    ": task endpoints need the task engine, which this build does not include yet");
     return {};
 }
 
-result<void> app::impl::start() {
-    if (started) return problem::bad_request("the app is already started");
+result<void> app::impl::open_services() {
     if (auto r = build_registry(); !r) return r;
     auto opened = open_store(cfg.storage.url, &log);
     if (!opened) return std::move(opened).error();
     db = std::move(opened).value();
-    auto plan = db->migrate(reg.collections(), /*allow_destructive=*/false, /*dry_run=*/false);
+    auto collections = reg.collections();
+    collections.push_back(&tasks_collection());
+    auto plan = db->migrate(collections, /*allow_destructive=*/false, /*dry_run=*/false);
     if (!plan) {
-        db->close();
+        close_services();
         return std::move(plan).error();
     }
     for (const auto& step : plan->steps) log.info("migrated", {{"step", step}});
+
+    queue = std::make_unique<task_queue>(*db);
+    waiters = std::make_unique<task_waiters>([this](const std::string& id) {
+        auto got = db->get_sync(tasks_collection(), id);
+        if (!got || !got.value()) return true;  // gone: let the waiter answer
+        auto st = task_state_from_string(get_string(*got.value(), "state"));
+        return st && is_finished(*st);
+    });
+    worker_pool_options wo;
+    wo.workers = cfg.tasks.workers;
+    wo.lease = cfg.tasks.lease;
+    wo.retention = cfg.tasks.retention;
+    wo.max_attempts = static_cast<int>(cfg.tasks.max_attempts);
+    wo.timeout = cfg.tasks.timeout;
+    wo.shutdown_grace = std::min(cfg.server.shutdown_grace, std::chrono::milliseconds(5000));
+    wo.log = &log;
+    wo.on_finished = [w = waiters.get()](const std::string& id) { w->notify(id); };
+    workers = std::make_unique<worker_pool>(*queue, wo);
     api = std::make_unique<livebase::api>(reg, *db, log, cfg.server.base_path);
+    api->enable_tasks(*queue, *workers, *waiters);
+
+    // Task kinds: C++ kinds, commands from the file, and one per records operation and C++
+    // action (they run the stored request again through the same pipeline).
+    for (const auto& k : code_task_kinds) workers->register_handler(k.name, k.handler, k.options);
+    for (const auto& [name, k] : cfg.tasks.kinds) {
+        if (k.command.empty()) continue;
+        if (workers->known_kind(name)) continue;  // a C++ kind of the same name wins
+        command_kind_def def;
+        def.name = name;
+        def.command = k.command;
+        def.timeout = k.timeout;
+        if (k.max_attempts) def.max_attempts = static_cast<int>(*k.max_attempts);
+        def.kill_grace = k.kill_grace;
+        workers->register_command(std::move(def));
+    }
+    auto run_request = [a = api.get()](task_context& ctx) -> result<outcome> {
+        auto op = operation_from_request(ctx.input());
+        if (!op) return std::move(op).error();
+        op->from_task = true;
+        return a->execute_sync(std::move(op).value());
+    };
+    for (const auto* c : reg.collections()) {
+        for (auto k : {op_kind::list, op_kind::retrieve, op_kind::create, op_kind::replace,
+                       op_kind::patch, op_kind::remove})
+            workers->register_handler(operation_task_kind(c->name, k), run_request);
+        for (const auto& [name, def] : c->actions)
+            if (def.task.empty()) workers->register_handler(operation_task_kind(c->name, op_kind::action, name), run_request);
+    }
+
+    // Every declared action and endpoint must be runnable.
+    for (const auto* c : reg.collections()) {
+        for (const auto& [name, def] : c->actions) {
+            if (!def.task.empty() && !workers->known_kind(def.task))
+                return problem::bad_request("collections." + c->name + ".actions." + name +
+                                            ".task: unknown task kind \"" + def.task +
+                                            "\" (declare [tasks.kinds." + def.task + "] or register it in C++)");
+            if (def.task.empty() && !reg.find_action_handler(c->name, name))
+                return problem::bad_request("collections." + c->name + ".actions." + name +
+                                            ": no C++ handler is registered for this action");
+        }
+    }
+    for (const auto& e : reg.endpoints())
+        if (!workers->known_kind(e.task))
+            return problem::bad_request("endpoints." + e.name + ".task: unknown task kind \"" + e.task + "\"");
+    return {};
+}
+
+void app::impl::close_services() {
+    if (workers) workers->stop();  // hands running tasks back to the queue
+    if (waiters) waiters->stop();
+    if (db) db->close();           // finishes queued writes: every acknowledged write is committed
+    api.reset();
+    workers.reset();
+    waiters.reset();
+    queue.reset();
+}
+
+result<void> app::impl::start() {
+    if (started) return problem::bad_request("the app is already started");
+    if (auto r = open_services(); !r) {
+        close_services();
+        return r;
+    }
     server = std::make_unique<http_server>(ioc, *api, cfg.server, log, metrics);
     if (auto r = server->listen(); !r) {
         server.reset();
-        api.reset();
-        db->close();
+        close_services();
         return r;
     }
+    workers->start();
     work.emplace(ioc.get_executor());
     std::size_t n = cfg.server.threads ? cfg.server.threads : std::max(1u, std::thread::hardware_concurrency());
     for (std::size_t i = 0; i < n; ++i) threads.emplace_back([this] { ioc.run(); });
@@ -62,7 +143,26 @@ result<void> app::impl::start() {
     log.info("listening", {{"address", cfg.server.host.empty() ? "*" : cfg.server.host},
                            {"port", server->port()},
                            {"storage", cfg.storage.url},
-                           {"threads", n}});
+                           {"threads", n},
+                           {"workers", cfg.tasks.workers}});
+    return {};
+}
+
+result<void> app::impl::start_worker() {
+    if (started) return problem::bad_request("the app is already started");
+    if (auto r = open_services(); !r) {
+        close_services();
+        return r;
+    }
+    if (cfg.tasks.workers == 0) {
+        close_services();
+        return problem::bad_request("tasks.workers is 0: a worker process needs at least one worker");
+    }
+    workers->start();
+    work.emplace(ioc.get_executor());
+    threads.emplace_back([this] { ioc.run(); });  // runs the signal handler
+    started = true;
+    log.info("worker started", {{"storage", cfg.storage.url}, {"workers", cfg.tasks.workers}});
     return {};
 }
 
@@ -73,11 +173,14 @@ void app::impl::stop() {
         if (!started || stopped) return;
     }
     log.info("shutting down", {{"grace_ms", cfg.server.shutdown_grace.count()}});
-    server->drain();
-    auto deadline = std::chrono::steady_clock::now() + cfg.server.shutdown_grace;
-    while (server->connections() > 0 && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    server->close_all();
+    if (server) {
+        server->drain();
+        waiters->stop();  // long polls answer now, with the task as it is
+        auto deadline = std::chrono::steady_clock::now() + cfg.server.shutdown_grace;
+        while (server->connections() > 0 && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        server->close_all();
+    }
     if (signals) {
         boost::system::error_code ec;
         signals->cancel(ec);
@@ -90,8 +193,7 @@ void app::impl::stop() {
     ioc.stop();
     for (auto& t : threads) t.join();
     threads.clear();
-    db->close();  // finishes queued writes: every acknowledged write is committed
-    api.reset();
+    close_services();
     server.reset();
     log.info("stopped");
     std::lock_guard<std::mutex> lock(state_mu);
@@ -142,7 +244,17 @@ result<void> app::add_action(const std::string& collection, action_def def, acti
     return {};
 }
 
+result<void> app::add_task_kind(const std::string& name, task_handler h, task_kind_options o) {
+    if (name.empty() || !h) return problem::bad_request("a task kind needs a name and a handler");
+    for (const auto& k : impl_->code_task_kinds)
+        if (k.name == name) return problem::bad_request("task kind \"" + name + "\" is already registered");
+    impl_->code_task_kinds.push_back({name, std::move(h), o});
+    return {};
+}
+
 result<void> app::start() { return impl_->start(); }
+
+result<void> app::start_worker() { return impl_->start_worker(); }
 
 std::uint16_t app::port() const noexcept { return impl_->server ? impl_->server->port() : 0; }
 

@@ -3,6 +3,9 @@
 #include <livebase/app/app.hpp>
 #include <livebase/http/server.hpp>
 #include <livebase/store/store.hpp>
+#include <livebase/tasks/queue.hpp>
+#include <livebase/tasks/waiters.hpp>
+#include <livebase/tasks/worker_pool.hpp>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -29,10 +32,19 @@ struct app::impl {
         action_handler handler;
     };
     std::vector<code_action> code_actions;
+    struct code_task_kind {
+        std::string name;
+        task_handler handler;
+        task_kind_options options;
+    };
+    std::vector<code_task_kind> code_task_kinds;
 
     registry reg;
     livebase::metrics metrics;
     std::unique_ptr<livebase::store> db;
+    std::unique_ptr<task_queue> queue;
+    std::unique_ptr<task_waiters> waiters;
+    std::unique_ptr<worker_pool> workers;
     std::unique_ptr<livebase::api> api;
 
     asio::io_context ioc;
@@ -55,7 +67,11 @@ struct app::impl {
     }
 
     result<void> build_registry();
+    /// Opens and migrates the store, builds the api and the task services (workers not started).
+    result<void> open_services();
+    void close_services();
     result<void> start();
+    result<void> start_worker();
     void stop();
 };
 

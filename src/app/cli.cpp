@@ -41,7 +41,8 @@ int app::main(int argc, char** argv) {
     // Options given after the subcommand (`serve -c x --log-format text`) belong to the top level;
     // subcommands copy this setting when they are added.
     cli.fallthrough(true);
-    cli.add_subcommand("serve", "Serve HTTP (default)");
+    cli.add_subcommand("serve", "Serve HTTP and run in-process task workers (default)");
+    auto* worker = cli.add_subcommand("worker", "Run task workers only (scale-out)");
     auto* check = cli.add_subcommand("check", "Validate the configuration and database, print the plan");
     auto* migrate = cli.add_subcommand("migrate", "Apply the database plan");
     migrate->add_flag("--allow-destructive", allow_destructive, "Allow dropping or retyping fields (loses their data)");
@@ -73,7 +74,9 @@ int app::main(int argc, char** argv) {
         if (auto r = s.build_registry(); !r) return fail(s.log, "invalid configuration", r.error());
         auto db = open_store(s.cfg.storage.url, &s.log);
         if (!db) return fail(s.log, "cannot open storage", db.error());
-        auto plan = (*db)->migrate(s.reg.collections(), allow_destructive, /*dry_run=*/check->parsed());
+        auto collections = s.reg.collections();
+        collections.push_back(&tasks_collection());
+        auto plan = (*db)->migrate(collections, allow_destructive, /*dry_run=*/check->parsed());
         (*db)->close();
         if (!plan) return fail(s.log, check->parsed() ? "check failed" : "migration refused", plan.error());
         std::cout << (check->parsed() ? "configuration ok; plan:\n" : "migrated:\n");
@@ -83,6 +86,11 @@ int app::main(int argc, char** argv) {
         return 0;
     }
 
+    if (worker->parsed()) {
+        if (auto r = start_worker(); !r) return fail(s.log, "cannot start", r.error());
+        wait(/*handle_signals=*/true);
+        return 0;
+    }
     if (auto r = start(); !r) return fail(s.log, "cannot start", r.error());
     wait(/*handle_signals=*/true);
     return 0;

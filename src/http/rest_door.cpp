@@ -110,8 +110,43 @@ bool if_none_match_hits(std::string_view header, std::int64_t version) noexcept 
     return false;
 }
 
+void parse_prefer(std::string_view header, bool& respond_async, std::optional<int>& wait) {
+    auto lower = [](std::string_view v) {
+        std::string out(v);
+        for (auto& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        return out;
+    };
+    auto trim = [](std::string_view v) {
+        while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+        while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+        return v;
+    };
+    std::size_t start = 0;
+    while (start <= header.size()) {
+        auto end = header.find_first_of(",;", start);
+        auto token = trim(header.substr(start, end == std::string_view::npos ? end : end - start));
+        auto eq = token.find('=');
+        auto name = lower(trim(token.substr(0, eq)));
+        if (name == "respond-async") {
+            respond_async = true;
+        } else if (name == "wait" && eq != std::string_view::npos) {
+            auto value = trim(token.substr(eq + 1));
+            if (!value.empty() && value.front() == '"' && value.size() >= 2 && value.back() == '"')
+                value = value.substr(1, value.size() - 2);
+            int n = 0;
+            auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+            if (ec == std::errc() && ptr == value.data() + value.size() && n >= 0)
+                wait = std::min(n, 60);
+        }
+        if (end == std::string_view::npos) break;
+        start = end + 1;
+    }
+}
+
 result<void> decode_request(operation& op, const request_view& req,
                             std::string_view encoded_query) {
+    op.query = std::string(encoded_query);
+    if (req.prefer) parse_prefer(*req.prefer, op.prefer_async, op.prefer_wait);
     auto params = decode_query(encoded_query);
     if (!params) return std::move(params).error();
     op.params = std::move(*params);

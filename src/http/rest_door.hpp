@@ -31,8 +31,14 @@ struct request_view {
     std::string_view method;
     std::string_view content_type;  ///< "" when absent
     std::optional<std::string_view> if_match;
+    std::optional<std::string_view> prefer;  ///< the Prefer header (RFC 7240)
     std::string_view body;
 };
+
+/// Prefer (RFC 7240): `respond-async` and `wait=N` (any order, comma or semicolon separated,
+/// case-insensitive names; unknown preferences are ignored as the RFC says). wait is clamped
+/// to 0..60 seconds; a malformed wait value is ignored.
+void parse_prefer(std::string_view header, bool& respond_async, std::optional<int>& wait);
 
 /// Fills op.input, op.params and op.if_match. REQUIRES: op's kind/collection/id/action/method
 /// come from the router. Body rules: read only for POST, PUT and PATCH with a non-empty body;

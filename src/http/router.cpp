@@ -62,6 +62,21 @@ route_match router::match(std::string_view method, std::string_view path) const 
         if (slash == std::string_view::npos) break;
         start = slash + 1;
     }
+    // GET {base}/tasks/{id}/result: the stored result of a task.
+    if (segs.size() == 3 && segs[0] == "tasks" && segs[2] == "result") {
+        auto task_id = decode_segment(segs[1]);
+        if (!task_id || segs[1].find(':') != std::string_view::npos) return miss;
+        if (method != "GET") return not_allowed(base_ + "/tasks/{id}/result", "GET");
+        route_match r;
+        r.kind = route_kind::records;
+        r.route = base_ + "/tasks/{id}/result";
+        r.op.kind = op_kind::retrieve;
+        r.op.collection = "tasks";
+        r.op.id = std::move(*task_id);
+        r.op.subresource = "result";
+        r.op.method = "GET";
+        return r;
+    }
     if (segs.size() > 2) return miss;
 
     // The literal ':' of an action lives in the last segment.

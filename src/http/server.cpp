@@ -372,6 +372,7 @@ private:
         view.content_type = req[bhttp::field::content_type];
         if (auto it = req.find(bhttp::field::if_match); it != req.end())
             view.if_match = it->value();
+        if (auto it = req.find("Prefer"); it != req.end()) view.prefer = it->value();
         view.body = req.body();
         if (auto decoded = http_detail::decode_request(op, view, parts->query); !decoded)
             return respond(id, http_detail::render_problem(decoded.error()));

@@ -1,5 +1,7 @@
 #include <livebase/tasks/task.hpp>
 
+#include <cmath>
+
 #include <array>
 #include <utility>
 
@@ -92,8 +94,14 @@ json::object present_task(const json::object& stored, std::string_view base_path
     json::object out;
     std::string id(get_string(stored, "id"));
     out["id"] = id;
-    for (std::string_view k : {"kind", "state", "progress", "message", "eta"})
-        out[k] = field_or_null(stored, k);
+    for (std::string_view k : {"kind", "state", "progress", "message", "eta"}) {
+        auto v = field_or_null(stored, k);
+        // 50.0 reads better as 50 (and compares equal to it in every client).
+        if (v.is_double() && std::abs(v.get_double()) < 1e15 &&
+            v.get_double() == static_cast<double>(static_cast<std::int64_t>(v.get_double())))
+            v = static_cast<std::int64_t>(v.get_double());
+        out[k] = std::move(v);
+    }
     auto steps = field_or_null(stored, "steps");
     out["steps"] = steps.is_array() ? steps : json::value(json::array{});
     json::object request;

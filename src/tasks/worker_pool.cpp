@@ -380,9 +380,13 @@ void worker_pool::run_task(json::object task, const std::string& worker) {
         case verdict::retry: recorded = queue_.fail(ctx->id(), worker, p, true); break;
         case verdict::failed: recorded = queue_.fail(ctx->id(), worker, p, false); break;
     }
-    if (!recorded)
+    if (!recorded) {
         log(log_level::warn, "could not record a task's outcome",
             {{"task", ctx->id()}, {"detail", recorded.error().detail}});
+        return;
+    }
+    auto state = task_state_from_string(get_string(*recorded, "state"));
+    if (options_.on_finished && state && is_finished(*state)) options_.on_finished(ctx->id());
 }
 
 }  // namespace livebase

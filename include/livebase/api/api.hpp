@@ -6,6 +6,7 @@
 #include <livebase/schema/collection.hpp>
 #include <livebase/store/store.hpp>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -14,6 +15,18 @@
 namespace livebase {
 
 class api;
+class task_queue;
+class task_waiters;
+class worker_pool;
+
+/// `[endpoints.<name>]`: a path under the base path bound to a task kind (always async).
+struct endpoint_binding {
+    std::string name;
+    std::string method = "GET";
+    std::string path;  ///< full path, e.g. "/api/double"
+    std::string task;  ///< task kind
+    access_rule rule = access_rule::public_;
+};
 
 /// What a custom action handler gets. Handlers run on a store reader thread (never an I/O
 /// thread) and may block on the store through the *_sync helpers.
@@ -43,10 +56,24 @@ public:
     const action_handler* find_action_handler(std::string_view collection,
                                               std::string_view action) const noexcept;
 
+    /// Binds an endpoint (method + path) to a task kind.
+    void add_endpoint(endpoint_binding e);
+    const endpoint_binding* find_endpoint(std::string_view method, std::string_view path) const noexcept;
+    const std::vector<endpoint_binding>& endpoints() const noexcept { return endpoints_; }
+
 private:
     std::map<std::string, collection_def, std::less<>> collections_;
     std::map<std::pair<std::string, std::string>, action_handler> actions_;
+    std::vector<endpoint_binding> endpoints_;
 };
+
+/// The action `op` names, or null with `refusal` set (404, or 405 with Allow).
+const action_def* find_action(const operation& op, const collection_def& c, outcome& refusal);
+
+/// The task kind that runs an operation of `collection` asynchronously: "cars.create",
+/// "cars.update", "cars.patch", "cars.delete", "cars.list", "cars.retrieve", and "cars:build"
+/// for an action with a C++ handler.
+std::string operation_task_kind(std::string_view collection, op_kind kind, std::string_view action = {});
 
 /// Executes operations. Thread-safe; holds references (registry, store and logger must outlive
 /// it). Owns a small pool of threads that run C++ action handlers, which may block.
@@ -61,6 +88,11 @@ public:
     /// Runs `op` and calls `done` exactly once, on a store thread (or inline for immediate
     /// failures). Never throws; a handler exception becomes a 500 (logged with the request id).
     void execute(operation op, std::function<void(outcome)> done);
+
+    /// Turns on tasks: `Prefer: respond-async`, async collections/actions/endpoints and
+    /// /api/tasks. Without it every request runs synchronously and /api/tasks is 404.
+    /// REQUIRES: before serving; the three outlive the api.
+    void enable_tasks(task_queue& queue, worker_pool& pool, task_waiters& waiters) noexcept;
 
     /// Blocking form of execute() for action handlers and tools. Never call from an I/O thread.
     outcome execute_sync(operation op);
@@ -79,12 +111,34 @@ private:
     void do_remove(operation op, const collection_def& c, std::function<void(outcome)> done);
     void do_action(operation op, const collection_def& c, std::function<void(outcome)> done);
 
+    // Tasks (src/api/tasks_door.cpp).
+    using done_fn = std::function<void(outcome)>;
+    /// The task kind `op` runs as when it must (or may and is asked to) run asynchronously;
+    /// "" to run it now.
+    std::string async_kind(const operation& op, const collection_def& c) const;
+    /// Checks that need no execution, so they fail at once instead of as a task: the refusal,
+    /// or nullopt.
+    std::optional<outcome> precheck(const operation& op, const collection_def& c) const;
+    void submit(operation op, std::string kind, json::value input, done_fn done);
+    void respond_when_finished(const std::string& task_id, bool prefer_applied,
+                               std::chrono::steady_clock::time_point deadline, done_fn done);
+    void do_tasks(operation op, done_fn done);
+    void do_endpoint(operation op, const endpoint_binding& e, done_fn done);
+    std::string tasks_path() const;
+    /// Runs blocking work on the handler pool; false when the pool is full or stopping.
+    bool run_blocking(std::function<void()> job);
+    /// {"count", "next", "previous"} of a page of `op`'s list.
+    static json::object list_page(const operation& op, const query& q, std::int64_t count);
+
     const registry& reg_;
     store& db_;
     logger& log_;
     std::string base_path_;
     struct handler_pool;
     std::unique_ptr<handler_pool> pool_;
+    task_queue* tasks_ = nullptr;
+    worker_pool* workers_ = nullptr;
+    task_waiters* waiters_ = nullptr;
 };
 
 }  // namespace livebase

@@ -31,6 +31,11 @@ struct operation {
     json::value input;              ///< body (null when none)
     query_params params;            ///< decoded query string (list filters; action args)
     std::string path;               ///< request path without query (REST: for page links)
+    std::string query;              ///< raw (encoded) query string, "" when none
+    std::string subresource;        ///< "result" for GET /api/tasks/{id}/result, else ""
+    bool prefer_async = false;      ///< Prefer: respond-async
+    std::optional<int> prefer_wait; ///< Prefer: wait=N (seconds, 0..60)
+    bool from_task = false;         ///< executed by a task worker: never re-submitted as a task
     std::optional<std::int64_t> if_match;        ///< expected version (If-Match / body "version")
     principal who;
     std::string request_id;

@@ -3,6 +3,8 @@
 #include <livebase/api/api.hpp>
 #include <livebase/app/config.hpp>
 #include <livebase/core/log.hpp>
+#include <livebase/tasks/task.hpp>
+#include <livebase/tasks/worker_pool.hpp>
 
 #include <memory>
 #include <string>
@@ -33,6 +35,10 @@ public:
     /// unknown or the def is invalid.
     result<void> add_action(const std::string& collection, action_def def, action_handler h);
 
+    /// Registers a C++ task kind (e.g. the `task` of an action or endpoint). Problem when the
+    /// name is empty or already taken.
+    result<void> add_task_kind(const std::string& name, task_handler h, task_kind_options o = {});
+
     /// Opens the store, migrates (additive only), starts I/O threads and listens. Returns once
     /// listening. Problem on any startup error.
     result<void> start();
@@ -47,7 +53,10 @@ public:
     /// Blocks until stop() completes or SIGINT/SIGTERM (when handle_signals) triggers it.
     void wait(bool handle_signals = true);
 
-    /// The command line of config.md: serve|check|migrate [-c file] [--allow-destructive],
+    /// Opens the store and runs task workers only (`livebase worker`), until stop().
+    result<void> start_worker();
+
+    /// The command line of config.md: serve|worker|check|migrate [-c file] [--allow-destructive],
     /// --version, --help, --log-format. Returns the process exit code.
     int main(int argc, char** argv);
 

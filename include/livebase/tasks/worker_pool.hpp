@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -49,6 +50,8 @@ struct worker_pool_options {
     std::chrono::milliseconds shutdown_grace{2000};    ///< stop(): time running tasks get to finish
     std::string worker_id;                             ///< prefix of worker names; empty: host:pid:ulid
     logger* log = nullptr;                             ///< optional; must outlive the pool
+    /// Called (from a worker thread) after a task this pool ran reached a finished state.
+    std::function<void(const std::string& task_id)> on_finished;
 };
 
 /// Thread-safety: register_*() before start(); submit(), known_kind() and stop() from any

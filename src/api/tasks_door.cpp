@@ -1,0 +1,290 @@
+// Asynchronous operations (http.md section 3): submission with Prefer, async collections,
+// actions and endpoints, and the /api/tasks resource (list, retrieve with 303, long poll,
+// result, cancel).
+#include <livebase/api/api.hpp>
+#include <livebase/core/clock.hpp>
+#include <livebase/schema/validate.hpp>
+#include <livebase/tasks/queue.hpp>
+#include <livebase/tasks/waiters.hpp>
+#include <livebase/tasks/worker_pool.hpp>
+
+namespace livebase {
+
+namespace {
+
+// The async.<name> key of a records operation.
+std::string_view async_key(op_kind k) {
+    switch (k) {
+        case op_kind::replace:
+        case op_kind::patch: return "update";
+        default: return to_string(k);
+    }
+}
+
+bool may_see(const principal& who, const json::object& task) {
+    if (who.admin) return true;
+    auto it = task.find("owner");
+    bool anonymous_task = it == task.end() || it->value().is_null();
+    return who.authenticated() ? !anonymous_task && get_string(task, "owner") == who.user_id
+                               : anonymous_task;
+}
+
+task_state state_of(const json::object& task) {
+    return task_state_from_string(get_string(task, "state")).value_or(task_state::pending);
+}
+
+// GET /api/tasks/{id}/result: what the synchronous request would have answered.
+outcome result_outcome(const json::object& task, const std::string& task_path) {
+    switch (state_of(task)) {
+        case task_state::succeeded: {
+            auto status = static_cast<int>(get_int(task, "result_status").value_or(200));
+            auto it = task.find("result");
+            outcome o = outcome::json_body(status, it == task.end() ? json::value(nullptr) : it->value());
+            if (status == 201) o.location = std::string(get_string(task, "location"));
+            if (status == 204) o.body = nullptr;
+            return o;
+        }
+        case task_state::failed: {
+            auto it = task.find("error");
+            outcome o;
+            o.is_problem = true;
+            o.body = it != task.end() && it->value().is_object()
+                         ? it->value()
+                         : json::value(problem::internal("The task failed.").to_json());
+            o.status = static_cast<int>(get_int(o.body.get_object(), "status").value_or(500));
+            return o;
+        }
+        case task_state::cancelled:
+            return outcome::from_problem(problem::gone("The task was cancelled."));
+        default: {
+            outcome o = outcome::json_body(202, nullptr);
+            o.location = task_path;
+            o.headers.emplace_back("Retry-After", "1");
+            return o;
+        }
+    }
+}
+
+}  // namespace
+
+void api::enable_tasks(task_queue& queue, worker_pool& pool, task_waiters& waiters) noexcept {
+    tasks_ = &queue;
+    workers_ = &pool;
+    waiters_ = &waiters;
+}
+
+std::string api::tasks_path() const {
+    std::string p = base_path_;
+    if (!p.empty() && p.back() == '/') p.pop_back();
+    return p + "/tasks";
+}
+
+std::string api::async_kind(const operation& op, const collection_def& c) const {
+    if (op.kind == op_kind::action) {
+        auto it = c.actions.find(op.action);
+        if (it == c.actions.end()) return {};
+        if (!it->second.task.empty()) return it->second.task;  // task actions always run async
+        auto mode = c.async_for(op.action);
+        if (mode == async_mode::always || (mode == async_mode::allowed && op.prefer_async))
+            return operation_task_kind(c.name, op.kind, op.action);
+        return {};
+    }
+    auto mode = c.async_for(async_key(op.kind));
+    if (mode == async_mode::always || (mode == async_mode::allowed && op.prefer_async))
+        return operation_task_kind(c.name, op.kind);
+    return {};
+}
+
+std::optional<outcome> api::precheck(const operation& op, const collection_def& c) const {
+    switch (op.kind) {
+        case op_kind::list:
+            if (auto q = parse_query_params(c, op.params); !q) return outcome::from_problem(q.error());
+            break;
+        case op_kind::create: {
+            if (!op.input.is_object())
+                return outcome::from_problem(problem::bad_request("A JSON object body is required."));
+            if (auto v = validate_write(c, op.input.get_object(), write_mode::create); !v)
+                return outcome::from_problem(v.error());
+            break;
+        }
+        case op_kind::action: {
+            outcome refusal;
+            if (!find_action(op, c, refusal)) return refusal;
+            break;
+        }
+        default: break;
+    }
+    return std::nullopt;
+}
+
+void api::submit(operation op, std::string kind, json::value input, done_fn done) {
+    auto request = request_to_json(op, op.query);
+    // Records operations carry their whole request as input: the worker runs it again.
+    if (input.is_null() && kind.find_first_of(".:") != std::string::npos &&
+        reg_.find(op.collection))
+        input = request;
+    auto sub = workers_->make_submission(kind, std::move(input), std::move(request), op.who);
+    if (!sub) {
+        log_.error("task submission refused", {{"kind", kind}, {"detail", sub.error().detail}});
+        return done(outcome::from_problem(problem::internal()));
+    }
+    bool prefer_applied = op.prefer_async;
+    auto wait = std::chrono::seconds(op.prefer_wait.value_or(0));
+    auto base = tasks_path();
+    tasks_->submit_async(*sub, [this, done = std::move(done), prefer_applied, wait,
+                                base](result<json::object> r) mutable {
+        if (!r) return done(outcome::from_problem(r.error()));
+        std::string id(get_string(*r, "id"));
+        if (wait.count() > 0)
+            return respond_when_finished(id, prefer_applied,
+                                         std::chrono::steady_clock::now() + wait, std::move(done));
+        auto o = outcome::json_body(202, present_task(*r, base));
+        o.location = base + "/" + id;
+        o.headers.emplace_back("Retry-After", "1");
+        if (prefer_applied) o.headers.emplace_back("Preference-Applied", "respond-async");
+        done(std::move(o));
+    });
+}
+
+// `Prefer: wait=N` on a submission: the synchronous answer if the task finishes in time, else
+// the 202 of a plain submission.
+void api::respond_when_finished(const std::string& task_id, bool prefer_applied,
+                                std::chrono::steady_clock::time_point deadline, done_fn done) {
+    waiters_->wait(task_id, deadline, [this, task_id, prefer_applied, done = std::move(done)]() mutable {
+        db_.read([this, task_id, prefer_applied, done = std::move(done)](read_txn& t) {
+            auto got = t.get(tasks_collection(), task_id);
+            if (!got) return done(outcome::from_problem(got.error()));
+            if (!got.value()) return done(outcome::from_problem(problem::gone("The task was purged.")));
+            const auto& task = *got.value();
+            auto path = tasks_path() + "/" + task_id;
+            if (is_finished(state_of(task))) return done(result_outcome(task, path));
+            auto o = outcome::json_body(202, present_task(task, tasks_path()));
+            o.location = path;
+            o.headers.emplace_back("Retry-After", "1");
+            if (prefer_applied) o.headers.emplace_back("Preference-Applied", "respond-async");
+            done(std::move(o));
+        });
+    });
+    // A task that finished before the waiter was registered is caught by the next poll; check
+    // once now so short tasks answer at once.
+    db_.read([this, task_id](read_txn& t) {
+        auto got = t.get(tasks_collection(), task_id);
+        if (got && got.value() && is_finished(state_of(*got.value()))) waiters_->notify(task_id);
+    });
+}
+
+void api::do_endpoint(operation op, const endpoint_binding& e, done_fn done) {
+    json::value input;
+    if (op.method == "GET" || op.input.is_null()) {
+        json::object args;
+        for (const auto& [k, v] : op.params) args[k] = v;
+        input = std::move(args);
+    } else {
+        input = op.input;
+    }
+    submit(std::move(op), e.task, std::move(input), std::move(done));
+}
+
+void api::do_tasks(operation op, done_fn done) {
+    const auto& tc = tasks_collection();
+    auto base = tasks_path();
+    if (op.kind == op_kind::list) {
+        auto q = parse_query_params(tc, op.params);
+        if (!q) return done(outcome::from_problem(q.error()));
+        if (q->ordering.empty()) q->ordering.push_back({"created", true});
+        if (!op.who.admin) {
+            if (op.who.authenticated())
+                q->filters.push_back({"owner", lookup::exact, json::value(op.who.user_id)});
+            else
+                q->filters.push_back({"owner", lookup::isnull, json::value(true)});
+        }
+        operation self = op;
+        return db_.read([this, &tc, q = std::move(q).value(), base, self = std::move(self),
+                         done = std::move(done)](read_txn& t) {
+            auto pg = t.list(tc, q);
+            if (!pg) return done(outcome::from_problem(pg.error()));
+            json::array results;
+            for (const auto& task : pg->items) results.emplace_back(present_task(task, base));
+            auto page = list_page(self, q, pg->count);
+            page["results"] = std::move(results);
+            done(outcome::json_body(200, std::move(page)));
+        });
+    }
+    if (op.kind == op_kind::create) {
+        auto o = outcome::from_problem(problem::method_not_allowed());
+        o.headers.emplace_back("Allow", "GET");
+        return done(std::move(o));
+    }
+    if (op.kind == op_kind::replace || op.kind == op_kind::patch || op.kind == op_kind::action) {
+        auto o = outcome::from_problem(problem::method_not_allowed());
+        o.headers.emplace_back("Allow", "GET, DELETE");
+        return done(std::move(o));
+    }
+    auto path = base + "/" + op.id;
+    if (op.kind == op_kind::remove) {
+        // Cancelling writes through the queue, which blocks: run it on the handler pool.
+        auto job = [this, op, path, done]() {
+            auto got = tasks_->get(op.id);
+            if (!got) return done(outcome::from_problem(got.error()));
+            if (!got.value() || !may_see(op.who, *got.value()))
+                return done(outcome::from_problem(problem::not_found()));
+            auto before = state_of(*got.value());
+            auto r = tasks_->cancel(op.id);
+            if (!r) return done(outcome::from_problem(r.error()));
+            auto after = state_of(*r);
+            if (is_finished(after)) waiters_->notify(op.id);
+            auto o = outcome::json_body(before == task_state::running && !is_finished(after) ? 202 : 200,
+                                        present_task(*r, tasks_path()));
+            done(std::move(o));
+        };
+        if (!run_blocking(job))
+            done(outcome::from_problem(problem::unavailable("The server is overloaded.")));
+        return;
+    }
+
+    // retrieve (the task, or its result)
+    auto answer = [this, op, path](const json::object& task) -> outcome {
+        if (op.subresource == "result") return result_outcome(task, path);
+        auto state = state_of(task);
+        auto o = outcome::json_body(state == task_state::succeeded ? 303 : 200,
+                                    present_task(task, tasks_path()));
+        if (state == task_state::succeeded) {
+            auto loc = get_string(task, "location");
+            o.location = loc.empty() ? path + "/result" : std::string(loc);
+        } else if (!is_finished(state)) {
+            o.headers.emplace_back("Retry-After", "1");
+        }
+        return o;
+    };
+    auto lookup_task = [this, op, answer](done_fn done, bool may_wait) {
+        db_.read([this, op, answer, done = std::move(done), may_wait](read_txn& t) mutable {
+            auto got = t.get(tasks_collection(), op.id);
+            if (!got) return done(outcome::from_problem(got.error()));
+            if (!got.value() || !may_see(op.who, *got.value()))
+                return done(outcome::from_problem(problem::not_found()));
+            const auto& task = *got.value();
+            if (may_wait && op.prefer_wait.value_or(0) > 0 && !is_finished(state_of(task))) {
+                // Long poll: answer as soon as the task is finished, or after N seconds.
+                auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(*op.prefer_wait);
+                waiters_->wait(op.id, deadline, [this, op, answer, done = std::move(done)]() mutable {
+                    db_.read([op, answer, done = std::move(done)](read_txn& t) {
+                        auto again = t.get(tasks_collection(), op.id);
+                        if (!again) return done(outcome::from_problem(again.error()));
+                        if (!again.value()) return done(outcome::from_problem(problem::not_found()));
+                        done(answer(*again.value()));
+                    });
+                });
+                // It may have finished between the read and the registration.
+                return db_.read([this, id = op.id](read_txn& t) {
+                    auto again = t.get(tasks_collection(), id);
+                    if (again && again.value() && is_finished(state_of(*again.value())))
+                        waiters_->notify(id);
+                });
+            }
+            done(answer(task));
+        });
+    };
+    lookup_task(std::move(done), true);
+}
+
+}  // namespace livebase
