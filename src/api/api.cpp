@@ -229,6 +229,14 @@ std::string api::record_path(std::string_view collection, std::string_view id) c
 }
 
 void api::execute(operation op, std::function<void(outcome)> done) {
+    bool unsafe = op.method == "POST" || op.method == "PUT" || op.method == "PATCH" ||
+                  op.method == "DELETE" || op.prefer_async;
+    if (!op.idempotency_key.empty() && !op.from_task && unsafe)
+        return with_idempotency(std::move(op), std::move(done));
+    dispatch(std::move(op), std::move(done));
+}
+
+void api::dispatch(operation op, std::function<void(outcome)> done) {
     if (tasks_ && !op.from_task) {
         if (op.collection == "tasks") return do_tasks(std::move(op), std::move(done));
         if (const auto* e = reg_.find_endpoint(op.method, op.path))

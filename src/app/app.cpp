@@ -40,6 +40,7 @@ result<void> app::impl::open_services() {
     db = std::move(opened).value();
     auto collections = reg.collections();
     collections.push_back(&tasks_collection());
+    collections.push_back(&idempotency_collection());
     auto plan = db->migrate(collections, /*allow_destructive=*/false, /*dry_run=*/false);
     if (!plan) {
         close_services();
@@ -66,6 +67,7 @@ result<void> app::impl::open_services() {
     workers = std::make_unique<worker_pool>(*queue, wo);
     api = std::make_unique<livebase::api>(reg, *db, log, cfg.server.base_path);
     api->enable_tasks(*queue, *workers, *waiters);
+    api->set_idempotency_retention(cfg.tasks.retention);
 
     // Task kinds: C++ kinds, commands from the file, and one per records operation and C++
     // action (they run the stored request again through the same pipeline).

@@ -76,6 +76,7 @@ int app::main(int argc, char** argv) {
         if (!db) return fail(s.log, "cannot open storage", db.error());
         auto collections = s.reg.collections();
         collections.push_back(&tasks_collection());
+        collections.push_back(&idempotency_collection());
         auto plan = (*db)->migrate(collections, allow_destructive, /*dry_run=*/check->parsed());
         (*db)->close();
         if (!plan) return fail(s.log, check->parsed() ? "check failed" : "migration refused", plan.error());

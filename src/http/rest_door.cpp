@@ -147,6 +147,11 @@ result<void> decode_request(operation& op, const request_view& req,
                             std::string_view encoded_query) {
     op.query = std::string(encoded_query);
     if (req.prefer) parse_prefer(*req.prefer, op.prefer_async, op.prefer_wait);
+    if (req.idempotency_key) {
+        if (req.idempotency_key->empty() || req.idempotency_key->size() > 255)
+            return problem::bad_request("Idempotency-Key must be 1 to 255 characters.");
+        op.idempotency_key = std::string(*req.idempotency_key);
+    }
     auto params = decode_query(encoded_query);
     if (!params) return std::move(params).error();
     op.params = std::move(*params);

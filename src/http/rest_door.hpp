@@ -32,6 +32,7 @@ struct request_view {
     std::string_view content_type;  ///< "" when absent
     std::optional<std::string_view> if_match;
     std::optional<std::string_view> prefer;  ///< the Prefer header (RFC 7240)
+    std::optional<std::string_view> idempotency_key;
     std::string_view body;
 };
 

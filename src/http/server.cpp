@@ -373,6 +373,7 @@ private:
         if (auto it = req.find(bhttp::field::if_match); it != req.end())
             view.if_match = it->value();
         if (auto it = req.find("Prefer"); it != req.end()) view.prefer = it->value();
+        if (auto it = req.find("Idempotency-Key"); it != req.end()) view.idempotency_key = it->value();
         view.body = req.body();
         if (auto decoded = http_detail::decode_request(op, view, parts->query); !decoded)
             return respond(id, http_detail::render_problem(decoded.error()));

@@ -6,6 +6,7 @@
 #include <livebase/schema/collection.hpp>
 #include <livebase/store/store.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -67,6 +68,9 @@ private:
     std::vector<endpoint_binding> endpoints_;
 };
 
+/// The built-in collection of remembered Idempotency-Keys (migrated like any collection).
+const collection_def& idempotency_collection();
+
 /// The action `op` names, or null with `refusal` set (404, or 405 with Allow).
 const action_def* find_action(const operation& op, const collection_def& c, outcome& refusal);
 
@@ -94,6 +98,9 @@ public:
     /// REQUIRES: before serving; the three outlive the api.
     void enable_tasks(task_queue& queue, worker_pool& pool, task_waiters& waiters) noexcept;
 
+    /// How long an Idempotency-Key is remembered (default 24 h; the app uses tasks.retention).
+    void set_idempotency_retention(std::chrono::milliseconds retention) noexcept;
+
     /// Blocking form of execute() for action handlers and tools. Never call from an I/O thread.
     outcome execute_sync(operation op);
 
@@ -111,8 +118,13 @@ private:
     void do_remove(operation op, const collection_def& c, std::function<void(outcome)> done);
     void do_action(operation op, const collection_def& c, std::function<void(outcome)> done);
 
-    // Tasks (src/api/tasks_door.cpp).
     using done_fn = std::function<void(outcome)>;
+    /// execute() without the Idempotency-Key step.
+    void dispatch(operation op, done_fn done);
+    /// Idempotency-Key handling around dispatch() (src/api/idempotency.cpp).
+    void with_idempotency(operation op, done_fn done);
+
+    // Tasks (src/api/tasks_door.cpp).
     /// The task kind `op` runs as when it must (or may and is asked to) run asynchronously;
     /// "" to run it now.
     std::string async_kind(const operation& op, const collection_def& c) const;
@@ -139,6 +151,8 @@ private:
     task_queue* tasks_ = nullptr;
     worker_pool* workers_ = nullptr;
     task_waiters* waiters_ = nullptr;
+    std::chrono::milliseconds idempotency_retention_{24 * 3600 * 1000};
+    std::atomic<std::size_t> idempotency_inserts_{0};
 };
 
 }  // namespace livebase

@@ -36,6 +36,7 @@ struct operation {
     bool prefer_async = false;      ///< Prefer: respond-async
     std::optional<int> prefer_wait; ///< Prefer: wait=N (seconds, 0..60)
     bool from_task = false;         ///< executed by a task worker: never re-submitted as a task
+    std::string idempotency_key;    ///< Idempotency-Key (1..255 chars), "" when none
     std::optional<std::int64_t> if_match;        ///< expected version (If-Match / body "version")
     principal who;
     std::string request_id;
