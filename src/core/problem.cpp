@@ -12,8 +12,7 @@ json::object problem::to_json() const {
     return o;
 }
 
-namespace {
-problem make(int status, std::string type, std::string title, std::string detail) {
+problem problem::make(int status, std::string type, std::string title, std::string detail) {
     problem p;
     p.status = status;
     p.type = std::move(type);
@@ -21,7 +20,6 @@ problem make(int status, std::string type, std::string title, std::string detail
     p.detail = std::move(detail);
     return p;
 }
-}  // namespace
 
 problem problem::bad_request(std::string detail) {
     return make(400, "/problems/bad-request", "Bad request", std::move(detail));

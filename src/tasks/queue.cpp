@@ -40,13 +40,12 @@ void finish(json::object& t, task_state s, std::int64_t now) {
     t["not_before"] = nullptr;
 }
 
-problem task_problem(int status, std::string type, std::string title, std::string detail) {
-    problem p;
-    p.status = status;
-    p.type = std::move(type);
-    p.title = std::move(title);
-    p.detail = std::move(detail);
-    return p;
+// Cancelled tasks carry a 410 problem as their error (what GET .../result answers).
+void finish_as_cancelled(json::object& t, std::int64_t now) {
+    finish(t, task_state::cancelled, now);
+    auto p = problem::make(410, "/problems/task-cancelled", "Task cancelled", "The task was cancelled.");
+    t["error"] = p.to_json();
+    t["result_status"] = p.status;
 }
 
 result<json::object> load(write_txn& txn, const std::string& id) {
@@ -265,11 +264,7 @@ result<json::object> task_queue::fail(const std::string& id, const std::string& 
 result<json::object> task_queue::finish_cancelled(const std::string& id, const std::string& worker) {
     auto at = now();
     return mutate_owned(id, worker, [&](json::object& t) -> result<void> {
-        finish(t, task_state::cancelled, at);
-        auto p = task_problem(410, "/problems/task-cancelled", "Task cancelled",
-                              "The task was cancelled.");
-        t["error"] = p.to_json();
-        t["result_status"] = p.status;
+        finish_as_cancelled(t, at);
         touch(t, at);
         return {};
     });
@@ -296,11 +291,7 @@ result<json::object> task_queue::cancel(const std::string& id) {
         auto s = state_of(*t);
         if (!s || is_finished(*s)) return problem::conflict("The task is already finished.");
         if (*s == task_state::pending) {
-            finish(*t, task_state::cancelled, at);
-            auto p = task_problem(410, "/problems/task-cancelled", "Task cancelled",
-                                  "The task was cancelled.");
-            (*t)["error"] = p.to_json();
-            (*t)["result_status"] = p.status;
+            finish_as_cancelled(*t, at);
         }
         (*t)["cancel_requested"] = true;
         touch(*t, at);
@@ -320,14 +311,10 @@ result<std::size_t> task_queue::reap(std::int64_t now) {
         if (!found) return std::move(found).error();
         for (auto& t : found->items) {
             if (bool_field(t, "cancel_requested")) {
-                finish(t, task_state::cancelled, now);
-                auto p = task_problem(410, "/problems/task-cancelled", "Task cancelled",
-                                      "The task was cancelled.");
-                t["error"] = p.to_json();
-                t["result_status"] = p.status;
+                finish_as_cancelled(t, now);
             } else if (int_or(t, "attempt", 1) >= int_or(t, "max_attempts", 1)) {
                 finish(t, task_state::failed, now);
-                auto p = task_problem(500, "/problems/task-worker-lost", "Worker lost",
+                auto p = problem::make(500, "/problems/task-worker-lost", "Worker lost",
                                       "The worker running the task stopped responding.");
                 t["error"] = p.to_json();
                 t["result_status"] = p.status;

@@ -16,17 +16,8 @@ namespace livebase {
 namespace {
 using steady = std::chrono::steady_clock;
 
-problem task_problem(int status, std::string type, std::string title, std::string detail) {
-    problem p;
-    p.status = status;
-    p.type = std::move(type);
-    p.title = std::move(title);
-    p.detail = std::move(detail);
-    return p;
-}
-
 problem timed_out_problem() {
-    return task_problem(504, "/problems/task-timeout", "Task timed out",
+    return problem::make(504, "/problems/task-timeout", "Task timed out",
                         "The attempt did not finish within its timeout.");
 }
 
@@ -319,20 +310,20 @@ void worker_pool::run_task(json::object task, const std::string& worker) {
         } else if (r.how == end::stopped) {
             v = verdict::cancelled;
         } else if (r.how == end::line_too_long) {
-            p = task_problem(500, "/problems/task-failed", "Task failed",
+            p = problem::make(500, "/problems/task-failed", "Task failed",
                              "The command wrote a line over " + std::to_string(def.max_line) + " bytes.");
         } else if (r.how == end::spawn_failed) {
-            p = task_problem(500, "/problems/task-failed", "Task failed", r.error);
+            p = problem::make(500, "/problems/task-failed", "Task failed", r.error);
         } else if (r.how == end::exited && r.exit_code == 0) {
-            p = task_problem(500, "/problems/task-failed", "Task failed", "The command wrote no result.");
+            p = problem::make(500, "/problems/task-failed", "Task failed", "The command wrote no result.");
         } else if (r.how == end::exited && r.exit_code == 75) {
             v = verdict::retry;
-            p = task_problem(503, "/problems/task-retry", "Task failed, will retry",
+            p = problem::make(503, "/problems/task-retry", "Task failed, will retry",
                              tail.empty() ? "The command asked to be retried (exit 75)." : tail);
         } else {
             std::string why = r.how == end::exited ? "The command exited with status " + std::to_string(r.exit_code) + "."
                                                    : "The command was killed by signal " + std::to_string(r.signal) + ".";
-            p = task_problem(500, "/problems/task-failed", "Task failed", tail.empty() ? why : tail);
+            p = problem::make(500, "/problems/task-failed", "Task failed", tail.empty() ? why : tail);
         }
     } else {
         try {
@@ -347,7 +338,7 @@ void worker_pool::run_task(json::object task, const std::string& worker) {
             v = verdict::cancelled;
         } catch (const task_retry& e) {
             v = verdict::retry;
-            p = task_problem(503, "/problems/task-retry", "Task failed, will retry", e.what());
+            p = problem::make(503, "/problems/task-retry", "Task failed, will retry", e.what());
         } catch (const std::exception& e) {
             log(log_level::error, "task handler threw", {{"task", ctx->id()}, {"kind", kind}, {"what", e.what()}});
             p = problem::internal();

@@ -22,6 +22,8 @@ struct problem {
     /// The problem+json body.
     json::object to_json() const;
 
+    /// A problem of any type (for types without a factory below).
+    static problem make(int status, std::string type, std::string title, std::string detail);
     static problem bad_request(std::string detail);
     /// 400 naming a query parameter (extension member "parameter").
     static problem bad_parameter(std::string parameter, std::string detail);
