@@ -22,6 +22,19 @@
 // - Access log: one "request" line per response written: request_id, method, path (encoded,
 //   without the query), status, ms (from the request being read to its response written),
 //   bytes (the whole response on the wire). Metrics use the same latency.
+// - Server-Sent Events (realtime.md "SSE"): `GET {base}/tasks/{id}` whose Accept contains
+//   text/event-stream streams `event: task` snapshots (`id:` counts 1, 2, ...): the current
+//   task at once, then a new one whenever its JSON changed (the api is polled every
+//   k_sse_poll), a `: keep-alive` comment after k_sse_keep_alive without output, and the
+//   response ends after the snapshot of a finished task (or when the task disappears). HTTP/1.1
+//   streams are chunked, HTTP/1.0 ones close-delimited. An SSE request is always the last on its
+//   connection (Connection: close; pipelined requests after it are discarded, unanswered), also
+//   when it is answered by a normal response (404 for an unknown or invisible task). A stream
+//   never idles out; a stalled write times out like any response, and output waiting behind it
+//   beyond k_sse_max_pending closes the connection. The peer closing ends the stream. drain()
+//   completes the event being written, ends the response and closes; close_all() closes at once.
+//   The access log line and metrics (route "{base}/tasks/{id}") are written when the stream
+//   ends; bytes counts the whole stream. Streams use a second timer (polls and keep-alives).
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
@@ -32,8 +45,10 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <chrono>
@@ -50,6 +65,7 @@
 #include "http/response_queue.hpp"
 #include "http/rest_door.hpp"
 #include "http/router.hpp"
+#include "http/sse.hpp"
 
 namespace livebase {
 
@@ -71,6 +87,12 @@ constexpr std::size_t k_read_chunk = 8192;
 constexpr std::chrono::milliseconds k_linger{1500};
 /// Back-off after a failed accept (e.g. EMFILE) so the loop does not spin.
 constexpr std::chrono::milliseconds k_accept_retry{100};
+/// How often a task stream asks the api for the task.
+constexpr std::chrono::milliseconds k_sse_poll{200};
+/// A task stream without output for this long sends a comment line (keeps proxies open).
+constexpr std::chrono::seconds k_sse_keep_alive{15};
+/// Stream output waiting for a slow reader beyond this closes the connection.
+constexpr std::size_t k_sse_max_pending = 1024 * 1024;
 
 class session;
 
@@ -131,7 +153,28 @@ struct slot {
     steady::time_point start = steady::now();
     unsigned version = 11;
     bool close = false;  // this response ends the connection
+    bool stream = false;  // an SSE stream: session::sse_ holds its state, res stays null
     std::shared_ptr<bhttp::response<bhttp::string_body>> res;
+};
+
+/// A task stream (SSE) in progress; at most one per connection, always its last response.
+struct sse_stream {
+    std::uint64_t slot_id = 0;
+    operation op;  // the retrieve the stream repeats
+    bool chunked = true;
+    std::unique_ptr<bhttp::response<bhttp::empty_body>> header;
+    std::unique_ptr<bhttp::response_serializer<bhttp::empty_body>> serializer;  // refers to header
+    std::string last;      // JSON of the last snapshot sent
+    std::uint64_t seq = 0;  // id: of the last event
+    std::string out;       // framed bytes waiting for the socket (bounded by k_sse_max_pending)
+    std::string inflight;  // bytes being written
+    steady::time_point last_output = steady::now();
+    std::size_t bytes = 0;  // written so far, header included
+    bool header_sent = false;
+    bool ending = false;  // no more snapshots: flush, end the response, close
+    bool terminated = false;  // the terminating chunk is queued
+    bool done = false;  // response complete
+    bool logged = false;
 };
 
 //------------------------------------------------------------------------------
@@ -145,6 +188,7 @@ public:
         : stream_(std::move(socket)),
           ex_(stream_.get_executor()),
           timer_(ex_),
+          poll_timer_(ex_),
           queue_(state->opts.pipeline_limit),
           state_(std::move(state)) {}
 
@@ -184,6 +228,11 @@ public:
         net::dispatch(ex_, [self = shared_from_this()] {
             if (self->closed_) return;
             self->closing_ = true;
+            if (self->sse_ && !self->sse_->done) {  // finish the current event, then close
+                self->sse_->ending = true;
+                self->poll_timer_.cancel();
+                return self->pump();
+            }
             if (self->queue_.empty() && !self->writing_ && self->phase_ != read_phase::partial)
                 self->close_socket();
         });
@@ -309,7 +358,9 @@ private:
         if (closed_) return;
         if (ec) {
             peer_eof_ = true;
-            if (lingering_ || (queue_.empty() && !writing_)) close_socket();
+            // A stream's reader is gone when its peer closes: nobody would read the rest.
+            if (lingering_ || (sse_ && !sse_->done) || (queue_.empty() && !writing_))
+                close_socket();
             return;
         }
         buffer_.consume(buffer_.size());
@@ -378,6 +429,25 @@ private:
         if (auto decoded = http_detail::decode_request(op, view, parts->query); !decoded)
             return respond(id, http_detail::render_problem(decoded.error()));
 
+        if (http_detail::is_task_stream_request(view.method, op) &&
+            http_detail::accepts_event_stream(req[bhttp::field::accept])) {
+            // The stream is the connection's last response, whatever the task lookup answers.
+            slot* sp = queue_.find(id);
+            sp->close = true;
+            sp->route = state_->router.base_path() + "/tasks/{id}";
+            closing_ = true;
+            op.prefer_wait.reset();  // a long poll would delay the first snapshot
+            operation again = op;
+            state_->a.execute(std::move(op), [self = shared_from_this(), id,
+                                              again = std::move(again)](outcome o) mutable {
+                net::post(self->ex_, [self, id, again = std::move(again),
+                                      o = std::move(o)]() mutable {
+                    self->start_stream(id, std::move(again), std::move(o));
+                });
+            });
+            return;
+        }
+
         std::optional<std::string> if_none_match;
         if (op.kind == op_kind::retrieve)
             if (auto it = req.find(bhttp::field::if_none_match); it != req.end())
@@ -416,12 +486,175 @@ private:
         do_write();
     }
 
+    // ---- task streams (SSE) ----
+
+    /// The first lookup of a stream answered: a task starts the stream, anything else (404)
+    /// is the normal response.
+    void start_stream(response_queue_id id, operation op, outcome o) {
+        slot* s = queue_.find(id);
+        if (!s || closed_) return;
+        if (o.is_problem || !o.body.is_object() || (o.status != 200 && o.status != 303))
+            return respond(id, http_detail::render_outcome(o));
+        s->stream = true;
+        auto& st = sse_.emplace();
+        st.slot_id = id;
+        st.op = std::move(op);
+        st.chunked = s->version >= 11;  // HTTP/1.0 has no chunking: the close delimits the body
+        st.header = std::make_unique<bhttp::response<bhttp::empty_body>>(bhttp::status::ok,
+                                                                         s->version);
+        auto& h = *st.header;
+        h.set(bhttp::field::server, "livebase");
+        h.set("X-Request-Id", s->request_id);
+        h.set(bhttp::field::content_type, "text/event-stream");
+        h.set(bhttp::field::cache_control, "no-cache");
+        h.keep_alive(false);
+        if (st.chunked) h.chunked(true);
+        st.serializer = std::make_unique<bhttp::response_serializer<bhttp::empty_body>>(h);
+        if (state_->draining.load()) st.ending = true;  // one snapshot, then close
+        add_snapshot(o.body);
+        if (closed_) return;
+        queue_.set_ready(id);
+        if (phase_ == read_phase::none) do_discard();  // notices the peer going away
+        do_write();
+        if (sse_ && !sse_->ending) schedule_poll();
+        update_deadline();
+    }
+
+    /// Queues `task` as an event unless it equals the last one sent.
+    void add_snapshot(const json::value& task) {
+        auto& st = *sse_;
+        auto text = json::serialize(task);
+        if (text == st.last) return;
+        st.last = std::move(text);
+        if (http_detail::task_snapshot_finished(task)) st.ending = true;
+        add_output(http_detail::format_sse_event(++st.seq, "task", st.last));
+    }
+
+    void add_output(std::string_view bytes) {
+        auto& st = *sse_;
+        const bool waiting = !st.out.empty();  // the reader has not taken the previous output
+        st.out += st.chunked ? http_detail::frame_chunk(bytes) : std::string(bytes);
+        st.last_output = steady::now();
+        if (waiting && st.out.size() > k_sse_max_pending) {
+            state_->log.debug("stream reader too slow", {{"pending", st.out.size()}});
+            close_socket();
+        }
+    }
+
+    void schedule_poll() {
+        poll_timer_.expires_after(k_sse_poll);
+        poll_timer_.async_wait(
+            beast::bind_front_handler(&session::on_poll_timer, shared_from_this()));
+    }
+
+    void on_poll_timer(error_code ec) {
+        if (ec || closed_ || !sse_ || sse_->ending) return;
+        if (steady::now() - sse_->last_output >= k_sse_keep_alive) {
+            add_output(http_detail::format_sse_comment("keep-alive"));
+            if (closed_) return;
+            pump();
+        }
+        state_->a.execute(sse_->op, [self = shared_from_this()](outcome o) {
+            net::post(self->ex_,
+                      [self, o = std::move(o)]() mutable { self->on_poll(std::move(o)); });
+        });
+    }
+
+    void on_poll(outcome o) {
+        if (closed_ || !sse_ || sse_->ending) return;
+        if (o.is_problem || !o.body.is_object()) {
+            // Purged, no longer visible, or the api is failing: end the stream (clients
+            // reconnect and get the answer as a normal response).
+            state_->log.debug("task stream ended by a problem", {{"status", o.status}});
+            sse_->ending = true;
+        } else {
+            add_snapshot(o.body);
+            if (closed_) return;
+        }
+        pump();
+        if (sse_ && !sse_->ending && !closed_) schedule_poll();
+    }
+
+    /// Writes the stream's header, then its queued output; ends the response once `ending`
+    /// and everything is written. Only when the stream's slot is at the front of the queue.
+    void pump() {
+        if (writing_ || closed_ || !sse_ || sse_->done) return;
+        auto& st = *sse_;
+        slot* front = queue_.ready_front();
+        if (!front || front != queue_.find(st.slot_id)) return;
+        if (!st.header_sent) {
+            st.header_sent = true;
+            begin_stream_write();
+            return bhttp::async_write_header(
+                stream_, *st.serializer,
+                beast::bind_front_handler(&session::on_stream_write, shared_from_this()));
+        }
+        if (st.ending && st.chunked && !st.terminated) {
+            st.terminated = true;
+            st.out += "0\r\n\r\n";
+        }
+        if (!st.out.empty()) {
+            st.inflight.clear();
+            st.inflight.swap(st.out);
+            begin_stream_write();
+            return net::async_write(
+                stream_, net::buffer(st.inflight),
+                beast::bind_front_handler(&session::on_stream_write, shared_from_this()));
+        }
+        if (st.ending) end_stream();
+    }
+
+    void begin_stream_write() {
+        writing_ = true;
+        write_since_ = steady::now();
+        update_deadline();
+    }
+
+    void on_stream_write(error_code ec, std::size_t bytes) {
+        writing_ = false;
+        if (sse_) sse_->bytes += bytes;
+        if (closed_) return;
+        if (ec) {
+            fail(ec, "write");
+            return close_socket();
+        }
+        pump();
+        update_deadline();
+    }
+
+    /// The response is complete: log it and close the connection like any last response.
+    void end_stream() {
+        sse_->done = true;
+        log_stream();
+        queue_.pop();
+        poll_timer_.cancel();
+        finish();
+    }
+
+    void log_stream() {
+        auto& st = *sse_;
+        slot* s = queue_.find(st.slot_id);
+        if (st.logged || !s) return;
+        st.logged = true;
+        const auto elapsed =
+            std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - s->start);
+        state_->m.observe_request(s->route, s->method, 200, elapsed);
+        state_->log.info("request", {{"request_id", s->request_id},
+                                     {"method", s->method},
+                                     {"path", s->path},
+                                     {"status", 200},
+                                     {"ms", static_cast<double>(elapsed.count()) / 1000.0},
+                                     {"bytes", st.bytes},
+                                     {"events", st.seq}});
+    }
+
     // ---- writing ----
 
     void do_write() {
         if (writing_ || closed_) return;
         slot* s = queue_.ready_front();
         if (!s) return;
+        if (s->stream) return pump();
         // When the connection is closing, the response that empties the queue is its last.
         if (closing_ && queue_.size() == 1 && phase_ != read_phase::partial) s->close = true;
         s->res->keep_alive(!s->close);
@@ -519,6 +752,8 @@ private:
         closed_ = true;
         error_code ec;
         timer_.cancel();
+        poll_timer_.cancel();
+        if (sse_ && sse_->header_sent && !sse_->done) log_stream();  // the stream ends here
         stream_.socket().close(ec);
         if (counted_) state_->closed(this);
     }
@@ -534,6 +769,8 @@ private:
     beast::tcp_stream stream_;
     const net::any_io_executor ex_;  // the connection's strand
     net::steady_timer timer_;
+    net::steady_timer poll_timer_;  // a task stream's polls and keep-alives
+    std::optional<sse_stream> sse_;
     beast::flat_buffer buffer_;
     std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
     http_detail::response_queue<slot> queue_;

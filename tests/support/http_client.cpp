@@ -6,6 +6,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
@@ -44,6 +45,69 @@ struct http_client::impl {
     beast::flat_buffer buffer;
     std::string host;
     std::uint16_t port;
+
+    // The stream of start_stream().
+    std::string raw;   // body bytes not yet de-chunked
+    std::string text;  // event-stream text not yet parsed into events
+    bool chunked = false;
+    bool ended = true;
+    std::size_t comments = 0;
+
+    /// Moves complete chunks from `raw` to `text`; sets `ended` on the terminating chunk.
+    /// Throws on malformed framing.
+    void dechunk() {
+        for (;;) {
+            auto eol = raw.find("\r\n");
+            if (eol == std::string::npos) return;
+            std::size_t size = std::stoul(raw.substr(0, eol), nullptr, 16);
+            if (size == 0) {
+                if (raw.find("\r\n\r\n", eol) == std::string::npos) return;
+                ended = true;
+                raw.clear();
+                return;
+            }
+            if (raw.size() < eol + 2 + size + 2) return;
+            if (raw.compare(eol + 2 + size, 2, "\r\n") != 0)
+                throw std::runtime_error("http_client: bad chunk framing");
+            text.append(raw, eol + 2, size);
+            raw.erase(0, eol + 2 + size + 2);
+        }
+    }
+
+    /// Takes one complete event block off `text`; comment-only blocks are counted and skipped.
+    std::optional<sse_event> take_event() {
+        for (;;) {
+            auto end = text.find("\n\n");
+            if (end == std::string::npos) return std::nullopt;
+            std::string block = text.substr(0, end + 1);
+            text.erase(0, end + 2);
+            sse_event e;
+            bool any = false;
+            bool has_data = false;
+            for (std::size_t pos = 0; pos < block.size();) {
+                auto nl = block.find('\n', pos);
+                std::string line = block.substr(pos, nl - pos);
+                pos = nl + 1;
+                if (!line.empty() && line[0] == ':') {
+                    ++comments;
+                    continue;
+                }
+                auto colon = line.find(':');
+                std::string field = line.substr(0, colon);
+                std::string value = colon == std::string::npos ? "" : line.substr(colon + 1);
+                if (!value.empty() && value[0] == ' ') value.erase(0, 1);
+                any = true;
+                if (field == "id") e.id = value;
+                else if (field == "event") e.event = value;
+                else if (field == "data") {
+                    if (has_data) e.data += '\n';
+                    e.data += value;
+                    has_data = true;
+                }
+            }
+            if (any) return e;
+        }
+    }
 
     /// Runs the io_context until `done` or the deadline; on timeout cancels the operation,
     /// lets it finish and returns false.
@@ -200,5 +264,116 @@ http_client::drained http_client::read_until_close(std::chrono::milliseconds tim
         }
     }
 }
+
+}  // namespace livebase::testing
+
+namespace livebase::testing {
+
+http_response http_client::start_stream(std::string_view target, const header_list& headers) {
+    if (!is_open()) connect();
+    auto& d = *impl_;
+    bhttp::request<bhttp::empty_body> req{bhttp::verb::get, target, 11};
+    req.set(bhttp::field::host, d.host + ":" + std::to_string(d.port));
+    for (const auto& [name, value] : headers) req.insert(name, value);
+
+    bool done = false;
+    error_code result;
+    bhttp::async_write(d.socket, req, [&](error_code ec, std::size_t) {
+        result = ec;
+        done = true;
+    });
+    if (!d.run(done, timeout_)) throw std::runtime_error("http_client: write timed out");
+    if (result) throw std::runtime_error("http_client: write failed: " + result.message());
+
+    bhttp::response_parser<bhttp::empty_body> parser;
+    parser.header_limit(1u << 20);
+    done = false;
+    bhttp::async_read_header(d.socket, d.buffer, parser, [&](error_code ec, std::size_t) {
+        result = ec;
+        done = true;
+    });
+    if (!d.run(done, timeout_)) throw std::runtime_error("http_client: read timed out");
+    if (result) throw std::runtime_error("http_client: read failed: " + result.message());
+
+    const auto& msg = parser.get();
+    http_response r;
+    r.status = static_cast<int>(msg.result_int());
+    for (const auto& f : msg) {
+        std::string value(f.value());
+        auto [it, inserted] = r.headers.emplace(std::string(f.name_string()), value);
+        if (!inserted) it->second += ", " + value;
+    }
+    d.raw.assign(static_cast<const char*>(d.buffer.data().data()), d.buffer.size());
+    d.buffer.consume(d.buffer.size());
+    d.text.clear();
+    d.comments = 0;
+    d.chunked = parser.chunked();
+    d.ended = false;
+    if (auto len = parser.content_length()) {  // not a stream: read the whole body
+        while (d.raw.size() < *len) {
+            char chunk[8192];
+            std::size_t n = 0;
+            done = false;
+            d.socket.async_read_some(net::buffer(chunk), [&](error_code ec, std::size_t k) {
+                result = ec;
+                n = k;
+                done = true;
+            });
+            if (!d.run(done, timeout_)) throw std::runtime_error("http_client: read timed out");
+            if (result) throw std::runtime_error("http_client: read failed: " + result.message());
+            d.raw.append(chunk, n);
+        }
+        r.body = d.raw.substr(0, *len);
+        d.raw.clear();
+        d.ended = true;
+        if (!msg.keep_alive()) close();
+    }
+    return r;
+}
+
+std::optional<sse_event> http_client::next_event(std::chrono::milliseconds timeout) {
+    auto& d = *impl_;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (d.chunked) {
+            d.dechunk();
+        } else {
+            d.text += d.raw;
+            d.raw.clear();
+        }
+        if (auto e = d.take_event()) return e;
+        if (d.ended || !is_open()) {
+            d.ended = true;
+            return std::nullopt;
+        }
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return std::nullopt;
+        char chunk[8192];
+        std::size_t n = 0;
+        bool done = false;
+        error_code result;
+        d.socket.async_read_some(net::buffer(chunk), [&](error_code ec, std::size_t k) {
+            result = ec;
+            n = k;
+            done = true;
+        });
+        if (!d.run(done, left)) return std::nullopt;
+        d.raw.append(chunk, n);
+        if (result) {  // the server closed: a close-delimited body ends here
+            if (d.chunked)
+                d.dechunk();
+            else
+                d.text += d.raw;
+            d.raw.clear();
+            d.ended = true;
+            close();
+        }
+    }
+}
+
+bool http_client::stream_ended() const noexcept { return impl_->ended; }
+
+std::size_t http_client::stream_comments() const noexcept { return impl_->comments; }
 
 }  // namespace livebase::testing

@@ -7,6 +7,7 @@
 #include <livebase/core/json.hpp>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -34,6 +35,13 @@ struct http_response {
 };
 
 using header_list = std::vector<std::pair<std::string, std::string>>;
+
+/// One Server-Sent Event (fields joined as the SSE spec says: data lines with '\n').
+struct sse_event {
+    std::string id;
+    std::string event;
+    std::string data;
+};
 
 class http_client {
 public:
@@ -77,6 +85,18 @@ public:
     };
     drained read_until_close(std::chrono::milliseconds timeout);
     drained read_until_close() { return read_until_close(timeout_); }
+
+    /// Sends `GET target` and reads the response head only. A response with a Content-Length
+    /// (an error, or a server that does not stream) is read whole into the body and the stream
+    /// counts as ended; otherwise the body (chunked or close-delimited) is read by next_event().
+    http_response start_stream(std::string_view target, const header_list& headers = {});
+    /// The next event of the stream started by start_stream(); nullopt when the stream ended
+    /// (see stream_ended()) or when `timeout` passed first. Comment lines are skipped and counted.
+    std::optional<sse_event> next_event(std::chrono::milliseconds timeout);
+    /// True once the streamed body is complete (terminating chunk, or the server closed).
+    bool stream_ended() const noexcept;
+    /// Comment lines (": ...") seen on the stream so far.
+    std::size_t stream_comments() const noexcept;
 
 private:
     struct impl;
