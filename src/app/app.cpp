@@ -139,6 +139,8 @@ result<void> app::impl::start() {
     }
     workers->start();
     work.emplace(ioc.get_executor());
+    gauge_timer.emplace(ioc);
+    refresh_gauges();
     std::size_t n = cfg.server.threads ? cfg.server.threads : std::max(1u, std::thread::hardware_concurrency());
     for (std::size_t i = 0; i < n; ++i) threads.emplace_back([this] { ioc.run(); });
     started = true;
@@ -148,6 +150,25 @@ result<void> app::impl::start() {
                            {"threads", n},
                            {"workers", cfg.tasks.workers}});
     return {};
+}
+
+void app::impl::refresh_gauges() {
+    db->read([this](read_txn& t) {
+        for (auto state : {task_state::pending, task_state::running, task_state::succeeded,
+                           task_state::failed, task_state::cancelled}) {
+            query q;
+            q.filters.push_back({"state", lookup::exact, json::value(to_string(state))});
+            q.limit = 1;
+            if (auto pg = t.list(tasks_collection(), q))
+                metrics.set_gauge("livebase_tasks{state=\"" + std::string(to_string(state)) + "\"}",
+                                  static_cast<double>(pg->count));
+        }
+        metrics.set_gauge("livebase_change_log_seq", static_cast<double>(db->last_seq()));
+    });
+    gauge_timer->expires_after(std::chrono::seconds(2));
+    gauge_timer->async_wait([this](const boost::system::error_code& ec) {
+        if (!ec && !stop_requested_gauges.load()) refresh_gauges();
+    });
 }
 
 result<void> app::impl::start_worker() {
@@ -183,6 +204,8 @@ void app::impl::stop() {
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         server->close_all();
     }
+    stop_requested_gauges = true;
+    if (gauge_timer) gauge_timer->cancel();
     if (signals) {
         boost::system::error_code ec;
         signals->cancel(ec);

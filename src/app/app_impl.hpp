@@ -10,7 +10,9 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -52,6 +54,7 @@ struct app::impl {
     std::unique_ptr<http_server> server;
     std::vector<std::thread> threads;
     std::optional<asio::signal_set> signals;
+    std::optional<asio::steady_timer> gauge_timer;
 
     std::mutex stop_mu;       // held for the whole shutdown
     std::mutex state_mu;
@@ -59,6 +62,7 @@ struct app::impl {
     bool started = false;
     bool stop_requested = false;
     bool stopped = false;
+    std::atomic<bool> stop_requested_gauges{false};
 
     void request_stop() {
         std::lock_guard<std::mutex> lock(state_mu);
@@ -72,6 +76,8 @@ struct app::impl {
     void close_services();
     result<void> start();
     result<void> start_worker();
+    /// Every 2 s: tasks by state (and so queue depth) and the change log's last seq as gauges.
+    void refresh_gauges();
     void stop();
 };
 

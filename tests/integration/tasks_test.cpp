@@ -291,6 +291,16 @@ TEST_F(tasks, task_list_filters_and_errors) {
     EXPECT_EQ(c.get("/api/tasks/01ARZ3NDEKTSV4RRFFQ69G5FAV/result").status, 404);
     EXPECT_EQ(c.request("DELETE", "/api/tasks/01ARZ3NDEKTSV4RRFFQ69G5FAV").status, 404);
     EXPECT_EQ(c.post("/api/tasks", json::object{}).status, 405);
+    // /metrics reports tasks by state (refreshed every 2 s)
+    std::string text;
+    for (int i = 0; i < 40; ++i) {
+        text = c.get("/metrics").body;
+        if (text.find("livebase_tasks{state=\"succeeded\"} 2") != std::string::npos) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_NE(text.find("livebase_tasks{state=\"succeeded\"} 2"), std::string::npos) << text;
+    EXPECT_NE(text.find("livebase_tasks{state=\"pending\"} 0"), std::string::npos);
+    EXPECT_NE(text.find("livebase_change_log_seq"), std::string::npos);
     EXPECT_EQ(c.request("POST", "/api/tasks/x/result").status, 405);
 }
 
