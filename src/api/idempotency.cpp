@@ -87,6 +87,7 @@ void api::with_idempotency(operation op, done_fn done) {
                 query old;
                 old.filters.push_back({"created", lookup::lt, json::value(format_timestamp(cutoff))});
                 old.limit = k_purge_batch;
+                old.with_count = false;
                 auto pg = t.list(ic, old);
                 if (!pg) return std::move(pg).error();
                 for (const auto& row : pg->items)
@@ -95,6 +96,7 @@ void api::with_idempotency(operation op, done_fn done) {
             query q;
             q.filters.push_back({"scope", lookup::exact, json::value(scope)});
             q.limit = 1;
+            q.with_count = false;
             auto pg = t.list(ic, q);
             if (!pg) return std::move(pg).error();
             if (!pg->items.empty()) {

@@ -161,6 +161,7 @@ result<std::optional<json::object>> task_queue::claim(const std::string& worker_
     }
     q.ordering = {order_term{"not_before", false}};
     q.limit = 1;
+    q.with_count = false;  // a claim needs the oldest row, not a scan of the whole backlog
     auto r = store_.write_sync([&](write_txn& txn) -> result<json::value> {
         auto found = txn.list(tasks(), q);
         if (!found) return std::move(found).error();
@@ -306,6 +307,7 @@ result<std::size_t> task_queue::reap(std::int64_t now) {
     q.filters.push_back(term("lease_until", lookup::lt, json::value(now)));
     q.ordering = {order_term{"lease_until", false}};
     q.limit = options_.batch;
+    q.with_count = false;
     auto r = store_.write_sync([&](write_txn& txn) -> result<json::value> {
         auto found = txn.list(tasks(), q);
         if (!found) return std::move(found).error();
@@ -343,6 +345,7 @@ result<std::size_t> task_queue::purge(std::int64_t now, std::chrono::millisecond
     q.filters.push_back(term("finished", lookup::lt, json::value(format_timestamp(now - retention.count()))));
     q.ordering = {order_term{"finished", false}};
     q.limit = options_.batch;
+    q.with_count = false;
     auto r = store_.write_sync([&](write_txn& txn) -> result<json::value> {
         auto found = txn.list(tasks(), q);
         if (!found) return std::move(found).error();

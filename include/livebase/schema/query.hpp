@@ -38,6 +38,9 @@ struct query {
     std::size_t limit = 25;
     std::size_t offset = 0;
     std::vector<std::string> fields;    ///< projection; empty = all
+    /// false: the store skips counting the matches (page::count is then the number of items
+    /// returned). For internal lookups that need no total, where counting would cost a scan.
+    bool with_count = true;
 };
 
 /// Decoded query-string pairs, in order.

@@ -79,7 +79,8 @@ std::string insert_sql(const collection_def& c) {
     std::string sql = "INSERT INTO " + quote_ident(table_name(c.name)) + " (" + column_list(c) + ") VALUES (";
     for (std::size_t i = 0; i < column_count(c); ++i) {
         if (i) sql += ", ";
-        sql += "?" + std::to_string(i + 1);
+        sql += '?';  // appended separately: GCC 12 warns (-Wrestrict) on "?" + std::string
+        sql += std::to_string(i + 1);
     }
     sql += ")";
     return sql;

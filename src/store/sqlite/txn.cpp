@@ -52,7 +52,7 @@ result<page> sqlite_txn::list(const collection_def& c, const query& q) {
     std::string where_sql = where->sql.empty() ? std::string() : " WHERE " + where->sql;
 
     page pg;
-    {
+    if (q.with_count) {
         std::string sql = "SELECT count(*) FROM " + quote_ident(table_name(c.name)) + where_sql;
         auto cur = conn_.prepare(sql);
         if (!cur) return std::move(cur).error();
@@ -61,7 +61,7 @@ result<page> sqlite_txn::list(const collection_def& c, const query& q) {
         if (cur->step() != SQLITE_ROW) return conn_.fail("count failed", sql);
         pg.count = cur->column_int(0);
     }
-    if (q.limit == 0 || q.offset >= static_cast<std::size_t>(pg.count)) return pg;
+    if (q.with_count && (q.limit == 0 || q.offset >= static_cast<std::size_t>(pg.count))) return pg;
 
     std::string sql = select_sql(c) + where_sql + *order + " LIMIT ? OFFSET ?";
     auto cur = conn_.prepare(sql);
@@ -70,10 +70,12 @@ result<page> sqlite_txn::list(const collection_def& c, const query& q) {
     for (const auto& p : where->params) cur->bind_json(++i, p);
     cur->bind_int(++i, clamp_size(q.limit));
     cur->bind_int(++i, clamp_size(q.offset));
-    pg.items.reserve(std::min<std::size_t>(q.limit, static_cast<std::size_t>(pg.count) - q.offset));
+    if (q.with_count)
+        pg.items.reserve(std::min<std::size_t>(q.limit, static_cast<std::size_t>(pg.count) - q.offset));
     int rc;
     while ((rc = cur->step()) == SQLITE_ROW) pg.items.push_back(read_record(c, *cur));
     if (rc != SQLITE_DONE) return conn_.fail("list failed", sql);
+    if (!q.with_count) pg.count = static_cast<std::int64_t>(pg.items.size());
     return pg;
 }
 

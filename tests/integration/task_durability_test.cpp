@@ -1,0 +1,289 @@
+// Task durability across processes (architecture.md "Delivery guarantees"): a task whose
+// process is killed is re-queued after its lease and runs again; a `worker` process runs tasks
+// submitted to a `serve` process on the same database; a graceful shutdown hands running tasks
+// back so the next start runs them at once. Drives the cars example binary (C++ task kinds
+// `build_car` and `double`).
+#include "integration/server_fixture.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <optional>
+#include <regex>
+#include <thread>
+
+extern char** environ;
+
+using namespace livebase;
+using namespace livebase::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+json::object obj(const json::value& v) { return v.is_object() ? v.get_object() : json::object{}; }
+std::string str(const json::value& v) { return v.is_string() ? std::string(v.get_string()) : ""; }
+
+/// A child process with stdout/stderr captured to files and extra environment variables.
+/// Killed (SIGKILL) and reaped on destruction.
+struct child {
+    pid_t pid = -1;
+    std::filesystem::path err;
+
+    child(const std::vector<std::string>& args, const std::filesystem::path& err_file,
+          const std::vector<std::string>& extra_env = {})
+        : err(err_file) {
+        std::vector<std::string> env_strings;
+        for (char** e = environ; e && *e; ++e) {
+            std::string_view kv(*e);
+            // The test's own environment must not configure the child behind its back.
+            if (kv.rfind("LIVEBASE_", 0) == 0 || kv.rfind("CARS_", 0) == 0) continue;
+            env_strings.emplace_back(kv);
+        }
+        for (const auto& kv : extra_env) env_strings.push_back(kv);
+        std::vector<char*> envp;
+        for (auto& kv : env_strings) envp.push_back(kv.data());
+        envp.push_back(nullptr);
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        posix_spawn_file_actions_addopen(&fa, 1, (err.string() + ".out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        std::vector<char*> argv;
+        for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        if (posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data()) != 0) pid = -1;
+        posix_spawn_file_actions_destroy(&fa);
+    }
+    child(const child&) = delete;
+    child& operator=(const child&) = delete;
+    ~child() { kill_now(); }
+
+    void kill_now() {
+        if (pid > 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, nullptr, 0);
+            pid = -1;
+        }
+    }
+    /// Exit status, or -1 on timeout / signal.
+    int wait_exit(std::chrono::milliseconds limit) {
+        auto deadline = steady::now() + limit;
+        while (pid > 0 && steady::now() < deadline) {
+            int st = 0;
+            if (waitpid(pid, &st, WNOHANG) == pid) {
+                pid = -1;
+                return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+            }
+            std::this_thread::sleep_for(20ms);
+        }
+        return -1;
+    }
+    std::string stderr_text() const {
+        std::ifstream f(err);
+        return {std::istreambuf_iterator<char>(f), {}};
+    }
+    /// Waits until stderr matches `re`; the first capture group, or nullopt on timeout / exit.
+    std::optional<std::string> wait_log(const std::regex& re, std::chrono::milliseconds limit) {
+        auto deadline = steady::now() + limit;
+        while (steady::now() < deadline) {
+            std::smatch m;
+            auto text = stderr_text();
+            if (std::regex_search(text, m, re)) return m.size() > 1 ? m[1].str() : m[0].str();
+            if (pid > 0 && waitpid(pid, nullptr, WNOHANG) == pid) {
+                pid = -1;
+                return std::nullopt;
+            }
+            std::this_thread::sleep_for(20ms);
+        }
+        return std::nullopt;
+    }
+    /// Waits for the "listening" log line and returns its port (0 on timeout).
+    std::uint16_t wait_port(std::chrono::milliseconds limit = 15s) {
+        static const std::regex re(R"re("msg":"listening".*"port":(\d+))re");
+        auto port = wait_log(re, limit);
+        return port ? static_cast<std::uint16_t>(std::stoi(*port)) : 0;
+    }
+};
+
+/// The cars collection, its build action and the double endpoint of examples/cars/cars.toml,
+/// on a given database with given [server]/[tasks] settings.
+std::string cars_config(const std::filesystem::path& db, const std::string& server_extra,
+                        const std::string& tasks) {
+    return R"([server]
+listen = "127.0.0.1:0"
+threads = 2
+)" + server_extra + R"(
+
+[storage]
+url = "sqlite:)" + db.string() + R"("
+
+[tasks]
+)" + tasks + R"(
+
+[collections.cars]
+owned = true
+fields.brand = { type = "string", required = true, max_length = 100 }
+fields.make  = { type = "string", default = "" }
+fields.model = { type = "integer", min = 1886, max = 2100 }
+fields.color = { type = "string", choices = ["Blue", "Red", "Black"] }
+fields.vin   = { type = "string", unique = true }
+
+[collections.cars.actions.build]
+detail = true
+task = "build_car"
+rule = "public"
+
+[endpoints.double]
+path = "/api/double"
+method = "GET"
+task = "double"
+rule = "public"
+)";
+}
+
+void write_file(const std::filesystem::path& p, const std::string& text) { std::ofstream(p) << text; }
+
+/// Creates a car and starts its build; returns {car id, task id}.
+std::pair<std::string, std::string> start_build(http_client& c) {
+    auto car = c.post("/api/cars", json::object{{"brand", "Durable"}});
+    EXPECT_EQ(car.status, 201) << car.body;
+    auto car_id = str(obj(car.json())["id"]);
+    auto r = c.request("POST", "/api/cars/" + car_id + ":build", "{}");
+    EXPECT_EQ(r.status, 202) << r.body;
+    return {car_id, str(obj(r.json())["id"])};
+}
+
+/// Polls GET /api/tasks/{id} until its state is one of `states`; the last task seen.
+json::object wait_state(http_client& c, const std::string& id, std::initializer_list<std::string_view> states,
+                        std::chrono::milliseconds limit) {
+    auto deadline = steady::now() + limit;
+    json::object task;
+    while (steady::now() < deadline) {
+        task = obj(c.get("/api/tasks/" + id).json());
+        auto st = str(task["state"]);
+        for (auto s : states)
+            if (st == s) return task;
+        std::this_thread::sleep_for(20ms);
+    }
+    return task;
+}
+
+}  // namespace
+
+// A worker killed with SIGKILL mid-task: after restart the task is re-queued once its lease
+// expires and runs to completion as attempt 2.
+TEST(task_durability, killed_worker_task_is_requeued_after_the_lease_and_finishes) {
+    temp_dir d;
+    auto cfg = d.path() / "cars.toml";
+    write_file(cfg, cars_config(d.path() / "x.db", "", "lease = \"1s\"\nworkers = 2"));
+    std::vector<std::string> env{"CARS_STEP_MS=300"};
+    std::string car_id, task_id;
+    {
+        child srv({LIVEBASE_CARS_BINARY, "serve", "-c", cfg.string()}, d.path() / "serve1.err", env);
+        auto port = srv.wait_port();
+        ASSERT_NE(port, 0) << srv.stderr_text();
+        http_client c(port, 10s);
+        std::tie(car_id, task_id) = start_build(c);
+        ASSERT_FALSE(task_id.empty());
+        auto task = wait_state(c, task_id, {"running", "succeeded", "failed", "cancelled"}, 10s);
+        ASSERT_EQ(str(task["state"]), "running") << json::serialize(task);
+        c.close();
+        srv.kill_now();  // SIGKILL: no hand-back, the lease is left to expire
+    }
+    child srv({LIVEBASE_CARS_BINARY, "serve", "-c", cfg.string()}, d.path() / "serve2.err", env);
+    auto port = srv.wait_port();
+    ASSERT_NE(port, 0) << srv.stderr_text();
+    http_client c(port, 10s);
+    auto task = wait_state(c, task_id, {"succeeded", "failed", "cancelled"}, 15s);
+    ASSERT_EQ(str(task["state"]), "succeeded") << json::serialize(task) << "\n" << srv.stderr_text();
+    EXPECT_EQ(task["attempt"], 2) << json::serialize(task);
+    EXPECT_EQ(task["result"], (json::value(json::object{{"car", car_id.c_str()}, {"state", "ready"}})))
+        << json::serialize(task);
+    auto result = c.get("/api/tasks/" + task_id + "/result");
+    EXPECT_EQ(result.status, 200) << result.body;
+    EXPECT_EQ(obj(result.json())["state"], "ready");
+    c.close();
+    kill(srv.pid, SIGTERM);
+    EXPECT_EQ(srv.wait_exit(15s), 0) << srv.stderr_text();
+}
+
+// `serve` with no workers answers HTTP; a separate `worker` process on the same SQLite file
+// runs the task; the serve process notices completion through the store and answers the
+// `Prefer: wait` request synchronously.
+TEST(task_durability, worker_process_runs_tasks_submitted_to_serve) {
+    temp_dir d;
+    auto cfg = d.path() / "cars.toml";
+    write_file(cfg, cars_config(d.path() / "x.db", "", "workers = 0\nlease = \"5s\""));
+    child srv({LIVEBASE_CARS_BINARY, "serve", "-c", cfg.string()}, d.path() / "serve.err");
+    auto port = srv.wait_port();
+    ASSERT_NE(port, 0) << srv.stderr_text();
+    // Started after serve migrated the database.
+    child wrk({LIVEBASE_CARS_BINARY, "worker", "-c", cfg.string()}, d.path() / "worker.err",
+              {"LIVEBASE_TASKS_WORKERS=2"});
+    static const std::regex started(R"re("msg":"worker started".*"workers":2)re");
+    ASSERT_TRUE(wrk.wait_log(started, 15s)) << wrk.stderr_text();
+
+    http_client c(port, 15s);
+    auto t0 = steady::now();
+    auto r = c.get("/api/double?foo=4", {{"Prefer", "wait=10"}});
+    EXPECT_EQ(r.status, 200) << r.body << "\n" << wrk.stderr_text();
+    EXPECT_EQ(obj(r.json())["result"], 8) << r.body;
+    EXPECT_LT(steady::now() - t0, 5s);
+    // A second one, to see the worker keeps claiming.
+    auto r2 = c.get("/api/double?foo=21", {{"Prefer", "wait=10"}});
+    EXPECT_EQ(r2.status, 200) << r2.body;
+    EXPECT_EQ(obj(r2.json())["result"], 42) << r2.body;
+    c.close();
+
+    kill(wrk.pid, SIGTERM);
+    kill(srv.pid, SIGTERM);
+    EXPECT_EQ(wrk.wait_exit(15s), 0) << wrk.stderr_text();
+    EXPECT_EQ(srv.wait_exit(15s), 0) << srv.stderr_text();
+}
+
+// SIGTERM while a task runs: the process exits 0 within the grace, handing the task back
+// (pending, the interrupted attempt not counted); the next start runs it at once rather than
+// after the (long) lease.
+TEST(task_durability, graceful_shutdown_hands_running_tasks_back) {
+    temp_dir d;
+    auto cfg = d.path() / "cars.toml";
+    write_file(cfg, cars_config(d.path() / "x.db", "shutdown_grace = \"1s\"", "lease = \"60s\"\nworkers = 2"));
+    std::vector<std::string> env{"CARS_STEP_MS=1000"};
+    std::string car_id, task_id;
+    {
+        child srv({LIVEBASE_CARS_BINARY, "serve", "-c", cfg.string()}, d.path() / "serve1.err", env);
+        auto port = srv.wait_port();
+        ASSERT_NE(port, 0) << srv.stderr_text();
+        http_client c(port, 10s);
+        std::tie(car_id, task_id) = start_build(c);
+        ASSERT_FALSE(task_id.empty());
+        auto task = wait_state(c, task_id, {"running", "succeeded", "failed", "cancelled"}, 10s);
+        ASSERT_EQ(str(task["state"]), "running") << json::serialize(task);
+        c.close();
+        auto t0 = steady::now();
+        kill(srv.pid, SIGTERM);
+        EXPECT_EQ(srv.wait_exit(8s), 0) << srv.stderr_text();
+        EXPECT_LT(steady::now() - t0, 5s);  // 1 s of grace, well before the 3 s build ends
+    }
+    child srv({LIVEBASE_CARS_BINARY, "serve", "-c", cfg.string()}, d.path() / "serve2.err", env);
+    auto port = srv.wait_port();
+    ASSERT_NE(port, 0) << srv.stderr_text();
+    http_client c(port, 10s);
+    auto first = obj(c.get("/api/tasks/" + task_id).json());
+    EXPECT_NE(str(first["state"]), "failed") << json::serialize(first);
+    // With a 60 s lease, finishing within 12 s proves the task was handed back, not reaped.
+    auto task = wait_state(c, task_id, {"succeeded", "failed", "cancelled"}, 12s);
+    ASSERT_EQ(str(task["state"]), "succeeded") << json::serialize(task) << "\n" << srv.stderr_text();
+    EXPECT_EQ(task["attempt"], 1) << json::serialize(task);
+    EXPECT_EQ(task["result"], (json::value(json::object{{"car", car_id.c_str()}, {"state", "ready"}})))
+        << json::serialize(task);
+    c.close();
+    kill(srv.pid, SIGTERM);
+    EXPECT_EQ(srv.wait_exit(15s), 0) << srv.stderr_text();
+}
