@@ -188,6 +188,7 @@ void worker_pool::stop() {
         std::unique_lock lock(mu_);
         cv_.notify_all();
         cv_.wait_for(lock, options_.shutdown_grace, [&] { return running_.empty(); });
+        handing_back_ = true;  // a task claimed but not yet registered hands itself back
         for (auto& ctx : running_) {
             ctx->released_ = true;
             std::lock_guard flush(ctx->flush_mu_);
@@ -280,9 +281,18 @@ void worker_pool::run_task(json::object task, const std::string& worker) {
         (void)queue_.fail(ctx->id(), worker, problem::internal("Unknown task kind."), false);
         return;
     }
+    bool registered = false;
     {
         std::lock_guard lock(mu_);
-        running_.push_back(ctx);
+        if (!handing_back_) {
+            running_.push_back(ctx);
+            registered = true;
+        }
+    }
+    if (!registered) {  // stop() already handed the running tasks back: this one goes back unrun
+        if (auto r = queue_.release(ctx->id(), worker); !r)
+            log(log_level::warn, "could not hand a task back", {{"task", ctx->id()}, {"detail", r.error().detail}});
+        return;
     }
 
     // What the attempt produced; decided below, recorded once.

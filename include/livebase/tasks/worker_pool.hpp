@@ -118,6 +118,7 @@ private:
     std::condition_variable cv_;
     std::vector<std::shared_ptr<context>> running_;
     bool workers_joined_ = false;             ///< set by stop(); ends the maintenance thread
+    bool handing_back_ = false;               ///< set by stop() once it released running_
 };
 
 }  // namespace livebase
