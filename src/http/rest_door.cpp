@@ -226,21 +226,13 @@ response_parts render_outcome(const outcome& o, std::optional<std::string_view> 
 }
 
 problem uri_too_long() {
-    problem p;
-    p.status = 414;
-    p.type = "/problems/uri-too-long";
-    p.title = "URI too long";
-    p.detail = "The request-target is over the size limit.";
-    return p;
+    return problem::make(414, "/problems/uri-too-long", "URI too long",
+                         "The request-target is over the size limit.");
 }
 
 problem header_fields_too_large() {
-    problem p;
-    p.status = 431;
-    p.type = "/problems/header-too-large";
-    p.title = "Request header fields too large";
-    p.detail = "The request line and headers are over the size limit.";
-    return p;
+    return problem::make(431, "/problems/header-too-large", "Request header fields too large",
+                         "The request line and headers are over the size limit.");
 }
 
 }  // namespace livebase::http_detail

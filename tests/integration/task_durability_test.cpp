@@ -87,6 +87,17 @@ json::object wait_state(http_client& c, const std::string& id, std::initializer_
     return task;
 }
 
+/// Waits for `srv` to listen, creates a car, starts its build and waits until the task runs.
+void start_running_build(child& srv, std::string& car_id, std::string& task_id) {
+    auto port = srv.wait_port();
+    ASSERT_NE(port, 0) << srv.stderr_text();
+    http_client c(port, 10s);
+    std::tie(car_id, task_id) = start_build(c);
+    ASSERT_FALSE(task_id.empty());
+    auto task = wait_state(c, task_id, {"running", "succeeded", "failed", "cancelled"}, 10s);
+    ASSERT_EQ(str(task["state"]), "running") << json::serialize(task);
+}
+
 }  // namespace
 
 // A worker killed with SIGKILL mid-task: after restart the task is re-queued once its lease
@@ -99,14 +110,8 @@ TEST(task_durability, killed_worker_task_is_requeued_after_the_lease_and_finishe
     std::string car_id, task_id;
     {
         child srv({LIVEBASE_CARS_BINARY, "serve", "-c", cfg.string()}, d.path() / "serve1.err", env);
-        auto port = srv.wait_port();
-        ASSERT_NE(port, 0) << srv.stderr_text();
-        http_client c(port, 10s);
-        std::tie(car_id, task_id) = start_build(c);
-        ASSERT_FALSE(task_id.empty());
-        auto task = wait_state(c, task_id, {"running", "succeeded", "failed", "cancelled"}, 10s);
-        ASSERT_EQ(str(task["state"]), "running") << json::serialize(task);
-        c.close();
+        start_running_build(srv, car_id, task_id);
+        if (::testing::Test::HasFatalFailure()) return;
         srv.kill_now();  // SIGKILL: no hand-back, the lease is left to expire
     }
     child srv({LIVEBASE_CARS_BINARY, "serve", "-c", cfg.string()}, d.path() / "serve2.err", env);
@@ -171,14 +176,8 @@ TEST(task_durability, graceful_shutdown_hands_running_tasks_back) {
     std::string car_id, task_id;
     {
         child srv({LIVEBASE_CARS_BINARY, "serve", "-c", cfg.string()}, d.path() / "serve1.err", env);
-        auto port = srv.wait_port();
-        ASSERT_NE(port, 0) << srv.stderr_text();
-        http_client c(port, 10s);
-        std::tie(car_id, task_id) = start_build(c);
-        ASSERT_FALSE(task_id.empty());
-        auto task = wait_state(c, task_id, {"running", "succeeded", "failed", "cancelled"}, 10s);
-        ASSERT_EQ(str(task["state"]), "running") << json::serialize(task);
-        c.close();
+        start_running_build(srv, car_id, task_id);
+        if (::testing::Test::HasFatalFailure()) return;
         auto t0 = steady::now();
         kill(srv.pid, SIGTERM);
         EXPECT_EQ(srv.wait_exit(8s), 0) << srv.stderr_text();
