@@ -450,7 +450,9 @@ TEST_F(sqlite_store_test, one_failing_write_does_not_affect_its_group) {
     EXPECT_EQ(log[1].seq, log[0].seq + 1);  // the rolled-back insert left no gap
     EXPECT_EQ(db_->last_seq(), log[1].seq);
     // The gate's group and the five writes' group: at most two commits with changes, the
-    // gate's group had none.
+    // gate's group had none. The listener runs after the completions: wait for it (bounded).
+    for (int i = 0; i < 500 && commits.load() - before < 1; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
     EXPECT_EQ(commits.load() - before, 1);
 }
 
