@@ -1,5 +1,7 @@
 #include "app/app_impl.hpp"
 #include <livebase/http/server.hpp>
+#include <livebase/http/upgrade.hpp>
+#include <livebase/schema/validate.hpp>
 #include <livebase/store/store.hpp>
 
 #include <thread>
@@ -125,15 +127,59 @@ void app::impl::close_services() {
     queue.reset();
 }
 
+std::unique_ptr<hub> app::impl::make_hub() {
+    hub_hooks hooks;
+    // Streamable: declared collections and the built-in tasks; never idempotency_keys (it is
+    // not in the registry), whose rows are other users' responses.
+    hooks.find_collection = [this](std::string_view name) -> const collection_def* {
+        if (name == tasks_collection().name) return &tasks_collection();
+        return reg.find(name);
+    };
+    std::string tasks_url = cfg.server.base_path;
+    while (!tasks_url.empty() && tasks_url.back() == '/') tasks_url.pop_back();
+    tasks_url += "/tasks";
+    hooks.present = [tasks_url](const collection_def& c, const json::object& stored) {
+        if (&c == &tasks_collection()) return present_task(stored, tasks_url);
+        return present_record(c, stored);
+    };
+    // Tasks follow /api/tasks's visibility; records are visible to all until rules land with
+    // auth.
+    hooks.may_see = [](const principal& who, const collection_def& c, const json::object& stored) {
+        if (&c == &tasks_collection()) return may_see_task(who, stored);
+        return true;
+    };
+    hub_options ho;
+    ho.history = cfg.realtime.history;
+    ho.history_age = cfg.realtime.history_age;
+    ho.max_subscriptions = cfg.realtime.max_subscriptions;
+    ho.trim_every = cfg.realtime.trim_every;
+    return std::make_unique<hub>(*db, std::move(hooks), ho, log);
+}
+
 result<void> app::impl::start() {
     if (started) return problem::bad_request("the app is already started");
     if (auto r = open_services(); !r) {
         close_services();
         return r;
     }
-    server = std::make_unique<http_server>(ioc, *api, cfg.server, log, metrics);
+    // The hub starts at the store's last seq before anything can write (workers, listeners).
+    realtime = make_hub();
+    realtime->start();
+    auto http_opts = cfg.server;
+    http_opts.sse_max_pending = cfg.realtime.send_queue;  // SSE's bound is the socket's
+    server = std::make_unique<http_server>(ioc, *api, http_opts, log, metrics);
+    server->set_hub(*realtime);
+    ws_options wo;
+    wo.max_message = cfg.realtime.max_message;
+    wo.send_queue = cfg.realtime.send_queue;
+    wo.idle_timeout = cfg.server.idle_timeout;
+    ws = std::make_unique<ws_server>(*api, *realtime, wo, log, metrics);
+    server->set_upgrade_handler(
+        "/ws", [w = ws.get()](websocket_upgrade&& up) { w->accept(std::move(up)); });
     if (auto r = server->listen(); !r) {
         server.reset();
+        ws.reset();
+        realtime->stop();
         close_services();
         return r;
     }
@@ -163,7 +209,16 @@ void app::impl::refresh_gauges() {
                 metrics.set_gauge("livebase_tasks{state=\"" + std::string(to_string(state)) + "\"}",
                                   static_cast<double>(pg->count));
         }
-        metrics.set_gauge("livebase_change_log_seq", static_cast<double>(db->last_seq()));
+        const auto last = db->last_seq();
+        metrics.set_gauge("livebase_change_log_seq", static_cast<double>(last));
+        if (realtime) {
+            // Clients attached to the hub (sockets and SSE streams) and changes committed but
+            // not yet handed to them (event lag, in changes).
+            const auto lag = std::max<std::int64_t>(0, last - realtime->seq());
+            metrics.set_gauge("livebase_realtime_clients",
+                              static_cast<double>(realtime->clients()));
+            metrics.set_gauge("livebase_realtime_lag", static_cast<double>(lag));
+        }
     });
     gauge_timer->expires_after(std::chrono::seconds(2));
     gauge_timer->async_wait([this](const boost::system::error_code& ec) {
@@ -198,11 +253,14 @@ void app::impl::stop() {
     log.info("shutting down", {{"grace_ms", cfg.server.shutdown_grace.count()}});
     if (server) {
         server->drain();
+        if (ws) ws->drain();  // sockets close with 1001
         waiters->stop();  // long polls answer now, with the task as it is
         auto deadline = std::chrono::steady_clock::now() + cfg.server.shutdown_grace;
-        while (server->connections() > 0 && std::chrono::steady_clock::now() < deadline)
+        while ((server->connections() > 0 || (ws && ws->sockets() > 0)) &&
+               std::chrono::steady_clock::now() < deadline)
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         server->close_all();
+        if (ws) ws->close_all();
     }
     stop_requested_gauges = true;
     if (gauge_timer) gauge_timer->cancel();
@@ -218,8 +276,13 @@ void app::impl::stop() {
     ioc.stop();
     for (auto& t : threads) t.join();
     threads.clear();
+    // After every door is closed (no new subscriptions) and before the store closes (the hub
+    // reads the change log). The hub object stays until the app goes: handlers destroyed with
+    // the io_context may still detach from it.
+    if (realtime) realtime->stop();
     close_services();
     server.reset();
+    ws.reset();
     log.info("stopped");
     std::lock_guard<std::mutex> lock(state_mu);
     stopped = true;

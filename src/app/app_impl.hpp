@@ -2,10 +2,12 @@
 // The app's composition root: every service, in the order they must outlive each other.
 #include <livebase/app/app.hpp>
 #include <livebase/http/server.hpp>
+#include <livebase/realtime/hub.hpp>
 #include <livebase/store/store.hpp>
 #include <livebase/tasks/queue.hpp>
 #include <livebase/tasks/waiters.hpp>
 #include <livebase/tasks/worker_pool.hpp>
+#include <livebase/ws/ws_server.hpp>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -48,10 +50,14 @@ struct app::impl {
     std::unique_ptr<task_waiters> waiters;
     std::unique_ptr<worker_pool> workers;
     std::unique_ptr<livebase::api> api;
+    // Serve mode only. Before the io_context: sessions destroyed with its unrun handlers still
+    // detach from the hub.
+    std::unique_ptr<hub> realtime;
 
     asio::io_context ioc;
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
     std::unique_ptr<http_server> server;
+    std::unique_ptr<ws_server> ws;
     std::vector<std::thread> threads;
     std::optional<asio::signal_set> signals;
     std::optional<asio::steady_timer> gauge_timer;
@@ -76,7 +82,10 @@ struct app::impl {
     void close_services();
     result<void> start();
     result<void> start_worker();
-    /// Every 2 s: tasks by state (and so queue depth) and the change log's last seq as gauges.
+    /// The realtime hub over the open store and registry (serve mode).
+    std::unique_ptr<hub> make_hub();
+    /// Every 2 s: tasks by state (and so queue depth), the change log's last seq, and the hub's
+    /// clients and lag as gauges.
     void refresh_gauges();
     void stop();
 };

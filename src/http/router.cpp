@@ -30,11 +30,15 @@ route_match not_allowed(std::string route, std::string allow) {
 
 }  // namespace
 
-router::router(std::string_view base_path) {
-    std::string b(base_path);
-    while (!b.empty() && b.back() == '/') b.pop_back();
-    if (!b.empty() && b.front() != '/') b.insert(b.begin(), '/');
-    base_ = std::move(b);
+router::router(std::string_view base_path, std::string_view websocket_path) {
+    auto normalize = [](std::string_view p) {
+        std::string b(p);
+        while (!b.empty() && b.back() == '/') b.pop_back();
+        if (!b.empty() && b.front() != '/') b.insert(b.begin(), '/');
+        return b;
+    };
+    base_ = normalize(base_path);
+    websocket_ = normalize(websocket_path);
 }
 
 route_match router::match(std::string_view method, std::string_view path) const {
@@ -46,6 +50,14 @@ route_match router::match(std::string_view method, std::string_view path) const 
         route_match m;
         m.kind = route_kind::metrics;
         m.route = "/metrics";
+        return m;
+    }
+
+    if (!websocket_.empty() && (path == websocket_ || path == websocket_ + "/")) {
+        if (method != "GET") return not_allowed(websocket_, "GET");
+        route_match m;
+        m.kind = route_kind::websocket;
+        m.route = websocket_;
         return m;
     }
 
@@ -128,6 +140,13 @@ route_match router::match(std::string_view method, std::string_view path) const 
             m.op.kind = op_kind::create;
         else
             return not_allowed(m.route, "GET, POST");
+        return m;
+    }
+
+    if (*id == "events" && segs[1] == "events") {
+        m.route = base_ + "/{c}/events";
+        if (method != "GET") return not_allowed(m.route, "GET");
+        m.kind = route_kind::events;
         return m;
     }
 

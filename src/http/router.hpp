@@ -10,6 +10,8 @@ enum class route_kind {
     health,              ///< GET {base}/health
     metrics,             ///< GET /metrics (outside the base path)
     records,             ///< {base}/{c}, {base}/{c}/{id}, and their :actions -> api
+    events,              ///< GET {base}/{c}/events: SSE stream of the collection's changes
+    websocket,           ///< GET of the WebSocket path (outside the base path), e.g. /ws
     not_found,           ///< unknown path -> 404
     method_not_allowed,  ///< known path, wrong method -> 405 with `allow`
 };
@@ -19,6 +21,7 @@ struct route_match {
     /// Template for metrics labels ("/api/{c}/{id}"); bounded set, never a raw path.
     std::string route;
     /// For records: kind, collection, id, action and method filled in; the rest is the door's.
+    /// For events: collection (and method) only.
     operation op;
     /// For method_not_allowed: the Allow header value ("GET, POST").
     std::string allow;
@@ -28,7 +31,10 @@ struct route_match {
 class router {
 public:
     /// `base_path` like "/api"; a trailing slash is ignored, "" or "/" mean the root.
-    explicit router(std::string_view base_path);
+    /// `websocket_path` ("/ws", outside the base path; "" = none) routes to `websocket`; it is
+    /// matched exactly (a trailing slash is accepted) and shadows a collection of that name
+    /// when the base path is the root.
+    explicit router(std::string_view base_path, std::string_view websocket_path = {});
 
     /// `method` as sent ("GET"); `encoded_path` is the request-target's path, still
     /// percent-encoded, without the query. A trailing slash means the same as none. Segments are
@@ -36,12 +42,18 @@ public:
     /// contains '/' makes the path unknown. A literal ':' in the last segment introduces an
     /// action (AIP-136); "%3A" is an ordinary character of a name or id. Action routes accept
     /// any method (the api decides, with its own 405). HEAD is not special: it gets a 405.
+    ///
+    /// `{base}/{c}/events` is the change stream of `c` (GET only, other methods 405), so
+    /// "events" is never a record id: ids are server-generated ULIDs, which are 26 characters
+    /// long. `{base}/{c}/events:{action}` stays a detail action (on a record "events" that
+    /// cannot exist, so the api answers 404).
     route_match match(std::string_view method, std::string_view encoded_path) const;
 
     const std::string& base_path() const noexcept { return base_; }
 
 private:
     std::string base_;  // normalized: "" or "/x" without trailing slash
+    std::string websocket_;  // "" when there is no WebSocket endpoint
 };
 
 }  // namespace livebase::http_detail

@@ -25,16 +25,32 @@
 // - Server-Sent Events (realtime.md "SSE"): `GET {base}/tasks/{id}` whose Accept contains
 //   text/event-stream streams `event: task` snapshots (`id:` counts 1, 2, ...): the current
 //   task at once, then a new one whenever its JSON changed (the api is polled every
-//   k_sse_poll), a `: keep-alive` comment after k_sse_keep_alive without output, and the
+//   k_sse_poll), a `: keep-alive` comment after sse_keep_alive without output, and the
 //   response ends after the snapshot of a finished task (or when the task disappears). HTTP/1.1
 //   streams are chunked, HTTP/1.0 ones close-delimited. An SSE request is always the last on its
 //   connection (Connection: close; pipelined requests after it are discarded, unanswered), also
 //   when it is answered by a normal response (404 for an unknown or invisible task). A stream
 //   never idles out; a stalled write times out like any response, and output waiting behind it
-//   beyond k_sse_max_pending closes the connection. The peer closing ends the stream. drain()
+//   beyond sse_max_pending closes the connection. The peer closing ends the stream. drain()
 //   completes the event being written, ends the response and closes; close_all() closes at once.
 //   The access log line and metrics (route "{base}/tasks/{id}") are written when the stream
 //   ends; bytes counts the whole stream. Streams use a second timer (polls and keep-alives).
+// - Change streams (http.md section 4): `GET {base}/{c}/events?<filters>` subscribes through
+//   the hub (Last-Event-ID or ?since= resumes) whatever the Accept header says (the path only
+//   streams). Problems of the subscription (404 unknown collection, 400 bad filter, 410 history
+//   gone, 429) are normal responses. The hub's frames are complete events; the session only
+//   frames them as chunks. They reach the strand through a sink whose not-yet-taken bytes are
+//   bounded like the pending output (sse_max_pending): a reader or strand that falls behind
+//   closes the connection, and the client resumes with Last-Event-ID. Streams are otherwise
+//   handled like task streams (last response of the connection, keep-alive comments, drain,
+//   access log at the end with `events` = events sent). The hub client is detached when the
+//   stream ends, however it ends.
+// - Live queries: a list with `observe=<subscriber>` registers the query on that WebSocket
+//   through the hub and answers 200 {"count", "results", "observer", "seq"} (no page links: the
+//   window moves). Unknown subscriber (or no hub) -> 404. It never runs as a task.
+// - WebSocket upgrades (set_upgrade_handler): the upgrade request is the connection's last
+//   HTTP request; bytes after it belong to the WebSocket. Its slot waits its turn like any
+//   response, then the connection is handed over instead of written to.
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
@@ -51,16 +67,21 @@
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 #include <chrono>
 #include <functional>
 #include <limits>
 #include <livebase/core/ulid.hpp>
 #include <livebase/http/server.hpp>
+#include <livebase/http/upgrade.hpp>
+#include <livebase/realtime/hub.hpp>
+#include <livebase/tasks/task.hpp>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
 #include <vector>
 
+#include "http/events_door.hpp"
 #include "http/request_id.hpp"
 #include "http/response_queue.hpp"
 #include "http/rest_door.hpp"
@@ -89,10 +110,6 @@ constexpr std::chrono::milliseconds k_linger{1500};
 constexpr std::chrono::milliseconds k_accept_retry{100};
 /// How often a task stream asks the api for the task.
 constexpr std::chrono::milliseconds k_sse_poll{200};
-/// A task stream without output for this long sends a comment line (keeps proxies open).
-constexpr std::chrono::seconds k_sse_keep_alive{15};
-/// Stream output waiting for a slow reader beyond this closes the connection.
-constexpr std::size_t k_sse_max_pending = 1024 * 1024;
 
 class session;
 
@@ -106,7 +123,10 @@ struct server_state {
     const server_options opts;
     logger& log;
     metrics& m;
-    const http_detail::router router;
+    // Set before listen() (set_hub, set_upgrade_handler), read-only once serving.
+    http_detail::router router;
+    hub* realtime = nullptr;
+    std::function<void(websocket_upgrade&&)> on_upgrade;
 
     std::atomic<bool> draining{false};
     std::atomic<bool> stopped{false};  // close_all(): connections accepted late close at once
@@ -155,18 +175,27 @@ struct slot {
     bool close = false;  // this response ends the connection
     bool stream = false;  // an SSE stream: session::sse_ holds its state, res stays null
     std::shared_ptr<bhttp::response<bhttp::string_body>> res;
+    // A WebSocket upgrade: the connection is handed over when this slot reaches the front.
+    std::shared_ptr<bhttp::request<bhttp::string_body>> upgrade;
 };
 
-/// A task stream (SSE) in progress; at most one per connection, always its last response.
+class hub_sink;
+
+/// An SSE stream in progress; at most one per connection, always its last response. Task
+/// streams poll the api; change streams get frames from the hub.
 struct sse_stream {
     std::uint64_t slot_id = 0;
-    operation op;  // the retrieve the stream repeats
+    operation op;  // task streams: the retrieve the stream repeats
+    // Change streams: the sink (kept alive here, the hub holds it weakly) and the hub client,
+    // "" once detached.
+    std::shared_ptr<hub_sink> sink;
+    std::string client;
     bool chunked = true;
     std::unique_ptr<bhttp::response<bhttp::empty_body>> header;
     std::unique_ptr<bhttp::response_serializer<bhttp::empty_body>> serializer;  // refers to header
     std::string last;      // JSON of the last snapshot sent
-    std::uint64_t seq = 0;  // id: of the last event
-    std::string out;       // framed bytes waiting for the socket (bounded by k_sse_max_pending)
+    std::uint64_t seq = 0;  // events sent (task streams: also the id: of the last one)
+    std::string out;       // framed bytes waiting for the socket (bounded by sse_max_pending)
     std::string inflight;  // bytes being written
     steady::time_point last_output = steady::now();
     std::size_t bytes = 0;  // written so far, header included
@@ -175,6 +204,29 @@ struct sse_stream {
     bool terminated = false;  // the terminating chunk is queued
     bool done = false;  // response complete
     bool logged = false;
+};
+
+/// The hub's side of a change stream. deliver() runs on the hub thread and must not block, so it
+/// only counts the bytes and posts the frames to the connection's strand. Bytes posted but not
+/// yet taken there are bounded by `limit` (an empty backlog always takes one batch, so a large
+/// replay batch is not refused); past it the stream is closed as a slow reader, which then
+/// resumes with Last-Event-ID. Nothing is dropped silently.
+class hub_sink final : public event_sink {
+public:
+    hub_sink(std::weak_ptr<session> s, net::any_io_executor ex, std::size_t limit)
+        : session_(std::move(s)), ex_(std::move(ex)), limit_(limit) {}
+
+    void deliver(std::vector<std::shared_ptr<const std::string>> frames) override;
+
+    /// The strand took `n` posted bytes.
+    void taken(std::size_t n) noexcept { backlog_.fetch_sub(n); }
+
+private:
+    const std::weak_ptr<session> session_;
+    const net::any_io_executor ex_;
+    const std::size_t limit_;
+    std::atomic<std::size_t> backlog_{0};
+    bool overflowed_ = false;  // the hub thread's only (deliver is never concurrent)
 };
 
 //------------------------------------------------------------------------------
@@ -194,6 +246,7 @@ public:
 
     ~session() {
         if (counted_ && !closed_) state_->closed(this);
+        release_hub();  // handlers destroyed unrun (the io_context stopped) end a stream too
     }
 
     /// Starts serving; called once by the listener right after accept.
@@ -240,6 +293,27 @@ public:
 
     void force_close() {
         net::dispatch(ex_, [self = shared_from_this()] { self->close_socket(); });
+    }
+
+    /// Frames of this connection's change stream, posted by its hub_sink (on the strand).
+    void on_hub_frames(std::vector<std::shared_ptr<const std::string>> frames, std::size_t bytes) {
+        if (sse_ && sse_->sink) sse_->sink->taken(bytes);
+        if (closed_ || !sse_ || sse_->ending || sse_->client.empty()) return;
+        std::string text;
+        text.reserve(bytes);
+        for (const auto& f : frames)
+            if (f) text += *f;
+        sse_->seq += frames.size();
+        add_output(text);
+        if (closed_) return;
+        pump();
+    }
+
+    /// The hub delivered faster than the strand took the frames (posted by hub_sink).
+    void on_hub_overflow() {
+        if (closed_) return;
+        state_->log.debug("stream reader too slow", {{"pending", "hub backlog"}});
+        close_socket();
     }
 
 private:
@@ -411,6 +485,10 @@ private:
                 r.headers.emplace_back("Allow", match.allow);
                 return respond(id, std::move(r));
             }
+            case route_kind::websocket:
+                return on_upgrade_request(id, std::move(req));
+            case route_kind::events:
+                return start_events(id, req, match.op.collection, parts->query);
             case route_kind::records:
                 break;
         }
@@ -428,6 +506,12 @@ private:
         view.body = req.body();
         if (auto decoded = http_detail::decode_request(op, view, parts->query); !decoded)
             return respond(id, http_detail::render_problem(decoded.error()));
+
+        if (op.kind == op_kind::list) {
+            auto observe = http_detail::observe_param(op.params);
+            if (!observe) return respond(id, http_detail::render_problem(observe.error()));
+            if (*observe) return start_observe(id, std::move(**observe), std::move(op));
+        }
 
         if (http_detail::is_task_stream_request(view.method, op) &&
             http_detail::accepts_event_stream(req[bhttp::field::accept])) {
@@ -469,10 +553,17 @@ private:
     void respond(response_queue_id id, http_detail::response_parts parts) {
         slot* s = queue_.find(id);
         if (!s) return;
+        s->res = make_response(*s, std::move(parts));
+        queue_.set_ready(id);
+        do_write();
+    }
+
+    static std::shared_ptr<bhttp::response<bhttp::string_body>> make_response(
+        const slot& s, http_detail::response_parts parts) {
         auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
-            static_cast<bhttp::status>(parts.status), s->version);
+            static_cast<bhttp::status>(parts.status), s.version);
         res->set(bhttp::field::server, "livebase");
-        res->set("X-Request-Id", s->request_id);
+        res->set("X-Request-Id", s.request_id);
         for (auto& [name, value] : parts.headers) res->insert(name, value);
         const bool bodiless = parts.status == 204 || parts.status == 304 || parts.status < 200;
         if (!bodiless) {
@@ -481,9 +572,183 @@ private:
             res->body() = std::move(parts.body);
             res->content_length(res->body().size());
         }
-        s->res = std::move(res);
+        return res;
+    }
+
+    static http_detail::response_parts shutting_down() {
+        auto parts =
+            http_detail::render_problem(problem::unavailable("The server is shutting down."));
+        parts.headers.emplace_back("Retry-After", "1");
+        return parts;
+    }
+
+    // ---- WebSocket upgrades ----
+
+    void on_upgrade_request(response_queue_id id, bhttp::request<bhttp::string_body> req) {
+        if (!beast::websocket::is_upgrade(req)) {
+            auto parts = http_detail::render_problem(
+                problem::make(426, "/problems/upgrade-required", "Upgrade required",
+                              "This path serves WebSocket connections: send an upgrade request."));
+            parts.headers.emplace_back("Upgrade", "websocket");
+            return respond(id, std::move(parts));
+        }
+        if (state_->draining.load()) return respond(id, shutting_down());
+        // The bytes after an upgrade request are the WebSocket's: read no further requests.
+        closing_ = true;
+        queue_.find(id)->upgrade =
+            std::make_shared<bhttp::request<bhttp::string_body>>(std::move(req));
         queue_.set_ready(id);
         do_write();
+    }
+
+    /// The upgrade's slot reached the front: every earlier response is written. Moves the
+    /// connection to the WebSocket door; this session then only winds down.
+    void hand_off() {
+        slot& s = queue_.front();
+        if (state_->draining.load() || state_->stopped.load() || !state_->on_upgrade ||
+            phase_ != read_phase::none) {
+            // Drained while earlier responses were written (a pending read cannot occur: the
+            // upgrade stopped reading, but never hand over a socket with a read on it).
+            s.upgrade.reset();
+            s.close = true;
+            s.res = make_response(s, shutting_down());
+            return do_write();
+        }
+        const auto elapsed =
+            std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - s.start);
+        state_->m.observe_request(s.route, s.method, 101, elapsed);
+        state_->log.info("request", {{"request_id", s.request_id},
+                                     {"method", s.method},
+                                     {"path", s.path},
+                                     {"status", 101},
+                                     {"ms", static_cast<double>(elapsed.count()) / 1000.0},
+                                     {"bytes", 0}});
+        websocket_upgrade up{std::move(stream_), std::move(*s.upgrade), std::move(buffer_),
+                             std::move(s.request_id)};
+        queue_.pop();
+        closed_ = true;  // every later handler of this session returns at once
+        armed_ = false;
+        timer_.cancel();
+        poll_timer_.cancel();
+        if (counted_) state_->closed(this);
+        state_->on_upgrade(std::move(up));
+    }
+
+    // ---- change streams and live queries (hub) ----
+
+    /// The collection `name` as the hub streams it (records of the registry, or tasks); null
+    /// when unknown. The hub's own lookup has the last word (it also answers 404).
+    const collection_def* find_streamable(std::string_view name) const {
+        if (name == tasks_collection().name) return &tasks_collection();
+        return state_->a.reg().find(name);
+    }
+
+    void start_events(response_queue_id id, const bhttp::request<bhttp::string_body>& req,
+                      const std::string& name, const std::string& encoded_query) {
+        // The stream is the connection's last response, whatever the subscription answers.
+        queue_.find(id)->close = true;
+        closing_ = true;
+        hub* h = state_->realtime;
+        const collection_def* c = find_streamable(name);
+        if (!h || !c) return respond(id, http_detail::render_problem(problem::not_found()));
+        auto params = http_detail::decode_query(encoded_query);
+        if (!params) return respond(id, http_detail::render_problem(params.error()));
+        std::optional<std::string_view> last_event_id;
+        if (auto it = req.find("Last-Event-ID"); it != req.end() && !it->value().empty())
+            last_event_id = it->value();
+        auto decoded = http_detail::decode_events_request(*c, *params, last_event_id);
+        if (!decoded) return respond(id, http_detail::render_problem(decoded.error()));
+
+        subscribe_request sub;
+        sub.collection = name;
+        sub.filter = std::move(decoded->filter);
+        sub.since = decoded->since;
+        auto sink = std::make_shared<hub_sink>(
+            weak_from_this(), ex_, static_cast<std::size_t>(state_->opts.sse_max_pending));
+        auto client = h->attach(sink, principal{}, event_encoding::sse);
+        // `done` runs on the hub thread before any frame of the subscription is delivered, and
+        // both are posted to this strand, so the stream exists before its first frame arrives.
+        h->subscribe(client, std::move(sub),
+                     [self = shared_from_this(), id, client, sink](result<subscribed> r) mutable {
+                         net::post(self->ex_, [self, id, client = std::move(client),
+                                               sink = std::move(sink),
+                                               r = std::move(r)]() mutable {
+                             self->on_events_subscribed(id, std::move(client), std::move(sink),
+                                                        std::move(r));
+                         });
+                     });
+    }
+
+    void on_events_subscribed(response_queue_id id, std::string client,
+                              std::shared_ptr<hub_sink> sink, result<subscribed> r) {
+        hub& h = *state_->realtime;
+        slot* s = queue_.find(id);
+        if (closed_ || !s) return h.detach(client);
+        if (!r) {
+            h.detach(client);
+            return respond(id, http_detail::render_problem(r.error()));
+        }
+        auto& st = begin_sse(id, *s);
+        st.sink = std::move(sink);
+        st.client = std::move(client);
+        if (state_->draining.load()) st.ending = true;  // the head, then close
+        queue_.set_ready(id);
+        if (phase_ == read_phase::none) do_discard();  // notices the peer going away
+        do_write();
+        if (sse_ && !sse_->ending && !closed_) schedule_keep_alive();
+        update_deadline();
+    }
+
+    void schedule_keep_alive() {
+        poll_timer_.expires_at(sse_->last_output + keep_alive_interval());
+        poll_timer_.async_wait(
+            beast::bind_front_handler(&session::on_keep_alive_timer, shared_from_this()));
+    }
+
+    void on_keep_alive_timer(error_code ec) {
+        if (ec || closed_ || !sse_ || sse_->ending || sse_->done) return;
+        if (steady::now() - sse_->last_output >= keep_alive_interval()) {
+            add_output(http_detail::format_sse_comment("keep-alive"));
+            if (closed_) return;
+            pump();
+        }
+        schedule_keep_alive();
+    }
+
+    std::chrono::milliseconds keep_alive_interval() const {
+        // A zero interval would spin the timer.
+        return std::max(state_->opts.sse_keep_alive, std::chrono::milliseconds(10));
+    }
+
+    /// Ends this connection's hub client (idempotent).
+    void release_hub() noexcept {
+        if (!sse_ || sse_->client.empty() || !state_->realtime) return;
+        state_->realtime->detach(sse_->client);
+        sse_->client.clear();
+    }
+
+    void start_observe(response_queue_id id, std::string subscriber, operation op) {
+        hub* h = state_->realtime;
+        if (!h)
+            return respond(id,
+                           http_detail::render_problem(problem::not_found("Unknown subscriber.")));
+        const collection_def* c = find_streamable(op.collection);
+        if (!c) return respond(id, http_detail::render_problem(problem::not_found()));
+        auto q = http_detail::decode_observe_query(*c, op.params);
+        if (!q) return respond(id, http_detail::render_problem(q.error()));
+        observe_request req;
+        req.collection = op.collection;
+        req.query = std::move(*q);
+        h->observe(subscriber, std::move(req), [self = shared_from_this(), id](result<observed> r) {
+            net::post(self->ex_, [self, id, r = std::move(r)]() mutable {
+                if (!r) return self->respond(id, http_detail::render_problem(r.error()));
+                json::object body{{"count", r->count},
+                                  {"results", std::move(r->items)},
+                                  {"observer", r->observer},
+                                  {"seq", r->seq}};
+                self->respond(id, http_detail::render_json(200, body));
+            });
+        });
     }
 
     // ---- task streams (SSE) ----
@@ -495,21 +760,8 @@ private:
         if (!s || closed_) return;
         if (o.is_problem || !o.body.is_object() || (o.status != 200 && o.status != 303))
             return respond(id, http_detail::render_outcome(o));
-        s->stream = true;
-        auto& st = sse_.emplace();
-        st.slot_id = id;
+        auto& st = begin_sse(id, *s);
         st.op = std::move(op);
-        st.chunked = s->version >= 11;  // HTTP/1.0 has no chunking: the close delimits the body
-        st.header = std::make_unique<bhttp::response<bhttp::empty_body>>(bhttp::status::ok,
-                                                                         s->version);
-        auto& h = *st.header;
-        h.set(bhttp::field::server, "livebase");
-        h.set("X-Request-Id", s->request_id);
-        h.set(bhttp::field::content_type, "text/event-stream");
-        h.set(bhttp::field::cache_control, "no-cache");
-        h.keep_alive(false);
-        if (st.chunked) h.chunked(true);
-        st.serializer = std::make_unique<bhttp::response_serializer<bhttp::empty_body>>(h);
         if (state_->draining.load()) st.ending = true;  // one snapshot, then close
         add_snapshot(o.body);
         if (closed_) return;
@@ -518,6 +770,25 @@ private:
         do_write();
         if (sse_ && !sse_->ending) schedule_poll();
         update_deadline();
+    }
+
+    /// Turns slot `id` into an SSE stream: the response head, not yet written.
+    sse_stream& begin_sse(response_queue_id id, slot& s) {
+        s.stream = true;
+        auto& st = sse_.emplace();
+        st.slot_id = id;
+        st.chunked = s.version >= 11;  // HTTP/1.0 has no chunking: the close delimits the body
+        st.header = std::make_unique<bhttp::response<bhttp::empty_body>>(bhttp::status::ok,
+                                                                         s.version);
+        auto& h = *st.header;
+        h.set(bhttp::field::server, "livebase");
+        h.set("X-Request-Id", s.request_id);
+        h.set(bhttp::field::content_type, "text/event-stream");
+        h.set(bhttp::field::cache_control, "no-cache");
+        h.keep_alive(false);
+        if (st.chunked) h.chunked(true);
+        st.serializer = std::make_unique<bhttp::response_serializer<bhttp::empty_body>>(h);
+        return st;
     }
 
     /// Queues `task` as an event unless it equals the last one sent.
@@ -535,7 +806,7 @@ private:
         const bool waiting = !st.out.empty();  // the reader has not taken the previous output
         st.out += st.chunked ? http_detail::frame_chunk(bytes) : std::string(bytes);
         st.last_output = steady::now();
-        if (waiting && st.out.size() > k_sse_max_pending) {
+        if (waiting && st.out.size() > state_->opts.sse_max_pending) {
             state_->log.debug("stream reader too slow", {{"pending", st.out.size()}});
             close_socket();
         }
@@ -549,7 +820,7 @@ private:
 
     void on_poll_timer(error_code ec) {
         if (ec || closed_ || !sse_ || sse_->ending) return;
-        if (steady::now() - sse_->last_output >= k_sse_keep_alive) {
+        if (steady::now() - sse_->last_output >= keep_alive_interval()) {
             add_output(http_detail::format_sse_comment("keep-alive"));
             if (closed_) return;
             pump();
@@ -625,6 +896,7 @@ private:
     /// The response is complete: log it and close the connection like any last response.
     void end_stream() {
         sse_->done = true;
+        release_hub();
         log_stream();
         queue_.pop();
         poll_timer_.cancel();
@@ -655,6 +927,7 @@ private:
         slot* s = queue_.ready_front();
         if (!s) return;
         if (s->stream) return pump();
+        if (s->upgrade) return hand_off();
         // When the connection is closing, the response that empties the queue is its last.
         if (closing_ && queue_.size() == 1 && phase_ != read_phase::partial) s->close = true;
         s->res->keep_alive(!s->close);
@@ -754,6 +1027,7 @@ private:
         timer_.cancel();
         poll_timer_.cancel();
         if (sse_ && sse_->header_sent && !sse_->done) log_stream();  // the stream ends here
+        release_hub();
         stream_.socket().close(ec);
         if (counted_) state_->closed(this);
     }
@@ -790,6 +1064,25 @@ private:
     steady::time_point write_since_;
     steady::time_point linger_until_;
 };
+
+void hub_sink::deliver(std::vector<std::shared_ptr<const std::string>> frames) {
+    if (overflowed_ || frames.empty()) return;
+    std::size_t bytes = 0;
+    for (const auto& f : frames)
+        if (f) bytes += f->size();
+    const std::size_t before = backlog_.fetch_add(bytes);
+    if (before > 0 && before + bytes > limit_) {
+        overflowed_ = true;
+        backlog_.fetch_sub(bytes);
+        net::post(ex_, [w = session_] {
+            if (auto s = w.lock()) s->on_hub_overflow();
+        });
+        return;
+    }
+    net::post(ex_, [w = session_, frames = std::move(frames), bytes]() mutable {
+        if (auto s = w.lock()) s->on_hub_frames(std::move(frames), bytes);
+    });
+}
 
 //------------------------------------------------------------------------------
 
@@ -901,6 +1194,15 @@ http_server::http_server(boost::asio::io_context& ioc, api& a, const server_opti
 }
 
 http_server::~http_server() { close_all(); }
+
+void http_server::set_hub(hub& h) { impl_->state->realtime = &h; }
+
+void http_server::set_upgrade_handler(std::string path,
+                                      std::function<void(websocket_upgrade&&)> h) {
+    auto& st = *impl_->state;
+    st.on_upgrade = std::move(h);
+    st.router = http_detail::router(st.opts.base_path, st.on_upgrade ? path : std::string());
+}
 
 result<void> http_server::listen() { return impl_->acceptor->listen(); }
 

@@ -1,5 +1,5 @@
 #pragma once
-/// A small synchronous HTTP/1.1 client for loopback tests (WebSocket support comes later).
+/// A small synchronous HTTP/1.1 client for loopback tests (WebSocket: support/ws_client.hpp).
 /// Every operation has a deadline, so a test never hangs on a silent server: a timeout throws
 /// std::runtime_error (gtest reports it as a failure). Not thread-safe; one per test thread.
 #include <chrono>

@@ -71,6 +71,10 @@ private:
 /// The built-in collection of remembered Idempotency-Keys (migrated like any collection).
 const collection_def& idempotency_collection();
 
+/// The visibility rule of tasks (http.md section 3): admins see every task, a user the tasks
+/// they own, an anonymous caller the anonymous tasks. `task` is the stored task. Thread-safe.
+bool may_see_task(const principal& who, const json::object& task);
+
 /// The action `op` names, or null with `refusal` set (404, or 405 with Allow).
 const action_def* find_action(const operation& op, const collection_def& c, outcome& refusal);
 

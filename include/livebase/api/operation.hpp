@@ -1,5 +1,6 @@
 #pragma once
 /// Operation -> Outcome: the one pipeline every door (REST, WebSocket, task worker) calls.
+#include <livebase/core/principal.hpp>
 #include <livebase/core/problem.hpp>
 #include <livebase/schema/query.hpp>
 
@@ -10,13 +11,6 @@
 #include <vector>
 
 namespace livebase {
-
-/// Who is asking. Anonymous until auth exists.
-struct principal {
-    std::string user_id;  ///< empty = anonymous
-    bool admin = false;
-    bool authenticated() const noexcept { return !user_id.empty(); }
-};
 
 enum class op_kind { list, retrieve, create, replace, patch, remove, action };
 std::string_view to_string(op_kind k) noexcept;  ///< "list", "retrieve", "create", "update", "patch", "delete", "action"

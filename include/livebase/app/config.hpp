@@ -30,6 +30,11 @@ struct server_options {
     std::size_t max_uri = 8 * 1024;          ///< request-target bytes -> 414
     std::chrono::milliseconds read_timeout = 10s;   ///< a request's header+body must arrive within
     std::size_t pipeline_limit = 16;         ///< queued pipelined responses per connection
+    // Set in code only (not read from the file):
+    std::chrono::milliseconds sse_keep_alive = 15s;  ///< SSE comment after this without output
+    /// SSE output waiting for a slow reader beyond this closes the stream. Used as is by a bare
+    /// http_server; the app replaces it with realtime.send_queue (the WebSocket door's bound).
+    std::uint64_t sse_max_pending = 1u << 20;
 };
 
 struct storage_options {
@@ -42,6 +47,8 @@ struct realtime_options {
     std::uint64_t send_queue = 4u << 20;
     std::uint64_t max_message = 1u << 20;
     std::size_t max_subscriptions = 1000;
+    // Set in code only (not read from the file):
+    std::chrono::milliseconds trim_every = 60s;  ///< how often the change log is trimmed
 };
 
 struct task_kind_def {

@@ -1,5 +1,6 @@
 #pragma once
-/// The HTTP/1.1 server (Boost.Beast): REST door, health, metrics. Beast stays out of this header.
+/// The HTTP/1.1 server (Boost.Beast): REST door, SSE streams, health, metrics, and the hand-off
+/// of WebSocket upgrades. Beast stays out of this header.
 #include <livebase/api/api.hpp>
 #include <livebase/app/config.hpp>
 #include <livebase/core/log.hpp>
@@ -7,13 +8,18 @@
 #include <livebase/http/metrics.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <string>
 
 namespace boost::asio {
 class io_context;
 }
 
 namespace livebase {
+
+class hub;
+struct websocket_upgrade;  // livebase/http/upgrade.hpp
 
 /// Accepts connections on the io_context and serves them. Thread-safe to call drain()/port()
 /// from any thread. The io_context, api, logger and metrics must outlive it.
@@ -22,6 +28,22 @@ public:
     http_server(boost::asio::io_context& ioc, api& a, const server_options& opts, logger& log,
                 metrics& m);
     ~http_server();
+
+    /// Serves realtime over HTTP through `h` (http.md section 4): `GET {base}/{c}/events` SSE
+    /// change streams and `?observe=<subscriber>` live queries on lists. Without a hub both
+    /// answer 404. REQUIRES: before listen(); `h` outlives the server (and is stopped after it).
+    void set_hub(hub& h);
+
+    /// Hands WebSocket upgrades of `GET <path>` (outside the base path, e.g. "/ws") to `h`:
+    /// once every earlier pipelined response on the connection is written, the connection,
+    /// the request, the bytes read past it and its request id move into a websocket_upgrade
+    /// and `h` is called on the connection's strand; the HTTP session then ends without
+    /// closing the socket (it no longer counts in connections(), and drain()/close_all() no
+    /// longer reach it: the WebSocket door owns it). The access log shows status 101. A GET of
+    /// `path` that is not an upgrade -> 426 problem with `Upgrade: websocket`; an upgrade
+    /// while draining -> 503. Without a handler the path is an ordinary unknown path (404).
+    /// REQUIRES: before listen(); whatever `h` refers to outlives the server.
+    void set_upgrade_handler(std::string path, std::function<void(websocket_upgrade&&)> h);
 
     /// Binds and starts accepting. Problem when the address is unusable.
     result<void> listen();

@@ -25,6 +25,10 @@ struct change {
     std::string op;                ///< "create" | "update" | "delete"
     std::string id;
     json::object record;           ///< after (create/update) or before (delete); stored form
+    /// For "update": the record before the change (stored form), so that readers can tell a
+    /// record entering or leaving a filter. Empty for create/delete, and for updates logged
+    /// before the change log kept it (those count as "matched before" only if `record` does).
+    std::optional<json::object> before;
 };
 
 /// A page of a list.
@@ -44,6 +48,13 @@ public:
     virtual result<page> list(const collection_def& c, const query& q) = 0;
     /// Changes with seq > after, ascending, at most `limit`.
     virtual result<std::vector<change>> changes_after(std::int64_t after, std::size_t limit) = 0;
+    /// The history floor: every change with seq > floor is still in the log (trimming removed
+    /// the ones <= floor). 0 when nothing was ever trimmed. A resume from `since` is possible
+    /// iff floor <= since <= snapshot_seq().
+    virtual result<std::int64_t> history_floor() = 0;
+    /// The largest seq visible in this transaction's snapshot (0 when the log is empty). Read in
+    /// the same transaction as a list() it tells the seq that list is "at".
+    virtual result<std::int64_t> snapshot_seq() = 0;
 };
 
 /// Write access inside store::write(). Only valid during the callback, on the writer thread.
@@ -54,10 +65,15 @@ public:
     /// Unique violations -> 409 problem naming the field ("A record with this vin already exists.").
     virtual result<void> insert(const collection_def& c, const json::object& record) = 0;
     /// Replaces the stored record with the same id (complete record, version already bumped).
-    /// 404 if absent; 409 on unique violations.
+    /// 404 if absent; 409 on unique violations. The change-log row keeps the previous record
+    /// (change::before), read inside the same transaction.
     virtual result<void> update(const collection_def& c, const json::object& record) = 0;
     /// Deletes by id; `before` is the record as it was (logged). 404 if absent.
     virtual result<void> remove(const collection_def& c, const json::object& before) = 0;
+    /// Trims the change log (realtime.history / history_age): deletes the oldest rows so that
+    /// at most `keep` remain, and every row with ts < `older_than_ms`; never the newest row, so
+    /// the sequence keeps counting. Raises history_floor() accordingly. Returns rows deleted.
+    virtual result<std::size_t> trim_changes(std::uint64_t keep, std::int64_t older_than_ms) = 0;
 };
 
 /// What migrate() would do or did.

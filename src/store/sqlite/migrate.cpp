@@ -279,11 +279,23 @@ result<void> apply(connection& conn, const table_work& w) {
 }  // namespace
 
 result<void> create_system_tables(connection& conn) {
-    return conn.exec(
-        "CREATE TABLE IF NOT EXISTS _changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL,"
-        " collection TEXT NOT NULL, op TEXT NOT NULL, record_id TEXT NOT NULL, record TEXT NOT NULL);"
-        "CREATE TABLE IF NOT EXISTS _livebase_schema (collection TEXT PRIMARY KEY NOT NULL,"
-        " definition TEXT NOT NULL);");
+    // AUTOINCREMENT: seqs are never reused, even after the newest rows are gone, so a resume
+    // position stays meaningful across trims and restarts.
+    if (auto r = conn.exec(
+            "CREATE TABLE IF NOT EXISTS _changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL,"
+            " collection TEXT NOT NULL, op TEXT NOT NULL, record_id TEXT NOT NULL, record TEXT NOT NULL,"
+            " \"before\" TEXT);"
+            "CREATE TABLE IF NOT EXISTS _livebase_schema (collection TEXT PRIMARY KEY NOT NULL,"
+            " definition TEXT NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS _livebase_meta (key TEXT PRIMARY KEY NOT NULL, value);");
+        !r)
+        return r;
+    // Databases created before the change log kept the previous record of an update.
+    auto columns = table_columns(conn, "_changes");
+    if (!columns) return std::move(columns).error();
+    if (std::find(columns->begin(), columns->end(), "before") == columns->end())
+        return conn.exec("ALTER TABLE _changes ADD COLUMN \"before\" TEXT");
+    return {};
 }
 
 result<migration_plan> migrate_schema(connection& conn, const std::vector<const collection_def*>& collections,

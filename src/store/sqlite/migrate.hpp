@@ -18,7 +18,8 @@
 
 namespace livebase::sqlite {
 
-/// Creates the store's own tables (`_changes`, `_livebase_schema`) if missing.
+/// Creates the store's own tables (`_changes`, `_livebase_schema`, `_livebase_meta`) if
+/// missing, and adds `_changes.before` to databases made before it existed (NULL on old rows).
 result<void> create_system_tables(connection& conn);
 
 result<migration_plan> migrate_schema(connection& conn, const std::vector<const collection_def*>& collections,

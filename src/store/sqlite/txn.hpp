@@ -17,9 +17,12 @@ public:
     result<std::optional<json::object>> get(const collection_def& c, std::string_view id) override;
     result<page> list(const collection_def& c, const query& q) override;
     result<std::vector<change>> changes_after(std::int64_t after, std::size_t limit) override;
+    result<std::int64_t> history_floor() override;
+    result<std::int64_t> snapshot_seq() override;
     result<void> insert(const collection_def& c, const json::object& record) override;
     result<void> update(const collection_def& c, const json::object& record) override;
     result<void> remove(const collection_def& c, const json::object& before) override;
+    result<std::size_t> trim_changes(std::uint64_t keep, std::int64_t older_than_ms) override;
 
     connection& conn() noexcept { return conn_; }
     /// The seq of the last change appended through this object (writer bookkeeping: the writer
@@ -28,7 +31,13 @@ public:
     void set_last_appended(std::int64_t seq) noexcept { last_appended_ = seq; }
 
 private:
-    result<void> append(const collection_def& c, std::string_view op, const json::object& stored);
+    /// `before`: the previous stored record of an update, null otherwise.
+    result<void> append(const collection_def& c, std::string_view op, const json::object& stored,
+                        const json::object* before = nullptr);
+    /// The single int64 of a one-row, one-column query with at most one parameter (`fallback`
+    /// when it yields no row or NULL).
+    result<std::int64_t> scalar(const std::string& sql, std::optional<std::int64_t> param,
+                                std::int64_t fallback, std::string_view what);
     /// Binds every column of `record` (normalized) in insert_sql/update_sql order.
     result<void> write_row(const collection_def& c, const std::string& sql, const json::object& record,
                            bool must_exist);
@@ -46,9 +55,12 @@ public:
     result<std::optional<json::object>> get(const collection_def&, std::string_view) override { return p_; }
     result<page> list(const collection_def&, const query&) override { return p_; }
     result<std::vector<change>> changes_after(std::int64_t, std::size_t) override { return p_; }
+    result<std::int64_t> history_floor() override { return p_; }
+    result<std::int64_t> snapshot_seq() override { return p_; }
     result<void> insert(const collection_def&, const json::object&) override { return p_; }
     result<void> update(const collection_def&, const json::object&) override { return p_; }
     result<void> remove(const collection_def&, const json::object&) override { return p_; }
+    result<std::size_t> trim_changes(std::uint64_t, std::int64_t) override { return p_; }
 
 private:
     problem p_;

@@ -128,3 +128,51 @@ TEST(router, base_path_normalization) {
     EXPECT_EQ(m.route, "/{c}/{id}");
     EXPECT_EQ(root.match("GET", "/metrics").kind, route_kind::metrics);
 }
+
+TEST(router, events_route) {
+    router r("/api");
+    auto e = r.match("GET", "/api/cars/events");
+    ASSERT_EQ(e.kind, route_kind::events);
+    EXPECT_EQ(e.op.collection, "cars");
+    EXPECT_EQ(e.route, "/api/{c}/events");
+    EXPECT_EQ(r.match("GET", "/api/cars/events/").kind, route_kind::events);
+    EXPECT_EQ(r.match("GET", "/api/tasks/events").kind, route_kind::events);
+
+    // "events" is never a record id: every other method is refused on the stream's path.
+    for (const char* m : {"PUT", "PATCH", "DELETE", "POST"}) {
+        auto bad = r.match(m, "/api/cars/events");
+        EXPECT_EQ(bad.kind, route_kind::method_not_allowed) << m;
+        EXPECT_EQ(bad.allow, "GET") << m;
+        EXPECT_EQ(bad.route, "/api/{c}/events") << m;
+    }
+    // An action on it stays an action (the api answers it); an encoded name is an ordinary id.
+    EXPECT_EQ(r.match("POST", "/api/cars/events:x").op.kind, op_kind::action);
+    auto encoded = r.match("GET", "/api/cars/%65vents");
+    ASSERT_EQ(encoded.kind, route_kind::records);
+    EXPECT_EQ(encoded.op.kind, op_kind::retrieve);
+    // Deeper paths and the collection itself are unchanged.
+    EXPECT_EQ(r.match("GET", "/api/cars/events/1").kind, route_kind::not_found);
+    EXPECT_EQ(r.match("GET", "/api/events").kind, route_kind::records);
+    EXPECT_EQ(r.match("GET", "/api/events").op.kind, op_kind::list);
+}
+
+TEST(router, websocket_path) {
+    router none("/api");
+    EXPECT_EQ(none.match("GET", "/ws").kind, route_kind::not_found);
+
+    router r("/api", "/ws");
+    auto w = r.match("GET", "/ws");
+    EXPECT_EQ(w.kind, route_kind::websocket);
+    EXPECT_EQ(w.route, "/ws");
+    EXPECT_EQ(r.match("GET", "/ws/").kind, route_kind::websocket);
+    auto bad = r.match("POST", "/ws");
+    EXPECT_EQ(bad.kind, route_kind::method_not_allowed);
+    EXPECT_EQ(bad.allow, "GET");
+    EXPECT_EQ(r.match("GET", "/ws/x").kind, route_kind::not_found);
+    EXPECT_EQ(r.match("GET", "/api/ws").kind, route_kind::records);  // a collection
+    EXPECT_EQ(r.match("GET", "/api/health").kind, route_kind::health);
+
+    router root("/", "ws");  // the WebSocket path shadows a collection of that name
+    EXPECT_EQ(root.match("GET", "/ws").kind, route_kind::websocket);
+    EXPECT_EQ(root.match("GET", "/cars").kind, route_kind::records);
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Realtime benchmark against the cars example on embedded SQLite, driven by bench/ws_bench.cpp
+# over loopback (client and server share the machine's cores):
+#   fan-out:   1, 100, 1,000 and 10,000 sockets subscribed to `cars`, one writing client;
+#              events/s delivered and write -> receipt latency p50/p99
+#   memory:    server RSS per idle subscribed socket at 10,000 sockets
+#   req/reply: `retrieve` over WebSocket, 32 sockets x 8 in flight
+# Usage: bench/ws_run.sh [seconds=10] [rounds=3]
+# Each scenario of each round starts a fresh server on a fresh database. Prints every run and
+# the medians.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}; rounds=${2:-3}
+scripts/setup.sh
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DLIVEBASE_TESTS=OFF -DLIVEBASE_BENCH=ON >/dev/null
+cmake --build build/release --target cars ws_bench
+
+work=$(mktemp -d)
+srv=
+stop_server() {
+  if [ -n "$srv" ]; then kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true; srv=; fi
+}
+trap 'stop_server; rm -rf "$work"' EXIT
+port=18082
+ulimit -n "$(ulimit -Hn)"
+
+start_server() {
+  stop_server
+  rm -f "$work"/bench.db*
+  LIVEBASE_STORAGE_URL="sqlite:$work/bench.db" LIVEBASE_SERVER_LISTEN="127.0.0.1:$port" \
+  LIVEBASE_TASKS_WORKERS=0 LIVEBASE_SERVER_MAX_CONNECTIONS=20000 \
+    build/release/examples/cars/cars serve --log-level warn 2>"$work/server.log" &
+  srv=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/health" >/dev/null && return; sleep 0.1; done
+  echo "server did not start" >&2; cat "$work/server.log" >&2; exit 1
+}
+
+results=
+run() {  # name, ws_bench args...
+  local name=$1; shift
+  start_server
+  local out
+  out=$(build/release/bench/ws_bench --port "$port" "$@") || { echo "$out"; echo "$name failed" >&2; exit 1; }
+  echo "--- $name: $(grep -v '^RESULT' <<<"$out" | tr '\n' ' ')"
+  results+="$name $(grep '^RESULT' <<<"$out" | cut -d' ' -f2-);"
+}
+
+for round in $(seq "$rounds"); do
+  echo "=== round $round"
+  run fanout_1     --mode fanout --sockets 1     --seconds "$secs" --writers 4
+  run fanout_100   --mode fanout --sockets 100   --seconds "$secs" --writers 4
+  run fanout_1000  --mode fanout --sockets 1000  --seconds "$secs" --writers 4 --rate 1000
+  run fanout_10000 --mode fanout --sockets 10000 --seconds "$secs" --writers 1 --rate 10
+  start_server
+  pk=$(curl -sf -X POST -H 'Content-Type: application/json' -d '{"brand":"Ford"}' \
+         "http://127.0.0.1:$port/api/cars" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  out=$(build/release/bench/ws_bench --port "$port" --mode reqreply --sockets 32 --depth 8 --seconds "$secs" --pk "$pk")
+  echo "--- reqreply: $(grep -v '^RESULT' <<<"$out" | tr '\n' ' ')"
+  results+="reqreply $(grep '^RESULT' <<<"$out" | cut -d' ' -f2-);"
+  start_server
+  sleep 1
+  out=$(build/release/bench/ws_bench --port "$port" --mode idle --sockets 10000 --pid "$srv")
+  echo "--- idle_10000: $(grep -v '^RESULT' <<<"$out" | tr '\n' ' ')"
+  results+="idle_10000 $(grep '^RESULT' <<<"$out" | cut -d' ' -f2-);"
+done
+stop_server
+
+echo "=== medians over $rounds rounds (${secs} s per run)"
+python3 - "$results" <<'PY'
+import statistics, sys
+rows = {}
+for line in sys.argv[1].split(";"):
+    parts = line.split()
+    if parts:
+        rows.setdefault(parts[0], []).append(dict(kv.split("=") for kv in parts[1:]))
+med = lambda name, k: statistics.median(float(r[k]) for r in rows[name])
+for name in ("fanout_1", "fanout_100", "fanout_1000", "fanout_10000"):
+    print(f"{name:13s} {med(name,'eps'):12.0f} events/s   p50 {med(name,'p50_ms'):8.2f} ms   "
+          f"p99 {med(name,'p99_ms'):8.2f} ms   writes {med(name,'writes'):8.0f}   closed {med(name,'closed'):.0f}")
+print(f"reqreply      {med('reqreply','rps'):12.0f} replies/s (32 sockets x 8 in flight)")
+print(f"idle_10000    {med('idle_10000','bytes_per_socket')/1024:12.2f} KiB RSS per idle subscribed socket")
+PY

@@ -1,0 +1,156 @@
+#pragma once
+/// The realtime hub (realtime.md): turns committed changes from the change log into events for
+/// subscriptions and diffs for live queries, in commit order, and replays history for resumes.
+/// Doors (WebSocket sessions, SSE streams) attach as clients with an event_sink.
+#include <livebase/core/log.hpp>
+#include <livebase/core/principal.hpp>
+#include <livebase/core/result.hpp>
+#include <livebase/schema/collection.hpp>
+#include <livebase/store/store.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace livebase {
+
+/// How a client's frames are encoded. Frames are serialized once per (change, encoding,
+/// action, subscription id) and shared between clients as `shared_ptr<const std::string>`.
+enum class event_encoding {
+    /// One WebSocket text frame each, realtime.md "Events":
+    /// {"stream": c, "payload": {"action", "pk", "data", "seq", "subscription"}} and, for live
+    /// queries, {"stream": c, "payload": {"action": "observe", "observer", "seq", "data": {...}}}.
+    websocket,
+    /// One Server-Sent Event each (realtime.md "SSE"): "id: <seq>\nevent: <action>\ndata:
+    /// <record json>\n\n" (no chunk framing: the HTTP session adds it). Live queries are not
+    /// offered to SSE clients.
+    sse,
+};
+
+/// Receives one client's frames. Implemented by WebSocket sessions and SSE streams.
+class event_sink {
+public:
+    virtual ~event_sink() = default;
+    /// Frames for this client, in the order they must be sent. Called on the hub thread only
+    /// (never concurrently with itself); must not block and must not call the hub. A sink that
+    /// cannot keep up closes its client (4008) and the door calls hub::detach.
+    virtual void deliver(std::vector<std::shared_ptr<const std::string>> frames) = 0;
+};
+
+/// What the hub needs from the layers above it; the composition root fills these in.
+struct hub_hooks {
+    /// The streamable collection called `name`, or null (unknown, or internal such as
+    /// idempotency_keys). Includes the built-in `tasks` collection. Required.
+    std::function<const collection_def*(std::string_view name)> find_collection;
+    /// The record as clients see it (present_record, or present_task for tasks). Required.
+    std::function<json::object(const collection_def&, const json::object& stored)> present;
+    /// Hooks may run on the hub thread or on a store reader thread (resumes): thread-safe.
+    /// Per-event authorization: may `who` retrieve `stored` now? Asked per subscriber per
+    /// event, for replayed events, for pk subscriptions (false answers 404) and for live-query
+    /// rows. Unset: everyone may see everything.
+    std::function<bool(const principal& who, const collection_def&, const json::object& stored)>
+        may_see;
+};
+
+struct hub_options {
+    std::size_t batch = 1024;                       ///< changes read from the log per pass
+    std::uint64_t history = 100000;                 ///< realtime.history: changes kept for resume
+    std::chrono::milliseconds history_age{24 * 3600 * 1000};  ///< realtime.history_age
+    std::chrono::milliseconds trim_every{60 * 1000};  ///< how often the log is trimmed
+    std::size_t max_subscriptions = 1000;           ///< realtime.max_subscriptions, per client
+                                                    ///< (subscriptions + live queries)
+    std::size_t max_replay = 100000;                ///< changes scanned by one resume
+};
+
+/// A subscription as the doors decode it (realtime.md "subscribe").
+struct subscribe_request {
+    std::string collection;
+    std::string pk;                        ///< "" = every record of the collection
+    std::vector<std::string> actions;      ///< subset of create/update/delete; empty = all
+    json::object filter;                   ///< REST lookups as JSON ({"brand": "Ford", ...}); {} = all
+    std::optional<std::int64_t> since;     ///< replay changes with seq > since before going live
+};
+
+struct subscribed {
+    std::string subscription;  ///< "s-<n>", unique per client
+    std::int64_t seq = 0;      ///< live events have seq > this; a resume replays (since, seq]
+};
+
+/// A live query (realtime.md "observe"): `data` as the WebSocket frame carries it:
+/// {"filter", "ordering", "limit", "offset"} (parse_query_json).
+struct observe_request {
+    std::string collection;
+    json::object query;
+};
+
+struct observed {
+    std::string observer;              ///< "o-<n>", unique per client
+    std::int64_t seq = 0;              ///< the snapshot the items are at
+    json::array items;                 ///< presented records, in window order
+    std::int64_t count = 0;            ///< matching rows ignoring limit/offset at that seq
+};
+
+/// The hub. Thread-safe: every public method may be called from any thread. One hub thread
+/// reads the change log, matches, encodes and delivers; commands (subscribe, observe, ...) are
+/// queued to it, so their `done` callbacks run on the hub thread, in the order of events:
+/// `done` of subscribe/observe runs before any event of the new subscription/observer is
+/// passed to deliver(), and `done` of unsubscribe/unobserve/detach after the last one. A door
+/// that queues its reply from inside `done` therefore orders replies and events correctly.
+/// The store and logger must outlive the hub; the hub sets the store's on_commit listener.
+class hub {
+public:
+    hub(store& db, hub_hooks hooks, hub_options options, logger& log);
+    ~hub();  ///< stop()
+    hub(const hub&) = delete;
+    hub& operator=(const hub&) = delete;
+
+    /// Starts the hub thread at the store's last seq. REQUIRES: called once, before writes
+    /// that clients should see.
+    void start();
+    /// Stops the hub thread; queued commands get a 503 problem. Idempotent.
+    void stop();
+
+    /// Registers a client; returns its subscriber id (random, unguessable; realtime.md
+    /// "hello"), also the `?observe=` handle of REST lists. The hub keeps only a weak pointer.
+    std::string attach(std::weak_ptr<event_sink> sink, principal who, event_encoding encoding);
+    /// Drops a client and everything it subscribed. Unknown ids are ignored.
+    void detach(const std::string& client);
+    /// Changes the identity future events are authorized against (login/logout).
+    void set_principal(const std::string& client, principal who);
+
+    /// Problems: 404 unknown client, unknown collection or (pk subscriptions) a record that is
+    /// missing or not visible to the client; 400 bad action names or filter (naming the key);
+    /// 410 when `since` is below the history floor or above the log; 429 over
+    /// max_subscriptions.
+    void subscribe(const std::string& client, subscribe_request req,
+                   std::function<void(result<subscribed>)> done);
+    /// 404 when the client has no such subscription.
+    void unsubscribe(const std::string& client, const std::string& subscription,
+                     std::function<void(result<void>)> done);
+
+    /// Lists the window now and keeps it: later changes arrive as added/changed/removed/moved
+    /// diffs that turn the items into what a fresh list returns at each diff's seq. Problems:
+    /// 404 unknown client or collection; 400 bad query; 429 over max_subscriptions; 400 for
+    /// an SSE client.
+    void observe(const std::string& client, observe_request req,
+                 std::function<void(result<observed>)> done);
+    void unobserve(const std::string& client, const std::string& observer,
+                   std::function<void(result<void>)> done);
+
+    /// Everything up to this seq has been handed to sinks, live-query diffs included. Advances
+    /// only after a pass that reached the end of the log, so while the hub catches up it lags
+    /// the events already delivered.
+    std::int64_t seq() const noexcept;
+    /// Attached clients.
+    std::size_t clients() const noexcept;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace livebase

@@ -1,0 +1,64 @@
+#pragma once
+/// The WebSocket envelope (realtime.md "Envelope"): request frames in, reply and session frames
+/// out. Policy only, no I/O: thread-safe (no shared state).
+#include <livebase/api/operation.hpp>
+#include <livebase/core/json.hpp>
+#include <livebase/core/problem.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace livebase::ws_detail {
+
+/// One request frame: `{"stream": s, "payload": {"action", "pk", "data", "request_id"}}`.
+struct ws_request {
+    std::string stream;
+    std::string action;
+    json::value request_id;  ///< as sent (any JSON); null when absent
+    json::value pk;          ///< as sent; null when absent (validated by plan_request)
+    json::value data;        ///< as sent; null when absent
+};
+
+/// A decoded frame. For a bad frame `error` holds the 400 problem and `request` whatever could
+/// be read (so the reply still echoes a request_id or an action the client did send).
+struct decoded_frame {
+    ws_request request;
+    std::optional<problem> error;
+};
+
+/// Decodes one text frame. Bad frames (invalid UTF-8, not JSON, not an object, no string
+/// `stream`, `payload` missing or not an object, no string `action`, an empty stream or
+/// action) get `error` (400); nothing throws. JSON nesting is limited like REST bodies.
+decoded_frame decode_frame(std::string_view text);
+
+/// The stream that answers bad frames.
+inline constexpr std::string_view k_error_stream = "error";
+
+/// `{"stream": s, "payload": {"action": a, "request_id": r, "response_status": status,
+/// "data": data, "errors": []}}`. `action` is null when the frame had none.
+std::string encode_reply(std::string_view stream, const json::value& action,
+                         const json::value& request_id, int status, const json::value& data);
+
+/// The error reply for `p`: status p.status, data null, errors = problem_errors(p.to_json()).
+std::string encode_error(std::string_view stream, const json::value& action,
+                         const json::value& request_id, const problem& p);
+
+/// The reply to a bad frame: on stream "error", echoing what decode_frame could read.
+std::string encode_bad_frame(const decoded_frame& f);
+
+/// Human-readable errors of a problem+json object: its detail (prefixed with the offending
+/// parameter, "filter.model: Must be an integer.", when it names one) or else its title; a
+/// validation problem gives its title and then one object of its field errors:
+/// `["Invalid input", {"brand": ["This field is required."]}]`.
+json::array problem_errors(const json::object& problem_json);
+
+/// The reply for an outcome: data = body on success (null for 204), or errors from the
+/// problem body (data null) when o.is_problem.
+std::string encode_outcome(std::string_view stream, const json::value& action,
+                           const json::value& request_id, const outcome& o);
+
+/// `{"stream": "session", "payload": {"action": "hello", "data": {"subscriber": id, "user":
+/// user}}}`
+std::string encode_hello(std::string_view subscriber, const json::value& user);
+
+}  // namespace livebase::ws_detail
