@@ -6,14 +6,18 @@
 #   memory:    server RSS per idle subscribed socket at 10,000 sockets
 #   req/reply: `retrieve` over WebSocket, 32 sockets x 8 in flight
 # Usage: bench/ws_run.sh [seconds=10] [rounds=3]
+# BENCH_BUILD_DIR=<dir> uses (and builds) that tree instead of a Release one in build/release.
 # Each scenario of each round starts a fresh server on a fresh database. Prints every run and
 # the medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}; rounds=${2:-3}
 scripts/setup.sh
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DLIVEBASE_TESTS=OFF -DLIVEBASE_BENCH=ON >/dev/null
-cmake --build build/release --target cars ws_bench
+build=${BENCH_BUILD_DIR:-build/release}
+if [ -z "${BENCH_BUILD_DIR:-}" ]; then
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLIVEBASE_TESTS=OFF -DLIVEBASE_BENCH=ON >/dev/null
+fi
+cmake --build "$build" --target cars ws_bench
 
 work=$(mktemp -d)
 srv=
@@ -29,7 +33,7 @@ start_server() {
   rm -f "$work"/bench.db*
   LIVEBASE_STORAGE_URL="sqlite:$work/bench.db" LIVEBASE_SERVER_LISTEN="127.0.0.1:$port" \
   LIVEBASE_TASKS_WORKERS=0 LIVEBASE_SERVER_MAX_CONNECTIONS=20000 \
-    build/release/examples/cars/cars serve --log-level warn 2>"$work/server.log" &
+    "$build"/examples/cars/cars serve --log-level warn 2>"$work/server.log" &
   srv=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/health" >/dev/null && return; sleep 0.1; done
   echo "server did not start" >&2; cat "$work/server.log" >&2; exit 1
@@ -40,7 +44,7 @@ run() {  # name, ws_bench args...
   local name=$1; shift
   start_server
   local out
-  out=$(build/release/bench/ws_bench --port "$port" "$@") || { echo "$out"; echo "$name failed" >&2; exit 1; }
+  out=$("$build"/bench/ws_bench --port "$port" "$@") || { echo "$out"; echo "$name failed" >&2; exit 1; }
   echo "--- $name: $(grep -v '^RESULT' <<<"$out" | tr '\n' ' ')"
   results+="$name $(grep '^RESULT' <<<"$out" | cut -d' ' -f2-);"
 }
@@ -54,12 +58,12 @@ for round in $(seq "$rounds"); do
   start_server
   pk=$(curl -sf -X POST -H 'Content-Type: application/json' -d '{"brand":"Ford"}' \
          "http://127.0.0.1:$port/api/cars" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-  out=$(build/release/bench/ws_bench --port "$port" --mode reqreply --sockets 32 --depth 8 --seconds "$secs" --pk "$pk")
+  out=$("$build"/bench/ws_bench --port "$port" --mode reqreply --sockets 32 --depth 8 --seconds "$secs" --pk "$pk")
   echo "--- reqreply: $(grep -v '^RESULT' <<<"$out" | tr '\n' ' ')"
   results+="reqreply $(grep '^RESULT' <<<"$out" | cut -d' ' -f2-);"
   start_server
   sleep 1
-  out=$(build/release/bench/ws_bench --port "$port" --mode idle --sockets 10000 --pid "$srv")
+  out=$("$build"/bench/ws_bench --port "$port" --mode idle --sockets 10000 --pid "$srv")
   echo "--- idle_10000: $(grep -v '^RESULT' <<<"$out" | tr '\n' ' ')"
   results+="idle_10000 $(grep '^RESULT' <<<"$out" | cut -d' ' -f2-);"
 done
