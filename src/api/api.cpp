@@ -406,7 +406,7 @@ void api::do_update(operation op, const collection_def& c, std::function<void(ou
             rec["version"] = get_int(stored, "version").value_or(0) + 1;
             rec["updated"] = format_timestamp(now_ms());
             if (auto r = check_refs(reg_, c, rec, t); !r) return std::move(r).error();
-            if (auto r = t.update(c, rec); !r) return std::move(r).error();
+            if (auto r = t.update(c, rec, &stored); !r) return std::move(r).error();
             return json::value(std::move(rec));
         },
         [&c, done = std::move(done)](result<json::value> r) {

@@ -272,15 +272,14 @@ struct hub::impl {
     }
 
     // Reads `fn` on a reader thread and waits for it. The hub thread owns all state it
-    // touches; while it waits, `fn` may read that state from the reader thread.
-    void blocking_read(const std::function<void(read_txn&)>& fn) {
-        std::promise<void> done;
+    // touches; while it waits, `fn` may read that state from the reader thread. Returns false
+    // when `fn` threw (e.g. in a hook): what it gathered is then incomplete and must not be
+    // used (a replay with a hole would break "no gap").
+    [[nodiscard]] bool blocking_read(const std::function<void(read_txn&)>& fn) {
+        std::promise<bool> done;
         auto f = done.get_future();
-        db_.read([&](read_txn& t) {
-            guarded(log_, "a realtime read failed", [&] { fn(t); });
-            done.set_value();
-        });
-        f.wait();
+        db_.read([&](read_txn& t) { done.set_value(guarded(log_, "a realtime read failed", [&] { fn(t); })); });
+        return f.get();
     }
 
     collection_state& collection(const collection_def& def) {
@@ -373,7 +372,7 @@ struct hub::impl {
         if (!req.pk.empty() || req.since) {
             std::optional<problem> refused;
             const std::int64_t upto = cursor_;
-            blocking_read([&](read_txn& t) {
+            const bool read = blocking_read([&](read_txn& t) {
                 if (!req.pk.empty()) {
                     auto rec = t.get(*def, req.pk);
                     if (!rec) return void(refused = std::move(rec).error());
@@ -410,6 +409,7 @@ struct hub::impl {
                     }
                 }
             });
+            if (!read && !refused) refused = problem::unavailable("The change log could not be read; try again.");
             if (refused) {
                 if (refused->status >= 500)
                     log_.warn("subscribing failed on a storage error",
@@ -476,7 +476,7 @@ struct hub::impl {
         std::optional<problem> refused;
         page pg;
         std::int64_t snap = 0;
-        blocking_read([&](read_txn& t) {
+        const bool read = blocking_read([&](read_txn& t) {
             auto r = t.list(*def, *q);
             if (!r) return void(refused = std::move(r).error());
             auto s = t.snapshot_seq();
@@ -484,6 +484,7 @@ struct hub::impl {
             pg = std::move(*r);
             snap = *s;
         });
+        if (!read && !refused) refused = problem::unavailable("The records could not be read; try again.");
         if (refused) {
             if (refused->status >= 500)
                 log_.warn("observing failed on a storage error",
@@ -598,7 +599,6 @@ struct hub::impl {
         auto it = colls_.find(ch.collection);
         if (it == colls_.end()) return;
         collection_state& coll = *it->second;
-        coll.touched = true;
         const std::vector<subscription_state*>* by_pk = nullptr;
         if (!coll.by_pk.empty()) {
             auto p = coll.by_pk.find(ch.id);
@@ -622,11 +622,13 @@ struct hub::impl {
             }
             push_frame(c, slot);
         };
-        guarded(log_, "matching a change failed", [&] {
-            for (auto* sub : coll.all) offer(*sub);
-            if (by_pk)
-                for (auto* sub : *by_pk) offer(*sub);
-        });
+        // One subscriber's failure (a throwing hook) must not cost the others this change.
+        auto offer_guarded = [&](subscription_state& sub) {
+            guarded(log_, "matching a change failed", [&] { offer(sub); });
+        };
+        for (auto* sub : coll.all) offer_guarded(*sub);
+        if (by_pk)
+            for (auto* sub : *by_pk) offer_guarded(*sub);
         clear_frame_slots();
     }
 
@@ -688,7 +690,7 @@ struct hub::impl {
         bool complete = false;
         std::int64_t snap = 0;
         std::vector<std::pair<observer_state*, result<page>>> lists;
-        blocking_read([&](read_txn& t) {
+        const bool read = blocking_read([&](read_txn& t) {
             auto r = t.changes_after(cursor_, opt_.batch);
             if (!r) return void(failed = std::move(r).error());
             changes = std::move(*r);
@@ -706,6 +708,7 @@ struct hub::impl {
                 }
             }
         });
+        if (!read && !failed) failed = problem::unavailable("The change log read threw.");
         if (failed) {
             log_.warn("reading the change log failed; retrying",
                       {{"after", cursor_}, {"status", failed->status}, {"detail", failed->detail}});

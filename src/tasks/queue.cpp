@@ -166,7 +166,9 @@ result<std::optional<json::object>> task_queue::claim(const std::string& worker_
         auto found = txn.list(tasks(), q);
         if (!found) return std::move(found).error();
         if (found->items.empty()) return json::value(nullptr);
-        auto t = std::move(found->items.front());
+        // The row as read is the change log's `before` (saves the store a second read).
+        const json::object& before = found->items.front();
+        json::object t = before;
         t["state"] = to_string(task_state::running);
         t["attempt"] = int_or(t, "attempt", 0) + 1;
         t["lease_until"] = now + lease.count();
@@ -174,7 +176,7 @@ result<std::optional<json::object>> task_queue::claim(const std::string& worker_
         t["started"] = format_timestamp(now);
         t["not_before"] = nullptr;
         touch(t, now);
-        if (auto w = txn.update(tasks(), t); !w) return std::move(w).error();
+        if (auto w = txn.update(tasks(), t, &before); !w) return std::move(w).error();
         return json::value(std::move(t));
     });
     if (!r) return std::move(r).error();
@@ -190,8 +192,9 @@ result<json::object> task_queue::mutate_owned(const std::string& id, const std::
         if (!t) return std::move(t).error();
         if (state_of(*t) != task_state::running || get_string(*t, "worker") != worker)
             return problem::conflict("The task is no longer held by this worker.");
+        const json::object before = *t;
         if (auto m = fn(*t); !m) return std::move(m).error();
-        if (auto w = txn.update(tasks(), *t); !w) return std::move(w).error();
+        if (auto w = txn.update(tasks(), *t, &before); !w) return std::move(w).error();
         return json::value(std::move(*t));
     }));
 }
@@ -205,13 +208,14 @@ result<heartbeat_status> task_queue::heartbeat(const std::string& id, const std:
         if (!t) return std::move(t).error();
         if (state_of(*t) != task_state::running || get_string(*t, "worker") != worker)
             return json::value(json::object{{"ours", false}, {"cancel", false}});
+        const json::object before = *t;
         (*t)["lease_until"] = at + lease.count();
         if (progress.progress) (*t)["progress"] = *progress.progress;
         if (progress.message) (*t)["message"] = *progress.message;
         if (progress.eta) (*t)["eta"] = *progress.eta;
         if (progress.steps) (*t)["steps"] = *progress.steps;
         touch(*t, at);
-        if (auto w = txn.update(tasks(), *t); !w) return std::move(w).error();
+        if (auto w = txn.update(tasks(), *t, &before); !w) return std::move(w).error();
         return json::value(json::object{{"ours", true}, {"cancel", bool_field(*t, "cancel_requested")}});
     });
     if (!r) return std::move(r).error();

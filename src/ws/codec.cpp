@@ -86,11 +86,7 @@ json::array problem_errors(const json::object& pj) {
 
 std::string encode_error(std::string_view stream, const json::value& action,
                          const json::value& request_id, const problem& p) {
-    auto payload = payload_object(action, request_id);
-    payload["response_status"] = p.status;
-    payload["data"] = nullptr;
-    payload["errors"] = problem_errors(p.to_json());
-    return envelope(stream, std::move(payload));
+    return encode_outcome(stream, action, request_id, outcome::from_problem(p));
 }
 
 std::string encode_bad_frame(const decoded_frame& f) {

@@ -66,8 +66,10 @@ public:
     virtual result<void> insert(const collection_def& c, const json::object& record) = 0;
     /// Replaces the stored record with the same id (complete record, version already bumped).
     /// 404 if absent; 409 on unique violations. The change-log row keeps the previous record
-    /// (change::before), read inside the same transaction.
-    virtual result<void> update(const collection_def& c, const json::object& record) = 0;
+    /// (change::before): `before` when the caller has it (it read the row in this transaction),
+    /// else it is read here.
+    virtual result<void> update(const collection_def& c, const json::object& record,
+                                const json::object* before = nullptr) = 0;
     /// Deletes by id; `before` is the record as it was (logged). 404 if absent.
     virtual result<void> remove(const collection_def& c, const json::object& before) = 0;
     /// Trims the change log (realtime.history / history_age): deletes the oldest rows so that

@@ -309,16 +309,7 @@ private:
     std::vector<std::thread> reader_threads_;
 };
 
-result<std::int64_t> read_last_seq(connection& conn) {
-    // sqlite_sequence remembers the highest seq ever used, even after old changes are pruned.
-    std::string sql =
-        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = '_changes'), 0),"
-        " coalesce((SELECT max(seq) FROM _changes), 0))";
-    auto cur = conn.prepare(sql);
-    if (!cur) return std::move(cur).error();
-    if (cur->step() != SQLITE_ROW) return conn.fail("reading the change log failed", sql);
-    return cur->column_int(0);
-}
+result<std::int64_t> read_last_seq(connection& conn) { return sqlite_txn(conn).snapshot_seq(); }
 
 result<void> check_wal(connection& conn, const std::string& path) {
     auto cur = conn.prepare("PRAGMA journal_mode");

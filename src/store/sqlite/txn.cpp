@@ -22,6 +22,7 @@ const std::string k_changes_sql =
     " LIMIT ?2";
 // sqlite_sequence remembers the highest seq ever used even if that row were gone; max(seq)
 // covers a database whose sequence row was never written.
+// sqlite_sequence remembers the highest seq ever used, even after old changes are pruned.
 const std::string k_snapshot_seq_sql =
     "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = '_changes'), 0),"
     " coalesce((SELECT max(seq) FROM _changes), 0))";
@@ -179,10 +180,7 @@ result<std::int64_t> sqlite_txn::history_floor() {
 }
 
 result<std::int64_t> sqlite_txn::snapshot_seq() {
-    auto cur = conn_.prepare(k_snapshot_seq_sql);
-    if (!cur) return std::move(cur).error();
-    if (cur->step() != SQLITE_ROW) return conn_.fail("reading the change log failed", k_snapshot_seq_sql);
-    return cur->column_int(0);
+    return scalar(k_snapshot_seq_sql, std::nullopt, 0, "reading the change log failed");
 }
 
 result<std::size_t> sqlite_txn::trim_changes(std::uint64_t keep, std::int64_t older_than_ms) {
@@ -238,14 +236,20 @@ result<void> sqlite_txn::insert(const collection_def& c, const json::object& rec
     return append(c, "create", normalize_record(c, record));
 }
 
-result<void> sqlite_txn::update(const collection_def& c, const json::object& record) {
-    auto id = get_string(record, "id");
-    if (id.empty()) return problem::internal("The record to store has no id.");
-    auto previous = get(c, id);
-    if (!previous) return std::move(previous).error();
-    if (!*previous) return problem::not_found();
+result<void> sqlite_txn::update(const collection_def& c, const json::object& record,
+                                const json::object* before) {
+    std::optional<json::object> previous;
+    if (!before) {
+        auto id = get_string(record, "id");
+        if (id.empty()) return problem::internal("The record to store has no id.");
+        auto got = get(c, id);
+        if (!got) return std::move(got).error();
+        if (!*got) return problem::not_found();
+        previous = std::move(**got);
+        before = &*previous;
+    }
     if (auto r = write_row(c, update_sql(c), record, true); !r) return r;
-    return append(c, "update", normalize_record(c, record), &**previous);
+    return append(c, "update", normalize_record(c, record), before);
 }
 
 result<void> sqlite_txn::remove(const collection_def& c, const json::object& before) {

@@ -20,7 +20,8 @@ public:
     result<std::int64_t> history_floor() override;
     result<std::int64_t> snapshot_seq() override;
     result<void> insert(const collection_def& c, const json::object& record) override;
-    result<void> update(const collection_def& c, const json::object& record) override;
+    result<void> update(const collection_def& c, const json::object& record,
+                        const json::object* before = nullptr) override;
     result<void> remove(const collection_def& c, const json::object& before) override;
     result<std::size_t> trim_changes(std::uint64_t keep, std::int64_t older_than_ms) override;
 
@@ -58,7 +59,9 @@ public:
     result<std::int64_t> history_floor() override { return p_; }
     result<std::int64_t> snapshot_seq() override { return p_; }
     result<void> insert(const collection_def&, const json::object&) override { return p_; }
-    result<void> update(const collection_def&, const json::object&) override { return p_; }
+    result<void> update(const collection_def&, const json::object&, const json::object*) override {
+        return p_;
+    }
     result<void> remove(const collection_def&, const json::object&) override { return p_; }
     result<std::size_t> trim_changes(std::uint64_t, std::int64_t) override { return p_; }
 
