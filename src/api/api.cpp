@@ -65,26 +65,6 @@ namespace {
 constexpr std::size_t k_max_cascade_depth = 16;
 constexpr std::size_t k_ref_batch = 1000;
 
-bool unreserved(unsigned char c) {
-    return std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
-}
-
-std::string percent_encode(std::string_view s) {
-    static const char* hex = "0123456789ABCDEF";
-    std::string out;
-    out.reserve(s.size());
-    for (unsigned char c : s) {
-        if (unreserved(c)) {
-            out += static_cast<char>(c);
-        } else {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
-}
-
 // The URL of another page of the same list: the request's params without limit/offset, then
 // the new limit and offset (offset omitted when 0, as Django REST framework does).
 std::string page_link(const operation& op, std::size_t limit, std::size_t offset) {

@@ -640,4 +640,33 @@ bool record_less(const std::vector<order_term>& ordering, const json::object& a,
     return get_string(a, "id") < get_string(b, "id");
 }
 
+std::string percent_encode(std::string_view s) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(s.size());
+    for (unsigned char c : s) {
+        const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                                (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+        if (unreserved) {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
+std::string encode_query(const query_params& params) {
+    std::string out;
+    for (const auto& [k, v] : params) {
+        if (!out.empty()) out += '&';
+        out += percent_encode(k);
+        out += '=';
+        out += percent_encode(v);
+    }
+    return out;
+}
+
 }  // namespace livebase

@@ -52,37 +52,6 @@ std::string collection_path(std::string_view base, std::string_view collection) 
     return p;
 }
 
-bool unreserved(unsigned char c) {
-    return std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
-}
-
-std::string percent_encode(std::string_view s) {
-    static constexpr char hex[] = "0123456789ABCDEF";
-    std::string out;
-    out.reserve(s.size());
-    for (unsigned char c : s) {
-        if (unreserved(c)) {
-            out += static_cast<char>(c);
-        } else {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
-}
-
-std::string encode_query(const query_params& params) {
-    std::string out;
-    for (const auto& [k, v] : params) {
-        if (!out.empty()) out += '&';
-        out += percent_encode(k);
-        out += '=';
-        out += percent_encode(v);
-    }
-    return out;
-}
-
 /// A scalar as query-string text that parse_query_params types back to the same value.
 std::string scalar_text(const json::value& v) {
     if (v.is_string()) return std::string(v.get_string());

@@ -46,6 +46,11 @@ struct query {
 /// Decoded query-string pairs, in order.
 using query_params = std::vector<std::pair<std::string, std::string>>;
 
+/// RFC 3986 percent-encoding of everything but unreserved characters (ALPHA DIGIT - . _ ~).
+std::string percent_encode(std::string_view s);
+/// "k=v&k2=v2" with keys and values percent-encoded; "" for no params.
+std::string encode_query(const query_params& params);
+
 /// Names the parser treats as not-a-filter (limit, offset, ordering, fields, observe, format).
 bool is_reserved_param(std::string_view name) noexcept;
 

@@ -620,3 +620,12 @@ TEST(roundtrip, parsed_queries_select_the_right_records) {
     EXPECT_EQ(get_string(hits[0], "id"), "3");
     EXPECT_EQ(get_string(hits[1], "id"), "1");
 }
+
+TEST(query_encoding, percent_encodes_all_but_unreserved) {
+    EXPECT_EQ(percent_encode("aZ09-._~"), "aZ09-._~");
+    EXPECT_EQ(percent_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+    EXPECT_EQ(percent_encode(std::string("\0\xff", 2)), "%00%FF");
+    EXPECT_EQ(encode_query({}), "");
+    EXPECT_EQ(encode_query({{"brand", "Ford & Co"}, {"model__gte", "2014"}}),
+              "brand=Ford%20%26%20Co&model__gte=2014");
+}
