@@ -1,52 +1,66 @@
 #!/usr/bin/env bash
-# Foundation benchmark: GET by id, a filtered list (20 rows) and POST create against the cars
-# example on embedded SQLite with 1,000 rows, driven by wrk over loopback.
+# Records benchmark: GET by id (anonymous, and with a Bearer token: the auth path's cost), a
+# filtered list (20 rows) and POST create against the cars example on embedded SQLite with 1,000
+# rows, driven by wrk over loopback.
 # Usage: bench/run.sh [seconds-per-run=10] [connections=32] [rounds=3]
 # Prints one line per run and the median req/s, p50 and p99 per scenario.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}; conns=${2:-32}; rounds=${3:-3}
-scripts/setup.sh
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DLIVEBASE_TESTS=OFF -DLIVEBASE_BENCH=OFF >/dev/null
-cmake --build build/release --target cars
+# BENCH_BUILD_DIR=<dir> uses (and builds) that tree instead of a Release one in build/release.
+build=${BENCH_BUILD_DIR:-build/release}
+if [ -z "${BENCH_BUILD_DIR:-}" ]; then
+  scripts/setup.sh
+  cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DLIVEBASE_TESTS=OFF -DLIVEBASE_BENCH=OFF >/dev/null
+fi
+cmake --build "$build" --target cars
+. bench/lib.sh
 
 work=$(mktemp -d)
 trap 'kill $srv 2>/dev/null || true; wait $srv 2>/dev/null || true; rm -rf "$work"' EXIT
 port=18080
 LIVEBASE_STORAGE_URL="sqlite:$work/bench.db" LIVEBASE_SERVER_LISTEN="127.0.0.1:$port" \
-  build/release/examples/cars/cars serve --log-level warn 2>"$work/server.log" &
+  "$build"/examples/cars/cars serve --log-level warn 2>"$work/server.log" &
 srv=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/health" >/dev/null && break; sleep 0.1; done
+LIVEBASE_BENCH_TOKEN=$(bench_token "$port")
+export LIVEBASE_BENCH_TOKEN
 
 # 1,000 rows
-python3 - "$port" "$work/ids" <<'PY'
+python3 - "$port" "$work/ids" "$LIVEBASE_BENCH_TOKEN" <<'PY'
 import json, sys, urllib.request
-port, out = sys.argv[1], sys.argv[2]
+port, out, token = sys.argv[1], sys.argv[2], sys.argv[3]
 brands = ["Ford", "Opel", "Fiat", "Tesla", "Volvo"]
 ids = []
 for i in range(1000):
     body = json.dumps({"brand": brands[i % 5], "model": 1990 + i % 30, "color": "Red", "vin": f"VIN{i:05d}"}).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/cars", body, {"Content-Type": "application/json"})
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/cars", body, {"Content-Type": "application/json", "Authorization": "Bearer " + token})
     ids.append(json.load(urllib.request.urlopen(req))["id"])
 open(out, "w").write("\n".join(ids) + "\n")
 PY
 
 export LIVEBASE_BENCH_IDS="$work/ids"
 declare -A results
-# Reads first, on the 1,000-row table; creates last, since they grow it.
-for scenario in get_by_id list create; do
+# Reads first, on the 1,000-row table; creates last, since they grow it. get_by_id and
+# get_by_id_auth alternate round by round, so that both see the same machine noise.
+scenarios="get_by_id get_by_id_auth list create"
+for scenario in get_by_id:get_by_id_auth list create; do
   for round in $(seq "$rounds"); do
-    out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -s "bench/wrk/$scenario.lua" "http://127.0.0.1:$port")
+   for one in ${scenario//:/ }; do
+    args=(-s "bench/wrk/${one%_auth}.lua")
+    [ "$one" = get_by_id_auth ] && args+=(-H "Authorization: Bearer $LIVEBASE_BENCH_TOKEN")
+    out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency "${args[@]}" "http://127.0.0.1:$port")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     p50=$(awk '$1=="50%" {print $2}' <<<"$out")
     p99=$(awk '$1=="99%" {print $2}' <<<"$out")
     non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
-    echo "round $round $scenario: $rps req/s  p50 $p50  p99 $p99  ${non2xx:+non-2xx $non2xx}"
-    results[$scenario]+="$rps $p50 $p99;"
+    echo "round $round $one: $rps req/s  p50 $p50  p99 $p99  ${non2xx:+non-2xx $non2xx}"
+    results[$one]+="$rps $p50 $p99;"
+   done
   done
 done
 echo "--- medians over $rounds rounds (${secs}s, $conns connections, 1 wrk thread)"
-for scenario in get_by_id list create; do
+for scenario in $scenarios; do
   python3 - "$scenario" "${results[$scenario]}" <<'PY'
 import statistics, sys
 def ms(t):

@@ -18,6 +18,7 @@ stop_server() {
 }
 trap 'stop_server; rm -rf "$work"' EXIT
 port=18081
+. bench/lib.sh
 results=
 for round in $(seq "$rounds"); do
   rm -f "$work"/bench.db*

@@ -56,6 +56,7 @@ struct options {
     std::size_t writers = 4;
     std::size_t depth = 8;
     std::string pk;
+    std::string token;  // Bearer token of the writers (creating cars needs a user)
     long pid = 0;
 };
 
@@ -219,8 +220,9 @@ private:
 /// One keep-alive HTTP connection creating cars in a closed loop (optionally paced).
 class writer : public std::enable_shared_from_this<writer> {
 public:
-    writer(net::io_context& ioc, unsigned short port, double per_second, steady::time_point until)
-        : stream_(ioc), timer_(ioc), port_(port), until_(until),
+    writer(net::io_context& ioc, unsigned short port, double per_second, steady::time_point until,
+           std::string token)
+        : stream_(ioc), timer_(ioc), port_(port), until_(until), token_(std::move(token)),
           gap_(per_second > 0 ? std::chrono::nanoseconds(static_cast<std::int64_t>(1e9 / per_second))
                               : std::chrono::nanoseconds(0)) {}
 
@@ -244,6 +246,7 @@ private:
         req_ = {http::verb::post, "/api/cars", 11};
         req_.set(http::field::host, "127.0.0.1");
         req_.set(http::field::content_type, "application/json");
+        if (!token_.empty()) req_.set(http::field::authorization, "Bearer " + token_);
         req_.body() = "{\"brand\":\"Bench\",\"make\":\"t" + std::to_string(now_ns()) + "\"}";
         req_.prepare_payload();
         http::async_write(stream_, req_, [self = shared_from_this()](error_code ec, std::size_t) {
@@ -272,6 +275,7 @@ private:
     net::steady_timer timer_;
     unsigned short port_;
     steady::time_point until_;
+    std::string token_;
     std::chrono::nanoseconds gap_;
     steady::time_point next_at_;
     beast::flat_buffer buf_;
@@ -312,6 +316,7 @@ int main(int argc, char** argv) {
         else if (k == "--writers") o.writers = std::stoul(v);
         else if (k == "--depth") o.depth = std::stoul(v);
         else if (k == "--pk") o.pk = v;
+        else if (k == "--token") o.token = v;
         else if (k == "--pid") o.pid = std::stol(v);
         else {
             std::cerr << "unknown option " << k << "\n";
@@ -367,7 +372,7 @@ int main(int argc, char** argv) {
     if (o.mode == "fanout") {
         for (std::size_t i = 0; i < o.writers; ++i) {
             writers.push_back(std::make_shared<writer>(
-                ioc, o.port, o.rate > 0 ? o.rate / static_cast<double>(o.writers) : 0, until));
+                ioc, o.port, o.rate > 0 ? o.rate / static_cast<double>(o.writers) : 0, until, o.token));
             writers.back()->start();
         }
     }

@@ -26,6 +26,7 @@ stop_server() {
 }
 trap 'stop_server; rm -rf "$work"' EXIT
 port=18082
+. bench/lib.sh
 ulimit -n "$(ulimit -Hn)"
 
 start_server() {
@@ -35,7 +36,10 @@ start_server() {
   LIVEBASE_TASKS_WORKERS=0 LIVEBASE_SERVER_MAX_CONNECTIONS=20000 \
     "$build"/examples/cars/cars serve --log-level warn 2>"$work/server.log" &
   srv=$!
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/health" >/dev/null && return; sleep 0.1; done
+  for _ in $(seq 100); do
+    if curl -sf "http://127.0.0.1:$port/api/health" >/dev/null; then token=$(bench_token "$port"); return; fi
+    sleep 0.1
+  done
   echo "server did not start" >&2; cat "$work/server.log" >&2; exit 1
 }
 
@@ -44,7 +48,7 @@ run() {  # name, ws_bench args...
   local name=$1; shift
   start_server
   local out
-  out=$("$build"/bench/ws_bench --port "$port" "$@") || { echo "$out"; echo "$name failed" >&2; exit 1; }
+  out=$("$build"/bench/ws_bench --port "$port" --token "$token" "$@") || { echo "$out"; echo "$name failed" >&2; exit 1; }
   echo "--- $name: $(grep -v '^RESULT' <<<"$out" | tr '\n' ' ')"
   results+="$name $(grep '^RESULT' <<<"$out" | cut -d' ' -f2-);"
 }
@@ -56,7 +60,7 @@ for round in $(seq "$rounds"); do
   run fanout_1000  --mode fanout --sockets 1000  --seconds "$secs" --writers 4 --rate 1000
   run fanout_10000 --mode fanout --sockets 10000 --seconds "$secs" --writers 1 --rate 10
   start_server
-  pk=$(curl -sf -X POST -H 'Content-Type: application/json' -d '{"brand":"Ford"}' \
+  pk=$(curl -sf -X POST -H 'Content-Type: application/json' -H "Authorization: Bearer $token" -d '{"brand":"Ford"}' \
          "http://127.0.0.1:$port/api/cars" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
   out=$("$build"/bench/ws_bench --port "$port" --mode reqreply --sockets 32 --depth 8 --seconds "$secs" --pk "$pk")
   echo "--- reqreply: $(grep -v '^RESULT' <<<"$out" | tr '\n' ' ')"

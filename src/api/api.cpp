@@ -1,4 +1,6 @@
 #include <livebase/api/api.hpp>
+#include <livebase/auth/auth.hpp>
+#include <livebase/auth/rules.hpp>
 #include <livebase/core/clock.hpp>
 #include <livebase/core/ulid.hpp>
 #include <livebase/schema/validate.hpp>
@@ -9,6 +11,8 @@
 #include <future>
 #include <mutex>
 #include <thread>
+
+#include "access.hpp"
 
 namespace livebase {
 
@@ -193,11 +197,58 @@ outcome guarded(logger& log, const operation& op, Fn&& fn) {
 
 }  // namespace
 
+namespace {
+
+using namespace api_detail;
+
+// `fields=a,b` on a detail request: the same projection as in lists.
+result<std::vector<std::string>> detail_fields(const collection_def& c, const query_params& params) {
+    query_params only;
+    for (const auto& kv : params)
+        if (kv.first == "fields") only.push_back(kv);
+    if (only.empty()) return std::vector<std::string>{};
+    auto q = parse_query_params(c, only);
+    if (!q) return std::move(q).error();
+    return std::move(q->fields);
+}
+
+outcome record_outcome(int status, const collection_def& c, const json::object& rec,
+                       const std::vector<std::string>& fields = {}) {
+    auto o = outcome::json_body(status, present_record(c, rec, fields));
+    o.version = get_int(rec, "version");
+    return o;
+}
+
+// Deletes every token of `user_id` (a password change or a deleted user ends its sessions; the
+// hub's authenticator::on_change then closes its sockets).
+result<void> delete_tokens(write_txn& t, std::string_view user_id) {
+    const auto& tc = tokens_collection();
+    query q;
+    q.filters.push_back({"user", lookup::exact, json::value(user_id)});
+    q.limit = k_ref_batch;
+    q.with_count = false;
+    for (;;) {
+        auto pg = t.list(tc, q);
+        if (!pg) return std::move(pg).error();
+        if (pg->items.empty()) return {};
+        for (const auto& row : pg->items)
+            if (auto r = t.remove(tc, row); !r) return r;
+    }
+}
+
+}  // namespace
+
 api::api(const registry& reg, store& db, logger& log, std::string base_path)
     : reg_(reg), db_(db), log_(log), base_path_(std::move(base_path)),
       pool_(std::make_unique<handler_pool>()) {}
 
 api::~api() = default;
+
+void api::enable_auth(authenticator& a, bool signup) noexcept {
+    auth_ = &a;
+    signup_ = signup;
+    login_throttle_ = std::make_unique<throttle>();
+}
 
 std::string api::record_path(std::string_view collection, std::string_view id) const {
     std::string p = base_path_;
@@ -211,16 +262,29 @@ std::string api::record_path(std::string_view collection, std::string_view id) c
 void api::execute(operation op, std::function<void(outcome)> done) {
     bool unsafe = op.method == "POST" || op.method == "PUT" || op.method == "PATCH" ||
                   op.method == "DELETE" || op.prefer_async;
-    if (!op.idempotency_key.empty() && !op.from_task && unsafe)
+    // Auth operations are never replayed: the stored response of a login would hold its token.
+    bool replayable = op.collection != "auth";
+    if (!op.idempotency_key.empty() && !op.from_task && unsafe && replayable)
         return with_idempotency(std::move(op), std::move(done));
     dispatch(std::move(op), std::move(done));
 }
 
 void api::dispatch(operation op, std::function<void(outcome)> done) {
+    if (op.from_task && auth_ && op.who.authenticated()) {
+        // The submitter as they are now, not as they were at submission: a disabled or deleted
+        // user's task fails with 401, and an admin flag removed since then no longer applies.
+        // We are on a task worker thread, where blocking on the store is allowed.
+        auto now = auth_->principal_of_sync(op.who.user_id);
+        if (!now) return done(outcome::from_problem(now.error()));
+        op.who = std::move(now).value();
+    }
+    if (op.collection == "auth") return do_auth(std::move(op), std::move(done));
     if (tasks_ && !op.from_task) {
         if (op.collection == "tasks") return do_tasks(std::move(op), std::move(done));
-        if (const auto* e = reg_.find_endpoint(op.method, op.path))
+        if (const auto* e = reg_.find_endpoint(op.method, op.path)) {
+            if (auto d = check_rule(e->rule, op.who); d != decision::allow) return done(refused(d));
             return do_endpoint(std::move(op), *e, std::move(done));
+        }
     }
     const auto* c = reg_.find(op.collection);
     if (!c) {
@@ -230,28 +294,29 @@ void api::dispatch(operation op, std::function<void(outcome)> done) {
     if (tasks_ && !op.from_task) {
         if (auto kind = async_kind(op, *c); !kind.empty()) {
             if (auto refusal = precheck(op, *c)) return done(std::move(*refusal));
-            json::value input = op.input;
-            if (op.kind == op_kind::action) {
-                const auto& def = c->actions.at(op.action);
-                if (!def.task.empty()) {
-                    // A task action's input is its body; a detail action adds the record's pk,
-                    // and a missing record is a 404 at once.
-                    if (op.id.empty())
-                        return submit(std::move(op), std::move(kind), std::move(input), std::move(done));
+            bool task_action = op.kind == op_kind::action && !c->actions.at(op.action).task.empty();
+            // A task action's input is its body; a records operation (or a C++ action) runs the
+            // stored request again in a worker (submit() stores it as the input).
+            json::value input = task_action ? op.input : json::value(nullptr);
+            if (op.id.empty()) return submit(std::move(op), std::move(kind), std::move(input), std::move(done));
+            // A detail request is judged on its record now: a missing or hidden record is a 404
+            // at once, not a task (the worker checks again when it runs the request).
+            return db_.read([this, c, op = std::move(op), kind = std::move(kind), input = std::move(input),
+                             task_action, done = std::move(done)](read_txn& t) mutable {
+                auto got = t.get(*c, op.id);
+                if (!got) return done(outcome::from_problem(got.error()));
+                if (!got.value()) return done(outcome::from_problem(problem::not_found()));
+                auto d = check_record(*c, detail_action(op), detail_rule(op, *c), op.who, *got.value());
+                if (d != decision::allow) return done(refused(d));
+                if (task_action) {
+                    // A detail task action's input adds the record's pk to its body.
                     json::object o = input.is_object() ? input.get_object() : json::object{};
                     if (!input.is_null() && !input.is_object()) o["data"] = input;
                     o["pk"] = op.id;
-                    return db_.read([this, c, op = std::move(op), kind = std::move(kind), o = std::move(o),
-                                     done = std::move(done)](read_txn& t) mutable {
-                        auto got = t.get(*c, op.id);
-                        if (!got) return done(outcome::from_problem(got.error()));
-                        if (!got.value()) return done(outcome::from_problem(problem::not_found()));
-                        submit(std::move(op), std::move(kind), std::move(o), std::move(done));
-                    });
+                    input = std::move(o);
                 }
-            }
-            // A records operation (or a C++ action) runs the stored request again in a worker.
-            return submit(std::move(op), std::move(kind), nullptr, std::move(done));
+                submit(std::move(op), std::move(kind), std::move(input), std::move(done));
+            });
         }
     }
     switch (op.kind) {
@@ -286,72 +351,85 @@ json::object api::list_page(const operation& op, const query& q, std::int64_t to
 
 bool api::run_blocking(std::function<void()> job) { return pool_->post(std::move(job)); }
 
+void api::hash_then(std::string password, done_fn done, std::function<void(std::string, done_fn)> next) {
+    // Argon2id takes tens of milliseconds of CPU and memory: never on an I/O or store thread.
+    auto shared_done = std::make_shared<done_fn>(std::move(done));
+    auto job = [password = std::move(password), shared_done, next = std::move(next)]() mutable {
+        auto hash = hash_password(password);
+        if (!hash) return (*shared_done)(outcome::from_problem(hash.error()));
+        next(std::move(hash).value(), std::move(*shared_done));
+    };
+    if (!run_blocking(std::move(job)))
+        (*shared_done)(outcome::from_problem(problem::unavailable("The server is overloaded.")));
+}
+
 void api::do_list(operation op, const collection_def& c, std::function<void(outcome)> done) {
+    if (auto d = check_rule(c.rule_for("list"), op.who); d != decision::allow) return done(refused(d));
+    if (!permission_allows(c, op.who, "list", nullptr)) return done(refused(decision::forbidden));
     auto q = parse_query_params(c, op.params);
     if (!q) return done(outcome::from_problem(q.error()));
+    if (!narrow_query(c, op.who, *q)) {
+        // The caller may retrieve no record at all: an empty page, without asking the store.
+        auto body = list_page(op, *q, 0);
+        body["results"] = json::array{};
+        return done(outcome::json_body(200, std::move(body)));
+    }
     db_.read([op = std::move(op), q = std::move(q).value(), &c,
               done = std::move(done)](read_txn& t) {
         auto pg = t.list(c, q);
         if (!pg) return done(outcome::from_problem(pg.error()));
         json::array results;
         results.reserve(pg->items.size());
-        for (const auto& rec : pg->items) results.emplace_back(present_record(c, rec, q.fields));
+        // narrow_query() applied the rule in SQL; the C++ callback can only be asked per row, so
+        // a callback that hides rows makes the page shorter than `limit` and `count` an upper
+        // bound (it still counts the hidden rows). The rows themselves never leak.
+        for (const auto& rec : pg->items)
+            if (may_retrieve(c, op.who, rec)) results.emplace_back(present_record(c, rec, q.fields));
         auto body = list_page(op, q, pg->count);
         body["results"] = std::move(results);
         done(outcome::json_body(200, std::move(body)));
     });
 }
 
-namespace {
-// `fields=a,b` on a detail request: the same projection as in lists.
-result<std::vector<std::string>> detail_fields(const collection_def& c, const query_params& params) {
-    query_params only;
-    for (const auto& kv : params)
-        if (kv.first == "fields") only.push_back(kv);
-    if (only.empty()) return std::vector<std::string>{};
-    auto q = parse_query_params(c, only);
-    if (!q) return std::move(q).error();
-    return std::move(q->fields);
-}
-
-outcome record_outcome(int status, const collection_def& c, const json::object& rec,
-                       const std::vector<std::string>& fields = {}) {
-    auto o = outcome::json_body(status, present_record(c, rec, fields));
-    o.version = get_int(rec, "version");
-    return o;
-}
-}  // namespace
-
 void api::do_retrieve(operation op, const collection_def& c, std::function<void(outcome)> done) {
     auto fields = detail_fields(c, op.params);
     if (!fields) return done(outcome::from_problem(fields.error()));
-    db_.read([id = std::move(op.id), fields = std::move(fields).value(), &c,
+    if (auto r = refuse_anonymous(c.rule_for("retrieve"), op.who)) return done(std::move(*r));
+    db_.read([id = std::move(op.id), who = std::move(op.who), fields = std::move(fields).value(), &c,
               done = std::move(done)](read_txn& t) {
         auto got = t.get(c, id);
         if (!got) return done(outcome::from_problem(got.error()));
         if (!got.value()) return done(outcome::from_problem(problem::not_found()));
-        done(record_outcome(200, c, *got.value(), fields));
+        const auto& rec = *got.value();
+        if (auto d = check_record(c, "retrieve", c.rule_for("retrieve"), who, rec); d != decision::allow)
+            return done(refused(d));
+        done(record_outcome(200, c, rec, fields));
     });
 }
 
 void api::do_create(operation op, const collection_def& c, std::function<void(outcome)> done) {
+    // The rule first: an anonymous caller learns that credentials are needed, not what a valid
+    // body looks like.
+    if (auto d = check_rule(c.rule_for("create"), op.who); d != decision::allow) return done(refused(d));
     auto body = body_object(op);
     if (!body) return done(outcome::from_problem(body.error()));
+    auto password = take_password(c, *body);
+    if (!password) return done(outcome::from_problem(password.error()));
     auto fields = validate_write(c, *body, write_mode::create);
     if (!fields) return done(outcome::from_problem(fields.error()));
+    auto rec = new_record(c, op.who, *fields);
+    if (!permission_allows(c, op.who, "create", &rec)) return done(refused(decision::forbidden));
+    if (!*password) return insert_record(c, std::move(rec), std::move(done));
+    hash_then(std::move(**password), std::move(done),
+              [this, &c, rec = std::move(rec)](std::string hash, done_fn done) mutable {
+                  rec["password_hash"] = std::move(hash);
+                  insert_record(c, std::move(rec), std::move(done));
+              });
+}
 
-    json::object rec;
-    auto now = now_ms();
-    rec["id"] = make_ulid(now);
-    rec["created"] = format_timestamp(now);
-    rec["updated"] = rec["created"];
-    rec["version"] = 1;
-    if (c.owned)
-        rec["owner"] = op.who.authenticated() ? json::value(op.who.user_id) : json::value(nullptr);
-    rec = with_fields(std::move(rec), *fields);
-
+void api::insert_record(const collection_def& c, json::object rec, done_fn done) {
     db_.write(
-        [this, &c, rec](write_txn& t) -> result<json::value> {
+        [this, &c, rec = std::move(rec)](write_txn& t) -> result<json::value> {
             if (auto r = check_refs(reg_, c, rec, t); !r) return std::move(r).error();
             if (auto r = t.insert(c, rec); !r) return std::move(r).error();
             return json::value(rec);
@@ -366,27 +444,58 @@ void api::do_create(operation op, const collection_def& c, std::function<void(ou
 }
 
 void api::do_update(operation op, const collection_def& c, std::function<void(outcome)> done) {
+    if (auto r = refuse_anonymous(c.rule_for("update"), op.who)) return done(std::move(*r));
     auto body = body_object(op);
     if (!body) return done(outcome::from_problem(body.error()));
-    auto expected = expected_version(op, *body);
+    auto password = take_password(c, *body);
+    if (!password) return done(outcome::from_problem(password.error()));
+    if (!*password) return write_update(std::move(op), c, std::move(body).value(), std::nullopt, std::move(done));
+    // A new password: judge the caller on the stored user before spending Argon2id on it (the
+    // write below judges again, on the record it writes).
+    auto shared_done = std::make_shared<done_fn>(std::move(done));
+    db_.read([this, &c, op = std::move(op), body = std::move(body).value(), password = std::move(**password),
+              shared_done](read_txn& t) mutable {
+        auto got = t.get(c, op.id);
+        if (!got) return (*shared_done)(outcome::from_problem(got.error()));
+        if (!got.value()) return (*shared_done)(outcome::from_problem(problem::not_found()));
+        auto d = check_record(c, detail_action(op), c.rule_for("update"), op.who, *got.value());
+        if (d != decision::allow) return (*shared_done)(refused(d));
+        hash_then(std::move(password), std::move(*shared_done),
+                  [this, &c, op = std::move(op), body = std::move(body)](std::string hash, done_fn done) mutable {
+                      write_update(std::move(op), c, std::move(body), std::move(hash), std::move(done));
+                  });
+    });
+}
+
+void api::write_update(operation op, const collection_def& c, json::object body,
+                       std::optional<std::string> password_hash, done_fn done) {
+    auto expected = expected_version(op, body);
     if (!expected) return done(outcome::from_problem(expected.error()));
     auto mode = op.kind == op_kind::patch ? write_mode::patch : write_mode::replace;
+    std::string action(detail_action(op));
 
     db_.write(
-        [this, &c, id = std::move(op.id), body = std::move(body).value(),
-         expected = *expected, mode](write_txn& t) -> result<json::value> {
+        [this, &c, id = std::move(op.id), who = std::move(op.who), action = std::move(action),
+         body = std::move(body), expected = *expected, mode,
+         password_hash = std::move(password_hash)](write_txn& t) -> result<json::value> {
             auto got = t.get(c, id);
             if (!got) return std::move(got).error();
             if (!got.value()) return problem::not_found();
             const auto& stored = *got.value();
+            // Judged on the record as it is in this transaction; a refusal writes nothing.
+            if (auto d = check_record(c, action, c.rule_for("update"), who, stored); d != decision::allow)
+                return refusal_problem(d);
             if (auto r = check_version(expected, stored); !r) return std::move(r).error();
             auto fields = validate_write(c, body, mode, &stored);
             if (!fields) return std::move(fields).error();
             auto rec = with_fields(stored, *fields);
             rec["version"] = get_int(stored, "version").value_or(0) + 1;
             rec["updated"] = format_timestamp(now_ms());
+            if (password_hash) rec["password_hash"] = *password_hash;
             if (auto r = check_refs(reg_, c, rec, t); !r) return std::move(r).error();
             if (auto r = t.update(c, rec, &stored); !r) return std::move(r).error();
+            if (password_hash)
+                if (auto r = delete_tokens(t, id); !r) return std::move(r).error();
             return json::value(std::move(rec));
         },
         [&c, done = std::move(done)](result<json::value> r) {
@@ -396,13 +505,21 @@ void api::do_update(operation op, const collection_def& c, std::function<void(ou
 }
 
 void api::do_remove(operation op, const collection_def& c, std::function<void(outcome)> done) {
+    if (auto r = refuse_anonymous(c.rule_for("delete"), op.who)) return done(std::move(*r));
     db_.write(
-        [this, &c, id = std::move(op.id), expected = op.if_match](write_txn& t) -> result<json::value> {
+        [this, &c, id = std::move(op.id), who = std::move(op.who),
+         expected = op.if_match](write_txn& t) -> result<json::value> {
             auto got = t.get(c, id);
             if (!got) return std::move(got).error();
             if (!got.value()) return problem::not_found();
-            if (auto r = check_version(expected, *got.value()); !r) return std::move(r).error();
-            if (auto r = remove_record(reg_, c, *got.value(), t, 0); !r) return std::move(r).error();
+            const auto& stored = *got.value();
+            if (auto d = check_record(c, "delete", c.rule_for("delete"), who, stored); d != decision::allow)
+                return refusal_problem(d);
+            if (auto r = check_version(expected, stored); !r) return std::move(r).error();
+            // A deleted user's tokens go with it (first, so no reference to the user remains).
+            if (is_users(c))
+                if (auto r = delete_tokens(t, id); !r) return std::move(r).error();
+            if (auto r = remove_record(reg_, c, stored, t, 0); !r) return std::move(r).error();
             return json::value(nullptr);
         },
         [done = std::move(done)](result<json::value> r) {
@@ -435,9 +552,17 @@ const action_def* find_action(const operation& op, const collection_def& c, outc
     return &def;
 }
 
+
 void api::do_action(operation op, const collection_def& c, std::function<void(outcome)> done) {
     outcome refusal;
-    if (!find_action(op, c, refusal)) return done(std::move(refusal));
+    const auto* def = find_action(op, c, refusal);
+    if (!def) return done(std::move(refusal));
+    if (op.id.empty()) {
+        if (auto d = check_rule(def->rule, op.who); d != decision::allow) return done(refused(d));
+        if (!permission_allows(c, op.who, op.action, nullptr)) return done(refused(decision::forbidden));
+    } else if (auto r = refuse_anonymous(def->rule, op.who)) {
+        return done(std::move(*r));
+    }
     const auto* handler = reg_.find_action_handler(c.name, op.action);
     if (!handler) {
         log_.error("action has no handler", {{"collection", c.name}, {"action", op.action}});
@@ -457,10 +582,12 @@ void api::do_action(operation op, const collection_def& c, std::function<void(ou
             (*shared_done)(outcome::from_problem(problem::unavailable("The server is overloaded.")));
     };
     if (op.id.empty()) return invoke(std::move(op), std::nullopt);
-    db_.read([&c, op = std::move(op), invoke, shared_done](read_txn& t) mutable {
+    db_.read([&c, rule = def->rule, op = std::move(op), invoke, shared_done](read_txn& t) mutable {
         auto got = t.get(c, op.id);
         if (!got) return (*shared_done)(outcome::from_problem(got.error()));
         if (!got.value()) return (*shared_done)(outcome::from_problem(problem::not_found()));
+        if (auto d = check_record(c, op.action, rule, op.who, *got.value()); d != decision::allow)
+            return (*shared_done)(refused(d));
         invoke(std::move(op), std::move(*got.value()));
     });
 }

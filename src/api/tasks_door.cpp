@@ -8,6 +8,8 @@
 #include <livebase/tasks/waiters.hpp>
 #include <livebase/tasks/worker_pool.hpp>
 
+#include "access.hpp"
+
 namespace livebase {
 
 namespace {
@@ -98,23 +100,45 @@ std::string api::async_kind(const operation& op, const collection_def& c) const 
 }
 
 std::optional<outcome> api::precheck(const operation& op, const collection_def& c) const {
+    using namespace api_detail;
     switch (op.kind) {
         case op_kind::list:
+            if (auto d = check_rule(c.rule_for("list"), op.who); d != decision::allow) return refused(d);
+            if (!permission_allows(c, op.who, "list", nullptr)) return refused(decision::forbidden);
             if (auto q = parse_query_params(c, op.params); !q) return outcome::from_problem(q.error());
             break;
         case op_kind::create: {
+            if (auto d = check_rule(c.rule_for("create"), op.who); d != decision::allow) return refused(d);
             if (!op.input.is_object())
                 return outcome::from_problem(problem::bad_request("A JSON object body is required."));
-            if (auto v = validate_write(c, op.input.get_object(), write_mode::create); !v)
-                return outcome::from_problem(v.error());
+            auto body = op.input.get_object();
+            if (auto pw = take_password(c, body); !pw) return outcome::from_problem(pw.error());
+            auto v = validate_write(c, body, write_mode::create);
+            if (!v) return outcome::from_problem(v.error());
+            // The record as it would be stored now (the worker builds it again with its own id).
+            auto rec = new_record(c, op.who, *v);
+            if (!permission_allows(c, op.who, "create", &rec)) return refused(decision::forbidden);
             break;
         }
         case op_kind::action: {
             outcome refusal;
-            if (!find_action(op, c, refusal)) return refusal;
+            const auto* def = find_action(op, c, refusal);
+            if (!def) return refusal;
+            if (op.id.empty()) {
+                if (auto d = check_rule(def->rule, op.who); d != decision::allow) return refused(d);
+                if (!permission_allows(c, op.who, op.action, nullptr)) return refused(decision::forbidden);
+            } else if (auto r = refuse_anonymous(def->rule, op.who)) {
+                return r;
+            }
             break;
         }
-        default: break;
+        // Detail requests: the record is judged by dispatch() before submitting.
+        case op_kind::retrieve:
+        case op_kind::replace:
+        case op_kind::patch:
+        case op_kind::remove:
+            if (auto r = refuse_anonymous(detail_rule(op, c), op.who)) return r;
+            break;
     }
     return std::nullopt;
 }

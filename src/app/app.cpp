@@ -1,4 +1,5 @@
 #include "app/app_impl.hpp"
+#include <livebase/auth/rules.hpp>
 #include <livebase/http/server.hpp>
 #include <livebase/http/upgrade.hpp>
 #include <livebase/schema/validate.hpp>
@@ -12,6 +13,8 @@ std::string_view version() noexcept { return "0.1.0"; }
 
 result<void> app::impl::build_registry() {
     reg = registry{};
+    // The built-in users collection is served like a declared one (admin-only rules).
+    reg.add_collection(users_collection());
     for (const auto& c : cfg.collections) reg.add_collection(c);
     for (const auto& c : code_collections) reg.add_collection(c);
     for (const auto& a : code_actions) {
@@ -43,6 +46,7 @@ result<void> app::impl::open_services() {
     auto collections = reg.collections();
     collections.push_back(&tasks_collection());
     collections.push_back(&idempotency_collection());
+    collections.push_back(&tokens_collection());
     auto plan = db->migrate(collections, /*allow_destructive=*/false, /*dry_run=*/false);
     if (!plan) {
         close_services();
@@ -67,8 +71,13 @@ result<void> app::impl::open_services() {
     wo.log = &log;
     wo.on_finished = [w = waiters.get()](const std::string& id) { w->notify(id); };
     workers = std::make_unique<worker_pool>(*queue, wo);
+    auth_settings as;
+    as.token_ttl = cfg.auth.token_ttl;
+    auth = std::make_unique<authenticator>(*db, as, log);
+    limiter = std::make_unique<throttle>();
     api = std::make_unique<livebase::api>(reg, *db, log, cfg.server.base_path);
     api->enable_tasks(*queue, *workers, *waiters);
+    api->enable_auth(*auth, cfg.auth.signup);
     api->set_idempotency_retention(cfg.tasks.retention);
 
     // Task kinds: C++ kinds, commands from the file, and one per records operation and C++
@@ -122,6 +131,8 @@ void app::impl::close_services() {
     if (waiters) waiters->stop();
     if (db) db->close();           // finishes queued writes: every acknowledged write is committed
     api.reset();
+    auth.reset();
+    limiter.reset();
     workers.reset();
     waiters.reset();
     queue.reset();
@@ -142,12 +153,21 @@ std::unique_ptr<hub> app::impl::make_hub() {
         if (&c == &tasks_collection()) return present_task(stored, tasks_url);
         return present_record(c, stored);
     };
-    // Tasks follow /api/tasks's visibility; records are visible to all until rules land with
-    // auth.
+    // Tasks follow /api/tasks's visibility; records their collection's retrieve rule and C++
+    // permission callback (the same test as a REST retrieve).
     hooks.may_see = [](const principal& who, const collection_def& c, const json::object& stored) {
         if (&c == &tasks_collection()) return may_see_task(who, stored);
-        return true;
+        return may_retrieve(c, who, stored);
     };
+    // Live-query windows are narrowed in the query (counts and limits stay right). Tasks are
+    // visible by submitter (anonymous callers see anonymous tasks): may_see filters those rows.
+    hooks.narrow = [](const principal& who, const collection_def& c, query& q) {
+        if (&c == &tasks_collection()) return true;
+        return narrow_query(c, who, q);
+    };
+    // Revocations from any process on the database (logout, password change, disable) reach
+    // the hub through the change log. The authenticator outlives the hub (stop() stops it first).
+    hooks.on_change = [a = auth.get()](const change& ch) { return a->on_change(ch); };
     hub_options ho;
     ho.history = cfg.realtime.history;
     ho.history_age = cfg.realtime.history_age;
@@ -169,10 +189,22 @@ result<void> app::impl::start() {
     http_opts.sse_max_pending = cfg.realtime.send_queue;  // SSE's bound is the socket's
     server = std::make_unique<http_server>(ioc, *api, http_opts, log, metrics);
     server->set_hub(*realtime);
+    http_auth_options hao;
+    hao.auth = auth.get();
+    hao.limiter = limiter.get();
+    hao.anonymous = cfg.auth.throttle_anonymous;
+    hao.user = cfg.auth.throttle_user;
+    hao.token_ttl = cfg.auth.token_ttl;
+    server->set_auth(hao);
     ws_options wo;
     wo.max_message = cfg.realtime.max_message;
     wo.send_queue = cfg.realtime.send_queue;
     wo.idle_timeout = cfg.server.idle_timeout;
+    wo.auth = auth.get();
+    wo.limiter = limiter.get();  // the HTTP door's: one bucket per caller across both doors
+    wo.anonymous_rate = cfg.auth.throttle_anonymous;
+    wo.user_rate = cfg.auth.throttle_user;
+    wo.allowed_origins = cfg.server.cors_origins;
     ws = std::make_unique<ws_server>(*api, *realtime, wo, log, metrics);
     server->set_upgrade_handler(
         "/ws", [w = ws.get()](websocket_upgrade&& up) { w->accept(std::move(up)); });
@@ -347,6 +379,8 @@ result<void> app::start_worker() { return impl_->start_worker(); }
 std::uint16_t app::port() const noexcept { return impl_->server ? impl_->server->port() : 0; }
 
 livebase::store& app::store() { return *impl_->db; }
+
+livebase::authenticator& app::auth() { return *impl_->auth; }
 
 void app::stop() { impl_->stop(); }
 

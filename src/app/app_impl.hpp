@@ -1,6 +1,7 @@
 #pragma once
 // The app's composition root: every service, in the order they must outlive each other.
 #include <livebase/app/app.hpp>
+#include <livebase/auth/auth.hpp>
 #include <livebase/http/server.hpp>
 #include <livebase/realtime/hub.hpp>
 #include <livebase/store/store.hpp>
@@ -46,6 +47,9 @@ struct app::impl {
     registry reg;
     livebase::metrics metrics;
     std::unique_ptr<livebase::store> db;
+    // Before the api and the doors, which hold pointers to them.
+    std::unique_ptr<authenticator> auth;
+    std::unique_ptr<throttle> limiter;
     std::unique_ptr<task_queue> queue;
     std::unique_ptr<task_waiters> waiters;
     std::unique_ptr<worker_pool> workers;

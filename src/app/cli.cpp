@@ -1,7 +1,13 @@
-// The command line of config.md: serve | check | migrate, --version, --help.
+// The command line of config.md: serve | worker | check | migrate | users, --version, --help.
 #include "app/app_impl.hpp"
 
+#include <livebase/auth/auth.hpp>
+
 #include <CLI/CLI.hpp>
+
+#include <signal.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <iostream>
@@ -19,8 +25,122 @@ std::vector<std::string> environment() {
 }
 
 int fail(logger& log, std::string_view what, const problem& p) {
-    log.error(what, {{"error", p.detail.empty() ? p.title : p.detail}});
+    json::object fields{{"error", p.detail.empty() ? p.title : p.detail}};
+    // Validation problems say which field is wrong and why ("A user with that username ...").
+    if (auto it = p.extra.find("errors"); it != p.extra.end()) fields["errors"] = it->value();
+    log.error(what, fields);
     return 1;
+}
+
+// The terminal settings to put back if the user interrupts a password prompt (echo is off).
+struct termios g_saved_tty;
+volatile sig_atomic_t g_tty_changed = 0;
+
+void restore_tty_and_exit(int sig) {
+    if (g_tty_changed) tcsetattr(STDIN_FILENO, TCSANOW, &g_saved_tty);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/// One line of stdin without its line ending; nullopt at end of input before any character.
+std::optional<std::string> read_line() {
+    std::string line;
+    if (!std::getline(std::cin, line) && line.empty()) return std::nullopt;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    return line;
+}
+
+/// A password typed at the terminal, not echoed; the prompt goes to stderr so that stdout
+/// stays the command's output.
+std::optional<std::string> read_hidden(const char* prompt) {
+    std::cerr << prompt << std::flush;
+    struct termios off;
+    if (tcgetattr(STDIN_FILENO, &g_saved_tty) != 0) return read_line();
+    off = g_saved_tty;
+    off.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    struct sigaction sa {}, old_int {}, old_term {};
+    sa.sa_handler = restore_tty_and_exit;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    g_tty_changed = 1;
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &off);
+    auto line = read_line();
+    tcsetattr(STDIN_FILENO, TCSANOW, &g_saved_tty);
+    g_tty_changed = 0;
+    sigaction(SIGINT, &old_int, nullptr);
+    sigaction(SIGTERM, &old_term, nullptr);
+    std::cerr << "\n";
+    return line;
+}
+
+/// The password of `users create|passwd`: one line of stdin with --password-stdin or when stdin
+/// is not a terminal (scripts), else typed twice at the terminal without echo.
+result<std::string> read_password(bool from_stdin) {
+    if (from_stdin || !isatty(STDIN_FILENO)) {
+        auto line = read_line();
+        if (!line) return problem::bad_request("No password on standard input.");
+        return std::move(*line);
+    }
+    auto first = read_hidden("Password: ");
+    if (!first) return problem::bad_request("No password given.");
+    auto again = read_hidden("Password (again): ");
+    if (!again || *again != *first) return problem::bad_request("The passwords do not match.");
+    return std::move(*first);
+}
+
+/// `livebase users ...`: the store with the users and tokens tables (other tables untouched),
+/// and an authenticator's blocking administration calls.
+int run_users(logger& log, const config& cfg, CLI::App& create, CLI::App& passwd, CLI::App& disable, const std::string& name,
+              bool admin, bool password_stdin) {
+    auto opened = open_store(cfg.storage.url, &log);
+    if (!opened) return fail(log, "cannot open storage", opened.error());
+    auto db = std::move(opened).value();
+    if (auto plan = db->migrate({&users_collection(), &tokens_collection()}, false, false); !plan) {
+        db->close();
+        return fail(log, "migration refused", plan.error());
+    }
+    auth_settings as;
+    as.token_ttl = cfg.auth.token_ttl;
+    int rc = 0;
+    {
+        authenticator auth(*db, as, log);
+        if (create.parsed() || passwd.parsed()) {
+            auto password = read_password(password_stdin);
+            if (!password) {
+                rc = fail(log, "cannot read the password", password.error());
+            } else if (create.parsed()) {
+                auto user = auth.create_user_sync(name, *password, admin);
+                if (!user) {
+                    rc = fail(log, "cannot create user", user.error());
+                } else {
+                    std::cout << json::serialize(*user) << "\n";
+                    log.info("user created", {{"username", name}, {"admin", admin}});
+                }
+            } else if (auto r = auth.set_password_sync(name, *password); !r) {
+                rc = fail(log, "cannot change the password", r.error());
+            } else {
+                log.info("password changed; the user's tokens are revoked", {{"username", name}});
+            }
+            if (password) std::fill(password->begin(), password->end(), '\0');
+        } else if (disable.parsed()) {
+            if (auto r = auth.disable_sync(name); !r) {
+                rc = fail(log, "cannot disable user", r.error());
+            } else {
+                log.info("user disabled; the user's tokens are revoked", {{"username", name}});
+            }
+        } else {
+            auto users = auth.list_users_sync();
+            if (!users) {
+                rc = fail(log, "cannot list users", users.error());
+            } else {
+                for (const auto& u : *users) std::cout << json::serialize(u) << "\n";
+            }
+        }
+    }  // the authenticator before the store it uses
+    db->close();
+    std::cout.flush();
+    return rc;
 }
 
 }  // namespace
@@ -46,6 +166,21 @@ int app::main(int argc, char** argv) {
     auto* check = cli.add_subcommand("check", "Validate the configuration and database, print the plan");
     auto* migrate = cli.add_subcommand("migrate", "Apply the database plan");
     migrate->add_flag("--allow-destructive", allow_destructive, "Allow dropping or retyping fields (loses their data)");
+    auto* users = cli.add_subcommand("users", "Manage users: create, passwd, disable, list");
+    users->require_subcommand(1);
+    std::string user_name;
+    bool user_admin = false;
+    bool password_stdin = false;
+    auto* users_create = users->add_subcommand("create", "Create a user (prints it as JSON)");
+    users_create->add_option("NAME", user_name, "Username")->required();
+    users_create->add_flag("--admin", user_admin, "Make the user an admin");
+    users_create->add_flag("--password-stdin", password_stdin, "Read the password from the first line of stdin");
+    auto* users_passwd = users->add_subcommand("passwd", "Set a user's password (revokes the user's tokens)");
+    users_passwd->add_option("NAME", user_name, "Username")->required();
+    users_passwd->add_flag("--password-stdin", password_stdin, "Read the password from the first line of stdin");
+    auto* users_disable = users->add_subcommand("disable", "Disable a user (revokes the user's tokens)");
+    users_disable->add_option("NAME", user_name, "Username")->required();
+    users->add_subcommand("list", "Print every user as one JSON object per line");
     try {
         cli.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -77,6 +212,7 @@ int app::main(int argc, char** argv) {
         auto collections = s.reg.collections();
         collections.push_back(&tasks_collection());
         collections.push_back(&idempotency_collection());
+        collections.push_back(&tokens_collection());
         auto plan = (*db)->migrate(collections, allow_destructive, /*dry_run=*/check->parsed());
         (*db)->close();
         if (!plan) return fail(s.log, check->parsed() ? "check failed" : "migration refused", plan.error());
@@ -86,6 +222,9 @@ int app::main(int argc, char** argv) {
         if (plan->steps.empty() && plan->destructive.empty()) std::cout << "  nothing to do\n";
         return 0;
     }
+
+    if (users->parsed())
+        return run_users(s.log, s.cfg, *users_create, *users_passwd, *users_disable, user_name, user_admin, password_stdin);
 
     if (worker->parsed()) {
         if (auto r = start_worker(); !r) return fail(s.log, "cannot start", r.error());

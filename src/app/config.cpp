@@ -253,8 +253,7 @@ std::string check_range(const setting& s, const parsed_value& v) {
             if (static_cast<std::uint64_t>(v.duration.count()) < s.min)
                 return "must be at least " + duration_text(std::chrono::milliseconds(s.min));
             return {};
-        case kind::rate:
-            if (v.per.count == 0) return "must allow at least one request per period";
+        case kind::rate:  // parse_rate refuses "0/min"; a count of 0 is "unlimited"
             return {};
         case kind::text:
             if (v.text.empty()) return "must not be empty";

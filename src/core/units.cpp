@@ -72,15 +72,17 @@ result<std::uint64_t> parse_size(std::string_view text) {
 result<rate> parse_rate(std::string_view text) {
     auto bad = [&] {
         return problem::bad_request("invalid rate \"" + std::string(text) +
-                                    "\" (use e.g. \"120/min\", \"10/s\", \"2000/h\", \"50000/day\")");
+                                    "\" (use e.g. \"120/min\", \"10/s\", \"2000/h\", \"50000/day\", or \"unlimited\")");
     };
+    // "unlimited" turns a limit off (count 0); "0/min" is refused as the mistake it likely is.
+    if (trim(text) == "unlimited") return rate{0, std::chrono::seconds(1)};
     auto slash = text.find('/');
     if (slash == std::string_view::npos) return bad();
     auto num = trim(text.substr(0, slash));
     auto per = trim(text.substr(slash + 1));
     rate r;
     auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), r.count);
-    if (ec != std::errc() || p != num.data() + num.size()) return bad();
+    if (ec != std::errc() || p != num.data() + num.size() || r.count == 0) return bad();
     if (per == "s" || per == "sec" || per == "second") r.per = std::chrono::seconds(1);
     else if (per == "m" || per == "min" || per == "minute") r.per = std::chrono::minutes(1);
     else if (per == "h" || per == "hour") r.per = std::chrono::hours(1);

@@ -91,6 +91,26 @@ route_match router::match(std::string_view method, std::string_view path) const 
     }
     if (segs.size() > 2) return miss;
 
+    // {base}/auth/{login,logout,me,register} (http.md section 5): operations of the api's
+    // "auth" collection, which no declared collection may shadow.
+    if (segs[0] == "auth") {
+        if (segs.size() != 2) return miss;
+        auto name = decode_segment(segs[1]);
+        if (!name) return miss;
+        const bool known = *name == "login" || *name == "logout" || *name == "me" || *name == "register";
+        if (!known) return miss;
+        route_match r;
+        r.kind = route_kind::records;
+        r.route = base_ + "/auth/" + *name;
+        const char* allowed = *name == "me" ? "GET" : "POST";
+        if (method != allowed) return not_allowed(r.route, allowed);
+        r.op.kind = op_kind::action;
+        r.op.collection = "auth";
+        r.op.action = std::move(*name);
+        r.op.method = std::string(method);
+        return r;
+    }
+
     // The literal ':' of an action lives in the last segment.
     std::string_view last = segs.back();
     std::optional<std::string> action;

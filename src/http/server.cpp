@@ -71,6 +71,8 @@
 #include <chrono>
 #include <functional>
 #include <limits>
+#include <livebase/auth/auth.hpp>
+#include <livebase/auth/rules.hpp>
 #include <livebase/core/ulid.hpp>
 #include <livebase/http/server.hpp>
 #include <livebase/http/upgrade.hpp>
@@ -82,6 +84,7 @@
 #include <vector>
 
 #include "http/events_door.hpp"
+#include "http/origin.hpp"
 #include "http/request_id.hpp"
 #include "http/response_queue.hpp"
 #include "http/rest_door.hpp"
@@ -127,6 +130,7 @@ struct server_state {
     http_detail::router router;
     hub* realtime = nullptr;
     std::function<void(websocket_upgrade&&)> on_upgrade;
+    http_auth_options auth;
 
     std::atomic<bool> draining{false};
     std::atomic<bool> stopped{false};  // close_all(): connections accepted late close at once
@@ -173,6 +177,7 @@ struct slot {
     steady::time_point start = steady::now();
     unsigned version = 11;
     bool close = false;  // this response ends the connection
+    bool clear_cookie = false;  // the response ends the session cookie (logout, stale cookie)
     bool stream = false;  // an SSE stream: session::sse_ holds its state, res stays null
     std::shared_ptr<bhttp::response<bhttp::string_body>> res;
     // A WebSocket upgrade: the connection is handed over when this slot reaches the front.
@@ -217,6 +222,9 @@ public:
         : session_(std::move(s)), ex_(std::move(ex)), limit_(limit) {}
 
     void deliver(std::vector<std::shared_ptr<const std::string>> frames) override;
+    /// The stream's credentials ended (logout, revocation, password change, disabled user):
+    /// the stream ends after what was delivered before, and the client reconnects.
+    void revoked() override;
 
     /// The strand took `n` posted bytes.
     void taken(std::size_t n) noexcept { backlog_.fetch_sub(n); }
@@ -242,7 +250,11 @@ public:
           timer_(ex_),
           poll_timer_(ex_),
           queue_(state->opts.pipeline_limit),
-          state_(std::move(state)) {}
+          state_(std::move(state)) {
+        error_code ec;
+        auto peer = stream_.socket().remote_endpoint(ec);
+        if (!ec) peer_ip_ = peer.address().to_string();
+    }
 
     ~session() {
         if (counted_ && !closed_) state_->closed(this);
@@ -306,6 +318,15 @@ public:
         sse_->seq += frames.size();
         add_output(text);
         if (closed_) return;
+        pump();
+    }
+
+    /// The credentials of this connection's change stream ended (posted by hub_sink).
+    void on_hub_revoked() {
+        if (closed_ || !sse_ || sse_->ending || sse_->client.empty()) return;
+        state_->log.info("stream credentials revoked", {{"client", sse_->client}});
+        sse_->ending = true;
+        poll_timer_.cancel();
         pump();
     }
 
@@ -488,13 +509,89 @@ private:
             case route_kind::websocket:
                 return on_upgrade_request(id, std::move(req));
             case route_kind::events:
-                return start_events(id, req, match.op.collection, parts->query);
             case route_kind::records:
                 break;
         }
 
+        // Credentials: a Bearer token, else the session cookie.
+        const http_auth_options& au = state_->auth;
+        std::string token;
+        bool by_cookie = false;
+        if (au.auth) {
+            if (auto it = req.find(bhttp::field::authorization); it != req.end())
+                token = http_detail::bearer_token(it->value());
+            if (token.empty()) {
+                if (auto it = req.find(bhttp::field::cookie); it != req.end()) {
+                    token = http_detail::cookie_value(it->value(), http_detail::k_session_cookie);
+                    by_cookie = !token.empty();
+                }
+            }
+        }
+        if (token.empty())
+            return serve(id, std::move(req), std::move(match), std::move(*parts), principal{}, false);
+        // The usual case costs a hash and a map lookup here, on the strand.
+        if (auto hit = au.auth->resolve_cached(token))
+            return on_credentials(id, std::move(req), std::move(match), std::move(*parts),
+                                  std::move(*hit), by_cookie);
+        auto held = std::make_shared<std::tuple<bhttp::request<bhttp::string_body>,
+                                                http_detail::route_match, http_detail::target_parts>>(
+            std::move(req), std::move(match), std::move(*parts));
+        au.auth->resolve(token, [self = shared_from_this(), id, held, by_cookie](result<principal> r) {
+            net::post(self->ex_, [self, id, held, by_cookie, r = std::move(r)]() mutable {
+                if (self->closed_) return;
+                auto& [rq, m, pt] = *held;
+                self->on_credentials(id, std::move(rq), std::move(m), std::move(pt), std::move(r),
+                                     by_cookie);
+            });
+        });
+    }
+
+    void on_credentials(response_queue_id id, bhttp::request<bhttp::string_body> req,
+                        http_detail::route_match match, http_detail::target_parts parts,
+                        result<principal> who, bool by_cookie) {
+        if (who) return serve(id, std::move(req), std::move(match), std::move(parts), std::move(*who), by_cookie);
+        if (!by_cookie) {
+            auto r = http_detail::render_problem(
+                problem::unauthorized("Invalid or expired token."));
+            return respond(id, std::move(r));
+        }
+        // A stale session cookie is dropped rather than failing every page the browser loads:
+        // the caller continues anonymously and the response clears the cookie.
+        queue_.find(id)->clear_cookie = true;
+        serve(id, std::move(req), std::move(match), std::move(parts), principal{}, false);
+    }
+
+    /// The request with its caller known: CSRF and throttling checks, then the door.
+    void serve(response_queue_id id, bhttp::request<bhttp::string_body> req,
+               http_detail::route_match match, http_detail::target_parts target, principal who,
+               bool by_cookie) {
+        auto* parts = &target;
+        const http_auth_options& au = state_->auth;
+        const auto method = req.method();
+        const bool unsafe = method != bhttp::verb::get && method != bhttp::verb::head &&
+                            method != bhttp::verb::options;
+        if (by_cookie && unsafe) {
+            // A browser attaches the cookie to cross-site requests too: an unsafe request
+            // authenticated by it must come from an allowed origin (http.md section 5).
+            auto it = req.find(bhttp::field::origin);
+            if (it == req.end() ||
+                !http_detail::origin_allowed(it->value(), req[bhttp::field::host], state_->opts.cors_origins))
+                return respond(id, http_detail::render_problem(problem::forbidden(
+                                       "Origin check failed: a cookie-authenticated request must "
+                                       "come from an allowed origin.")));
+        }
+        if (au.limiter) {
+            const rate& r = who.authenticated() ? au.user : au.anonymous;
+            if (auto wait = au.limiter->take(throttle_key(who, peer_ip_), r))
+                return respond(id, throttled(*wait));
+        }
+        if (match.kind == http_detail::route_kind::events)
+            return start_events(id, req, match.op.collection, parts->query, std::move(who));
+
         operation op = std::move(match.op);
-        op.request_id = s.request_id;
+        op.who = std::move(who);
+        op.client_ip = peer_ip_;
+        op.request_id = queue_.find(id)->request_id;
         op.path = parts->path;
         http_detail::request_view view;
         view.method = req.method_string();
@@ -512,6 +609,11 @@ private:
             if (!observe) return respond(id, http_detail::render_problem(observe.error()));
             if (*observe) return start_observe(id, std::move(**observe), std::move(op));
         }
+
+        // The session cookie follows the token a login returns, and a logout ends it.
+        int cookie = 0;  // 0 untouched, 1 set from the login's token, 2 cleared
+        if (op.collection == "auth" && op.kind == op_kind::action)
+            cookie = op.action == "login" ? 1 : op.action == "logout" ? 2 : 0;
 
         if (http_detail::is_task_stream_request(view.method, op) &&
             http_detail::accepts_event_stream(req[bhttp::field::accept])) {
@@ -538,21 +640,45 @@ private:
                 if_none_match = std::string(it->value());
 
         // `done` may run on any thread (a store thread, or inline): hop back to the strand.
-        state_->a.execute(std::move(op), [self = shared_from_this(), id,
+        state_->a.execute(std::move(op), [self = shared_from_this(), id, cookie,
                                           inm = std::move(if_none_match)](outcome o) {
-            net::post(self->ex_, [self, id, inm, o = std::move(o)]() mutable {
-                if (inm)
-                    self->respond(id, http_detail::render_outcome(o, std::string_view(*inm)));
-                else
-                    self->respond(id, http_detail::render_outcome(o));
+            net::post(self->ex_, [self, id, inm, cookie, o = std::move(o)]() mutable {
+                auto parts = inm ? http_detail::render_outcome(o, std::string_view(*inm))
+                                 : http_detail::render_outcome(o);
+                if (cookie == 1 && o.status == 200 && o.body.is_object())
+                    self->set_session_cookie(parts, get_string(o.body.get_object(), "token"));
+                else if (cookie == 2 && o.status == 204)
+                    self->queue_.find(id) ? void(self->queue_.find(id)->clear_cookie = true) : void();
+                self->respond(id, std::move(parts));
             });
         });
+    }
+
+    /// `Set-Cookie` of a new session: HttpOnly, SameSite=Lax (http.md section 5), for the whole
+    /// site, expiring with the token.
+    void set_session_cookie(http_detail::response_parts& parts, std::string_view token) const {
+        if (token.empty()) return;
+        const auto max_age = std::chrono::duration_cast<std::chrono::seconds>(state_->auth.token_ttl).count();
+        parts.headers.emplace_back(
+            "Set-Cookie", std::string(http_detail::k_session_cookie) + "=" + std::string(token) +
+                              "; Path=/; Max-Age=" + std::to_string(max_age) + "; HttpOnly; SameSite=Lax");
+    }
+
+    static http_detail::response_parts throttled(std::chrono::milliseconds wait) {
+        auto parts = http_detail::render_problem(problem::too_many_requests(
+            "Request was throttled. Expected available in " +
+            std::to_string((wait.count() + 999) / 1000) + " seconds."));
+        parts.headers.emplace_back("Retry-After", std::to_string(std::max<long long>(1, (wait.count() + 999) / 1000)));
+        return parts;
     }
 
     /// Fills slot `id` with its response and writes whatever is ready at the front.
     void respond(response_queue_id id, http_detail::response_parts parts) {
         slot* s = queue_.find(id);
         if (!s) return;
+        if (s->clear_cookie)
+            parts.headers.emplace_back("Set-Cookie", std::string(http_detail::k_session_cookie) +
+                                                         "=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
         s->res = make_response(*s, std::move(parts));
         queue_.set_ready(id);
         do_write();
@@ -644,13 +770,19 @@ private:
     }
 
     void start_events(response_queue_id id, const bhttp::request<bhttp::string_body>& req,
-                      const std::string& name, const std::string& encoded_query) {
+                      const std::string& name, const std::string& encoded_query, principal who) {
         // The stream is the connection's last response, whatever the subscription answers.
         queue_.find(id)->close = true;
         closing_ = true;
         hub* h = state_->realtime;
         const collection_def* c = find_streamable(name);
         if (!h || !c) return respond(id, http_detail::render_problem(problem::not_found()));
+        // A change stream is a live list: the list rule applies; rows are then filtered per
+        // event by what the caller may retrieve (the hub's may_see).
+        // (Tasks have their own visibility, by submitter, which may_see applies per event.)
+        if (c != &tasks_collection())
+            if (auto d = check_rule(c->rule_for("list"), who); d != decision::allow)
+                return respond(id, http_detail::render_problem(refusal_problem(d)));
         auto params = http_detail::decode_query(encoded_query);
         if (!params) return respond(id, http_detail::render_problem(params.error()));
         std::optional<std::string_view> last_event_id;
@@ -665,7 +797,7 @@ private:
         sub.since = decoded->since;
         auto sink = std::make_shared<hub_sink>(
             weak_from_this(), ex_, static_cast<std::size_t>(state_->opts.sse_max_pending));
-        auto client = h->attach(sink, principal{}, event_encoding::sse);
+        auto client = h->attach(sink, std::move(who), event_encoding::sse);
         // `done` runs on the hub thread before any frame of the subscription is delivered, and
         // both are posted to this strand, so the stream exists before its first frame arrives.
         h->subscribe(client, std::move(sub),
@@ -734,6 +866,11 @@ private:
                            http_detail::render_problem(problem::not_found("Unknown subscriber.")));
         const collection_def* c = find_streamable(op.collection);
         if (!c) return respond(id, http_detail::render_problem(problem::not_found()));
+        // The caller must be allowed the list; the window itself is what the socket's user may
+        // retrieve (the hub narrows it with that principal).
+        if (c != &tasks_collection())
+            if (auto d = check_rule(c->rule_for("list"), op.who); d != decision::allow)
+                return respond(id, http_detail::render_problem(refusal_problem(d)));
         auto q = http_detail::decode_observe_query(*c, op.params);
         if (!q) return respond(id, http_detail::render_problem(q.error()));
         observe_request req;
@@ -1050,6 +1187,7 @@ private:
     http_detail::response_queue<slot> queue_;
     std::shared_ptr<server_state> state_;
 
+    std::string peer_ip_;  // the client's address: anonymous throttling, login attempts
     read_phase phase_ = read_phase::none;
     bool writing_ = false;
     bool closing_ = false;  // read no further requests; close after the queued responses
@@ -1081,6 +1219,12 @@ void hub_sink::deliver(std::vector<std::shared_ptr<const std::string>> frames) {
     }
     net::post(ex_, [w = session_, frames = std::move(frames), bytes]() mutable {
         if (auto s = w.lock()) s->on_hub_frames(std::move(frames), bytes);
+    });
+}
+
+void hub_sink::revoked() {
+    net::post(ex_, [w = session_] {
+        if (auto s = w.lock()) s->on_hub_revoked();
     });
 }
 
@@ -1196,6 +1340,8 @@ http_server::http_server(boost::asio::io_context& ioc, api& a, const server_opti
 http_server::~http_server() { close_all(); }
 
 void http_server::set_hub(hub& h) { impl_->state->realtime = &h; }
+
+void http_server::set_auth(const http_auth_options& a) { impl_->state->auth = a; }
 
 void http_server::set_upgrade_handler(std::string path,
                                       std::function<void(websocket_upgrade&&)> h) {

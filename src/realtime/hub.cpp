@@ -7,6 +7,7 @@
 
 #include "realtime/frames.hpp"
 
+#include <livebase/auth/rules.hpp>
 #include <livebase/core/clock.hpp>
 #include <livebase/realtime/event_filter.hpp>
 #include <livebase/realtime/live_query.hpp>
@@ -99,7 +100,7 @@ struct observer_state {
     query q;
     std::int64_t seq = 0;  // the snapshot `rows` is at
     window rows;
-    bool stale = false;  // a re-list failed: re-list on the next pass even if nothing touched it
+    bool stale = false;  // a re-list failed or the identity changed: re-list on the next pass
 };
 
 struct client_state {
@@ -477,7 +478,7 @@ struct hub::impl {
         page pg;
         std::int64_t snap = 0;
         const bool read = blocking_read([&](read_txn& t) {
-            auto r = t.list(*def, *q);
+            auto r = list_window(t, *c, *def, *q);
             if (!r) return void(refused = std::move(r).error());
             auto s = t.snapshot_seq();
             if (!s) return void(refused = std::move(s).error());
@@ -535,6 +536,64 @@ struct hub::impl {
         unindex(*it->second);
         c->observers.erase(it);
         answer({});
+    }
+
+    // ---- authorization ----
+
+    // A live query's window as its client may see it: the query narrowed to the client's
+    // records first, so that limit and offset count only those (may_see alone would filter
+    // after the limit and leave the window short). Runs inside a read (see blocking_read).
+    result<page> list_window(read_txn& t, const client_state& c, const collection_def& def, const query& q) const {
+        query narrowed = q;
+        bool any = false;
+        // A throwing hook shows nothing rather than failing every pass's read.
+        guarded(log_, "narrowing a live query failed", [&] {
+            any = hooks_.narrow ? hooks_.narrow(c.who, def, narrowed) : narrow_query(def, c.who, narrowed);
+        });
+        if (!any) return page{};
+        return t.list(def, narrowed);
+    }
+
+    // The client's identity changed: its live queries are re-listed on the next pass, so
+    // their windows follow the new identity even if no change touches them.
+    void identity_changed(client_state& c) {
+        for (auto& [oid, obs] : c.observers) {
+            if (obs->stale) continue;
+            obs->stale = true;
+            ++stale_observers_;
+        }
+    }
+
+    void do_set_principal(const std::string& client, principal who) {
+        client_state* c = find_client(client);
+        if (!c) return;
+        c->who = std::move(who);
+        identity_changed(*c);
+    }
+
+    // Credentials ended by a committed change: every client authorized with them becomes
+    // anonymous before the change (and anything after it) is matched, and its door is told.
+    // Revocations are rare (logout, password change), so a scan of the clients is fine.
+    void revoke(const revocation& r) {
+        if (r.user_id.empty() && r.token_id.empty()) return;
+        for (auto& [id, cp] : clients_) {
+            client_state& c = *cp;
+            const bool hit = (!r.user_id.empty() && c.who.user_id == r.user_id) ||
+                             (!r.token_id.empty() && c.who.token_id == r.token_id);
+            if (!hit) continue;
+            if (log_.enabled(log_level::debug))
+                log_.debug("credentials revoked", {{"client", c.id}, {"user", c.who.user_id}});
+            c.who = principal{};
+            identity_changed(c);
+            if (auto sink = c.sink.lock()) guarded(log_, "a revocation callback failed", [&] { sink->revoked(); });
+        }
+    }
+
+    void check_revocation(const change& ch) {
+        if (!hooks_.on_change) return;
+        std::optional<revocation> r;
+        if (!guarded(log_, "the change hook failed", [&] { r = hooks_.on_change(ch); })) return;
+        if (r) revoke(*r);
     }
 
     // ---- matching and encoding ----
@@ -703,8 +762,10 @@ struct hub::impl {
             snap = *s;
             for (auto& [name, coll] : colls_) {
                 for (auto* obs : coll->observers) {
-                    if ((!coll->touched && !obs->stale) || obs->seq >= snap) continue;
-                    lists.emplace_back(obs, t.list(*coll->def, obs->q));
+                    // A stale window (a failed re-list, a new identity) is re-listed even at
+                    // its own seq: nothing else would clear it.
+                    if (!obs->stale && (!coll->touched || obs->seq >= snap)) continue;
+                    lists.emplace_back(obs, list_window(t, *obs->owner, *coll->def, obs->q));
                 }
             }
         });
@@ -716,7 +777,10 @@ struct hub::impl {
             return;
         }
 
-        for (const auto& ch : changes) fan_out(ch);
+        for (const auto& ch : changes) {
+            check_revocation(ch);
+            fan_out(ch);
+        }
         std::int64_t next = changes.empty() ? cursor_ : changes.back().seq;
         if (complete) {
             for (auto& [obs, pg] : lists) {
@@ -840,7 +904,7 @@ void hub::detach(const std::string& client) {
 void hub::set_principal(const std::string& client, principal who) {
     std::lock_guard<std::mutex> lock(impl_->s_->mu);
     impl_->push_locked([i = impl_.get(), client, who = std::move(who)]() mutable {
-        if (auto* cl = i->find_client(client)) cl->who = std::move(who);
+        i->do_set_principal(client, std::move(who));
     });
 }
 

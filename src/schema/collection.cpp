@@ -133,6 +133,21 @@ std::string check_kind_options(field_def& f, const std::string& key) {
     return {};
 }
 
+// The "owner" rule compares a record's owner with the caller: without an owner column it
+// could never allow anyone but admins, which is never what the author meant.
+std::string check_owner_rules(const collection_def& c) {
+    if (c.owned) return {};
+    for (const auto& [action, rule] : c.rules) {
+        if (rule == access_rule::owner)
+            return "rules." + action + ": the \"owner\" rule needs an owned collection (owned = true)";
+    }
+    for (const auto& [name, a] : c.actions) {
+        if (a.rule == access_rule::owner)
+            return "actions." + name + ".rule: the \"owner\" rule needs an owned collection (owned = true)";
+    }
+    return {};
+}
+
 std::string join_messages(const std::vector<std::string>& errors) {
     std::string out;
     for (const auto& e : errors) {
@@ -241,7 +256,7 @@ async_mode collection_def::async_for(std::string_view action) const noexcept {
 
 bool is_reserved_collection_name(std::string_view name) noexcept {
     return name == "tasks" || name == "auth" || name == "health" || name == "schema" ||
-           name == "idempotency_keys";
+           name == "idempotency_keys" || name == "users" || name == "auth_tokens";
 }
 
 bool is_managed_field(std::string_view name) noexcept {
@@ -263,7 +278,8 @@ std::string finalize(collection_def& c) {
     if (auto e = check_indexes(c); !e.empty()) return e;
     if (c.page_size < 1) return "page_size: must be at least 1";
     if (c.max_page_size < c.page_size) return "max_page_size: must be at least page_size";
-    return check_actions(c);
+    if (auto e = check_actions(c); !e.empty()) return e;
+    return check_owner_rules(c);
 }
 
 }  // namespace livebase

@@ -178,8 +178,7 @@ struct ws_client::impl {
         if (ec) {
             // Beast hands the server's close frame to our close operation, aborting the read.
             if (closing && ec == net::error::operation_aborted) return;
-            for (auto& w : writes) w.done->set_value(false);
-            writes.clear();
+            fail_queued_writes();
             if (ec == websocket::error::closed)
                 return end(ws.reason().code,
                            std::string(ws.reason().reason.data(), ws.reason().reason.size()));
@@ -207,13 +206,18 @@ struct ws_client::impl {
             writing = false;
             writes.front().done->set_value(!ec);
             writes.pop_front();
-            if (ec) {
-                for (auto& w : writes) w.done->set_value(false);
-                writes.clear();
-                return;
-            }
+            if (ec) return fail_queued_writes();
             start_write();
         });
+    }
+
+    /// Answers false to every write not yet started. The one in flight (the front, while
+    /// `writing`) keeps its buffer, which Beast is still using; its completion answers it.
+    void fail_queued_writes() {
+        auto first = writes.begin();
+        if (writing && first != writes.end()) ++first;
+        for (auto it = first; it != writes.end(); ++it) it->done->set_value(false);
+        writes.erase(first, writes.end());
     }
 
     bool send(std::string data, bool binary, std::chrono::milliseconds timeout) {

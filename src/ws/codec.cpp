@@ -107,7 +107,10 @@ std::string encode_outcome(std::string_view stream, const json::value& action,
     payload["response_status"] = o.status;
     payload["data"] = nullptr;
     if (o.body.is_object()) {
-        payload["errors"] = problem_errors(o.body.get_object());
+        const auto& pj = o.body.get_object();
+        payload["errors"] = problem_errors(pj);
+        // A throttled request's client needs the wait in a form it can act on, not only prose.
+        if (auto it = pj.find("retry_after"); it != pj.end()) payload["retry_after"] = it->value();
     } else {
         payload["errors"] = json::array{json::value("Error " + std::to_string(o.status) + ".")};
     }

@@ -53,7 +53,8 @@ std::string encode_bad_frame(const decoded_frame& f);
 json::array problem_errors(const json::object& problem_json);
 
 /// The reply for an outcome: data = body on success (null for 204), or errors from the
-/// problem body (data null) when o.is_problem.
+/// problem body (data null) when o.is_problem; a problem's "retry_after" member (seconds, set
+/// on throttled requests) is copied into the payload.
 std::string encode_outcome(std::string_view stream, const json::value& action,
                            const json::value& request_id, const outcome& o);
 

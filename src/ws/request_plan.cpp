@@ -277,6 +277,52 @@ request_plan tasks_plan(const ws_request& r, const registry& reg, std::string_vi
     return refuse(problem::not_found("Unknown action " + quoted(a) + "."));
 }
 
+/// An api auth operation ("login", "logout", "me"), as POST/GET {base}/auth/{action} would be.
+operation auth_op(std::string_view action, std::string method, std::string_view base) {
+    operation op;
+    op.kind = op_kind::action;
+    op.collection = "auth";
+    op.action = std::string(action);
+    op.method = std::move(method);
+    op.path = collection_path(base, "auth") + "/" + op.action;
+    return op;
+}
+
+/// The `auth` stream (realtime.md): `login` with {"token"} or {"username", "password"},
+/// `logout`, `me`.
+request_plan auth_plan(const ws_request& r, std::string_view base) {
+    const auto& a = r.action;
+    if (a == "login") {
+        auto data = data_object(r);
+        if (!data) return refuse(std::move(data).error());
+        request_plan plan;
+        plan.kind = plan_kind::login;
+        if (auto it = data->find("token"); it != data->end() && !it->value().is_null()) {
+            if (!it->value().is_string() || it->value().get_string().empty())
+                return refuse(problem::bad_parameter("data.token", "Must be a non-empty string."));
+            plan.token = std::string(it->value().get_string());
+            return plan;
+        }
+        // The api checks the fields (400 naming them) after its throttle, as REST does.
+        plan.op = auth_op("login", "POST", base);
+        plan.op.input = std::move(*data);
+        return plan;
+    }
+    if (a == "logout") {
+        request_plan plan;
+        plan.kind = plan_kind::logout;
+        plan.op = auth_op("logout", "POST", base);
+        return plan;
+    }
+    if (a == "me") {
+        request_plan plan;
+        plan.kind = plan_kind::execute;
+        plan.op = auth_op("me", "GET", base);
+        return plan;
+    }
+    return refuse(problem::not_found("Unknown action " + quoted(a) + "."));
+}
+
 }  // namespace
 
 result<query_params> to_query_params(const query& q) {
@@ -322,8 +368,11 @@ result<query_params> to_query_params(const query& q) {
     return out;
 }
 
-request_plan plan_request(const ws_request& r, const registry& reg, std::string_view base_path) {
+request_plan plan_request(const ws_request& r, const registry& reg, std::string_view base_path,
+                          bool auth) {
     if (r.stream == "tasks") return tasks_plan(r, reg, base_path);
+    // "auth" is a reserved collection name, so no collection can shadow it.
+    if (auth && r.stream == "auth") return auth_plan(r, base_path);
     if (const auto* c = reg.find(r.stream)) return records_plan(r, *c, base_path);
     return refuse(problem::not_found("Unknown stream " + quoted(r.stream) + "."));
 }

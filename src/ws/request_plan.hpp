@@ -19,6 +19,14 @@ enum class plan_kind {
     unsubscribe,  ///< hub::unsubscribe(handle)
     observe,      ///< hub::observe(obs)
     unobserve,    ///< hub::unobserve(handle)
+    /// `auth` stream, `login`: with `token`, the session resolves it (authenticator::resolve);
+    /// otherwise `op` is the api's login action ({username, password}: the api applies the
+    /// brute-force throttle), whose granted token the session then resolves. Success makes the
+    /// result the socket's principal.
+    login,
+    /// `auth` stream, `logout`: `op` is the api's logout action, run with the socket's
+    /// principal (the session answers 401 when it is anonymous); 204 revokes the token.
+    logout,
 };
 
 /// How an api outcome becomes reply data.
@@ -38,14 +46,17 @@ struct request_plan {
     subscribe_request sub;   ///< subscribe
     observe_request obs;     ///< observe
     std::string handle;      ///< unsubscribe/unobserve: the subscription or observer id
+    std::string token;       ///< login with a token: the token as sent
 };
 
 /// Maps a decoded request to its plan. `base_path` as the api's (for op.path, which the api
-/// uses for page links and endpoint matching). Refusals: 404 "Unknown stream" for a stream
-/// that is neither a collection of `reg` nor `tasks` (`auth` included until auth exists);
-/// 404 for an action the stream does not have; 400 for a missing or ill-typed pk, data,
+/// uses for page links and endpoint matching). `auth`: whether the server authenticates (the
+/// `auth` stream exists: `login`, `logout`, `me`). Refusals: 404 "Unknown stream" for a
+/// stream that is neither a collection of `reg`, `tasks`, nor (with `auth`) `auth`; 404 for
+/// an action the stream does not have; 400 for a missing or ill-typed pk, data, token,
 /// subscription, observer, kind, or list query (naming the offending key).
-request_plan plan_request(const ws_request& r, const registry& reg, std::string_view base_path);
+request_plan plan_request(const ws_request& r, const registry& reg, std::string_view base_path,
+                          bool auth = false);
 
 /// Turns a validated query back into REST query parameters, so a WebSocket list runs exactly
 /// the query the REST list would. Every filter is written `field__lookup` (so a field named like

@@ -30,6 +30,17 @@
 // - An upgrade request that is not a WebSocket handshake gets 400; one with bytes pipelined
 //   behind it (a client must wait for the 101 before sending frames, RFC 6455 4.1) gets 400
 //   too; during drain() new upgrades get 503.
+// - Auth (when ws_options::auth is set): credentials are taken at the upgrade (Bearer, else the
+//   session cookie) or by `login` on the auth stream. A bad bearer token refuses the upgrade
+//   with 401 (a client that sent one expects to be someone); a stale cookie is cleared in the
+//   101 and the socket is anonymous, as on REST, so a browser is never locked out of /ws. A
+//   browser upgrade from a foreign Origin is accepted and closed at once with 1008 (before the
+//   hello, unauthenticated, attached to nothing): realtime.md names 1008 for it, and a refused
+//   handshake would tell a page nothing. After `logout` (204) the socket closes with 4401; the
+//   hub's revoked() closes every other socket of the token or user the same way.
+// - Throttling: every frame takes one token from the shared throttle (the HTTP door's, so
+//   REST and WebSocket requests of one caller drain one bucket). A refused frame gets a 429
+//   reply with "retry_after"; max_throttled refusals in a row close the socket with 4429.
 // - Logs: "ws open" / "ws close" (code, reason, subscriber, request_id) at debug. Metrics:
 //   gauges livebase_ws_sockets (open sockets) and livebase_ws_slow_consumer_closes (4008
 //   closes since start).
@@ -42,12 +53,15 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/beast/websocket/stream.hpp>
+#include <livebase/auth/rules.hpp>
 #include <livebase/core/ulid.hpp>
 #include <livebase/ws/ws_server.hpp>
+#include <optional>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
 
+#include "http/origin.hpp"
 #include "ws/codec.hpp"
 #include "ws/outbox.hpp"
 #include "ws/request_plan.hpp"
@@ -70,6 +84,7 @@ using ws_stream = websocket::stream<beast::tcp_stream, false>;
 constexpr std::string_view k_subprotocol = "livebase.v1";
 constexpr std::uint16_t k_close_slow_consumer = 4008;
 constexpr std::uint16_t k_close_throttled = 4429;
+constexpr std::uint16_t k_close_revoked = 4401;
 /// Beast's frame-assembly buffer. The server neither masks nor compresses nor fragments, so
 /// the buffer is barely used; the default (4 KiB) would be most of an idle socket's budget.
 constexpr std::size_t k_write_buffer_bytes = 256;
@@ -78,6 +93,22 @@ class session;
 
 /// The frame of a text message; shared so a pending write keeps it alive.
 frame_ptr make_frame(std::string s) { return std::make_shared<const std::string>(std::move(s)); }
+
+/// The user as hello and login replies present it (realtime.md "hello"): null when anonymous.
+json::value user_json(const principal& who) {
+    if (!who.authenticated()) return nullptr;
+    return json::object{{"id", who.user_id}, {"username", who.username}, {"admin", who.admin}};
+}
+
+/// The 429 of a throttled request: "retry_after" in whole seconds (at least 1), as REST's
+/// Retry-After.
+problem throttled_problem(std::chrono::milliseconds wait) {
+    const long long seconds = std::max<long long>(1, (wait.count() + 999) / 1000);
+    auto p = problem::too_many_requests("Request was throttled. Expected available in " +
+                                        std::to_string(seconds) + " seconds.");
+    p.extra["retry_after"] = seconds;
+    return p;
+}
 
 /// True when the comma-separated Sec-WebSocket-Protocol list offers `k_subprotocol`.
 bool offers_subprotocol(std::string_view header) {
@@ -159,7 +190,11 @@ public:
           timer_(ex_),
           st_(std::move(state)),
           request_id_(std::move(request_id)),
-          out_({st_->opts.send_queue, st_->opts.send_queue_messages}) {}
+          out_({st_->opts.send_queue, st_->opts.send_queue_messages}) {
+        error_code ec;
+        auto peer = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
+        if (!ec) peer_ip_ = peer.address().to_string();
+    }
 
     ~session() override {
         // Only when destroyed unfinished (its handlers dropped with a stopped io_context).
@@ -192,6 +227,11 @@ public:
     /// event_sink: called on the hub thread; never blocks (a short lock, pointer moves).
     void deliver(std::vector<frame_ptr> frames) override { enqueue(std::move(frames)); }
 
+    /// event_sink: the credentials of this socket ended. Called on the hub thread.
+    void revoked() override {
+        net::post(ex_, [self = shared_from_this()] { self->on_revoked(); });
+    }
+
 private:
     // ---- handshake ----
 
@@ -205,6 +245,50 @@ private:
             return reject(problem::bad_request(
                 "Frames were sent before the handshake completed (RFC 6455 section 4.1)."));
 
+        // A foreign page may not use the browser's cookie here (cross-site WebSocket
+        // hijacking): its socket learns nothing and is closed once open.
+        if (auto it = req.find(bhttp::field::origin);
+            it != req.end() && !http_detail::origin_allowed(it->value(), req[bhttp::field::host],
+                                                            st_->opts.allowed_origins)) {
+            origin_refused_ = true;
+            return handshake(std::move(req));
+        }
+        authenticator* auth = st_->opts.auth;
+        if (!auth) return handshake(std::move(req));
+        std::string token = http_detail::bearer_token(req[bhttp::field::authorization]);
+        bool by_cookie = false;
+        if (token.empty()) {
+            token = http_detail::cookie_value(req[bhttp::field::cookie], http_detail::k_session_cookie);
+            by_cookie = !token.empty();
+        }
+        if (token.empty()) return handshake(std::move(req));
+        // The usual case costs a hash and a map lookup, on the strand.
+        if (auto hit = auth->resolve_cached(token))
+            return on_credentials(std::move(req), std::move(*hit), by_cookie);
+        auto held = std::make_shared<bhttp::request<bhttp::string_body>>(std::move(req));
+        auth->resolve(token, [self = shared_from_this(), held, by_cookie](result<principal> r) {
+            net::post(self->ex_, [self, held, by_cookie, r = std::move(r)]() mutable {
+                self->on_credentials(std::move(*held), std::move(r), by_cookie);
+            });
+        });
+    }
+
+    void on_credentials(bhttp::request<bhttp::string_body> req, result<principal> who,
+                        bool by_cookie) {
+        if (closed_) return;
+        if (who) {
+            who_ = std::move(*who);
+            return handshake(std::move(req));
+        }
+        if (!by_cookie)
+            return reject(problem::unauthorized("Invalid or expired token."),
+                          {{"WWW-Authenticate", "Bearer"}});
+        clear_cookie_ = true;
+        handshake(std::move(req));
+    }
+
+    void handshake(bhttp::request<bhttp::string_body> req) {
+        if (closed_) return;
         websocket::stream_base::timeout t;
         t.handshake_timeout = st_->opts.handshake_timeout;
         t.idle_timeout = websocket::stream_base::none();  // pings and idle: our timer
@@ -212,10 +296,14 @@ private:
         ws_.set_option(t);
         const bool subprotocol = offers_subprotocol(req[bhttp::field::sec_websocket_protocol]);
         ws_.set_option(websocket::stream_base::decorator(
-            [subprotocol, rid = request_id_](websocket::response_type& res) {
+            [subprotocol, rid = request_id_, clear = clear_cookie_](websocket::response_type& res) {
                 res.set(bhttp::field::server, "livebase");
                 res.set("X-Request-Id", rid);
                 if (subprotocol) res.set(bhttp::field::sec_websocket_protocol, k_subprotocol);
+                if (clear)
+                    res.set(bhttp::field::set_cookie,
+                            std::string(http_detail::k_session_cookie) +
+                                "=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
             }));
         ws_.read_message_max(st_->opts.max_message);
         ws_.auto_fragment(false);
@@ -229,10 +317,12 @@ private:
     }
 
     /// Answers a request that is not served as a WebSocket, then closes.
-    void reject(const problem& p) {
+    void reject(const problem& p,
+                std::initializer_list<std::pair<const char*, const char*>> headers = {}) {
         auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
             static_cast<bhttp::status>(p.status), 11);
         res->set(bhttp::field::server, "livebase");
+        for (const auto& [name, value] : headers) res->set(name, value);
         res->set("X-Request-Id", request_id_);
         res->set(bhttp::field::content_type, "application/problem+json");
         res->keep_alive(false);
@@ -258,12 +348,18 @@ private:
         const auto now = steady::now();
         last_heard_ = now;
         last_ping_ = now;
+        if (origin_refused_) {
+            st_->log.debug("ws origin refused", {{"request_id", request_id_}});
+            return start_close(websocket::close_code::policy_error, "origin not allowed");
+        }
         std::weak_ptr<event_sink> sink = std::static_pointer_cast<event_sink>(shared_from_this());
         subscriber_ = st_->h.attach(std::move(sink), who_, event_encoding::websocket);
         attached_ = true;
         if (st_->log.enabled(log_level::debug))
-            st_->log.debug("ws open", {{"subscriber", subscriber_}, {"request_id", request_id_}});
-        enqueue_one(make_frame(ws_detail::encode_hello(subscriber_, nullptr)));
+            st_->log.debug("ws open", {{"subscriber", subscriber_},
+                                       {"request_id", request_id_},
+                                       {"user", who_.user_id}});
+        enqueue_one(make_frame(ws_detail::encode_hello(subscriber_, user_json(who_))));
         if (st_->stopped.load()) return finish();
         if (st_->draining.load())
             return start_close(websocket::close_code::going_away, "going away");
@@ -327,29 +423,35 @@ private:
     }
 
     void handle(pending_frame f) {
+        ws_detail::decoded_frame decoded;
         if (f.binary) {
-            ws_detail::decoded_frame bad;
-            bad.error = problem::bad_request("Binary frames are not supported; send JSON text.");
-            enqueue_one(make_frame(ws_detail::encode_bad_frame(bad)));
-            return request_done(0);
+            decoded.error = problem::bad_request("Binary frames are not supported; send JSON text.");
+        } else {
+            decoded = ws_detail::decode_frame(f.text);
+            f.text = std::string();
         }
-        auto decoded = ws_detail::decode_frame(f.text);
-        f.text = std::string();
+        // Bad frames count too: a flood of garbage costs the server as much as requests do.
+        if (auto wait = take_token()) return refuse_throttled(decoded, *wait);
+        throttled_in_row_ = 0;
         if (decoded.error) {
             enqueue_one(make_frame(ws_detail::encode_bad_frame(decoded)));
             return request_done(0);
         }
         auto req = std::make_shared<const ws_detail::ws_request>(std::move(decoded.request));
-        auto plan = ws_detail::plan_request(*req, st_->a.reg(), st_->a.base_path());
+        auto plan = ws_detail::plan_request(*req, st_->a.reg(), st_->a.base_path(),
+                                            st_->opts.auth != nullptr);
         const json::value action(req->action);
         switch (plan.kind) {
             case ws_detail::plan_kind::refuse:
                 enqueue_one(make_frame(
                     ws_detail::encode_error(req->stream, action, req->request_id, plan.refusal)));
                 return request_done(0);
+            case ws_detail::plan_kind::login: return login(req, std::move(plan));
+            case ws_detail::plan_kind::logout: return logout(req, std::move(plan));
             case ws_detail::plan_kind::execute: {
                 operation op = std::move(plan.op);
                 op.who = who_;
+                op.client_ip = peer_ip_;
                 op.request_id = request_id_ + "." + std::to_string(++requests_);
                 plan.op = operation{};
                 // The plan only keeps what shapes the reply.
@@ -361,6 +463,11 @@ private:
                 return;
             }
             case ws_detail::plan_kind::subscribe:
+                if (plan.sub.pk.empty())
+                    if (auto refused = list_refusal(plan.sub.collection)) {
+                        enqueue_one(make_frame(ws_detail::encode_error(req->stream, action, req->request_id, *refused)));
+                        return request_done(0);
+                    }
                 st_->h.subscribe(
                     subscriber_, std::move(plan.sub),
                     [self = shared_from_this(), req](result<subscribed> r) {
@@ -370,6 +477,10 @@ private:
                     });
                 return;
             case ws_detail::plan_kind::observe:
+                if (auto refused = list_refusal(plan.obs.collection)) {
+                    enqueue_one(make_frame(ws_detail::encode_error(req->stream, action, req->request_id, *refused)));
+                    return request_done(0);
+                }
                 st_->h.observe(subscriber_, std::move(plan.obs),
                                [self = shared_from_this(), req](result<observed> r) {
                                    if (!r) return self->reply_problem(*req, r.error());
@@ -397,6 +508,149 @@ private:
         }
     }
 
+    /// A feed of a whole collection (subscribe without pk, observe) is a list that keeps
+    /// going: the collection's list rule answers it as it answers `list` (401, 403). Rows and
+    /// events are then narrowed and filtered per record by the hub. Tasks are not in the
+    /// registry: the hub alone judges them (visibility by submitter).
+    std::optional<problem> list_refusal(const std::string& collection) const {
+        const collection_def* c = st_->a.reg().find(collection);
+        if (!c) return std::nullopt;
+        const auto d = check_rule(c->rule_for("list"), who_);
+        if (d == decision::allow) return std::nullopt;
+        return refusal_problem(d);
+    }
+
+    // ---- throttling ----
+
+    /// One token for the current frame: nullopt when allowed, else the wait.
+    std::optional<std::chrono::milliseconds> take_token() {
+        throttle* limiter = st_->opts.limiter;
+        if (!limiter) return std::nullopt;
+        const rate& r = who_.authenticated() ? st_->opts.user_rate : st_->opts.anonymous_rate;
+        if (r.count == 0) return std::nullopt;
+        return limiter->take(throttle_key(who_, peer_ip_), r);
+    }
+
+    /// Answers a throttled frame 429 on its stream (a bad frame's on "error"), and closes with
+    /// 4429 once the peer keeps sending through max_throttled refusals.
+    void refuse_throttled(const ws_detail::decoded_frame& f, std::chrono::milliseconds wait) {
+        const auto& r = f.request;
+        const std::string_view stream =
+            f.error || r.stream.empty() ? ws_detail::k_error_stream : std::string_view(r.stream);
+        const json::value action = r.action.empty() ? json::value(nullptr) : json::value(r.action);
+        enqueue_one(make_frame(ws_detail::encode_error(stream, action, r.request_id, throttled_problem(wait))));
+        if (++throttled_in_row_ >= std::max<std::size_t>(1, st_->opts.max_throttled))
+            return request_done(k_close_throttled, "too many messages");
+        request_done(0);
+    }
+
+    // ---- the auth stream ----
+
+    /// Reply to an auth request; on the strand.
+    void reply_now(const ws_detail::ws_request& r, int status, const json::value& data) {
+        enqueue_one(make_frame(
+            ws_detail::encode_reply(r.stream, json::value(r.action), r.request_id, status, data)));
+    }
+
+    void login(std::shared_ptr<const ws_detail::ws_request> req, ws_detail::request_plan plan) {
+        if (!plan.token.empty()) return resolve_login(std::move(req), std::move(plan.token), {});
+        // Username and password go through the api, which throttles attempts per address and
+        // per username exactly as for REST; the granted token is then resolved to the identity
+        // (with its token id, which logout and revocations need).
+        operation op = std::move(plan.op);
+        op.who = who_;
+        op.client_ip = peer_ip_;
+        op.request_id = request_id_ + "." + std::to_string(++requests_);
+        st_->a.execute(std::move(op), [self = shared_from_this(), req](outcome o) {
+            if (o.is_problem || o.status != 200 || !o.body.is_object() ||
+                get_string(o.body.get_object(), "token").empty()) {
+                self->enqueue_one(make_frame(
+                    ws_detail::encode_outcome(req->stream, json::value(req->action), req->request_id, o)));
+                return self->post_done(0);
+            }
+            net::post(self->ex_, [self, req, grant = std::move(o.body.get_object())]() mutable {
+                std::string token(get_string(grant, "token"));
+                self->resolve_login(std::move(req), std::move(token), std::move(grant));
+            });
+        });
+    }
+
+    /// On the strand: resolves `token` and makes it the socket's identity. `grant`: the api's
+    /// login reply ({token, expires, user}), sent as the reply's data; {} for a token login,
+    /// whose reply is {"user"}.
+    void resolve_login(std::shared_ptr<const ws_detail::ws_request> req, std::string token,
+                       json::object grant) {
+        authenticator* auth = st_->opts.auth;
+        if (auto hit = auth->resolve_cached(token))
+            return on_login(*req, std::move(*hit), std::move(grant));
+        auth->resolve(token, [self = shared_from_this(), req,
+                              grant = std::move(grant)](result<principal> r) mutable {
+            net::post(self->ex_, [self, req, grant = std::move(grant), r = std::move(r)]() mutable {
+                self->on_login(*req, std::move(r), std::move(grant));
+            });
+        });
+    }
+
+    void on_login(const ws_detail::ws_request& req, result<principal> who, json::object grant) {
+        if (closed_) return request_done(0);
+        // Wrong credentials leave the socket as it was: open, with its previous identity.
+        if (!who) {
+            enqueue_one(make_frame(
+                ws_detail::encode_error(req.stream, json::value(req.action), req.request_id, who.error())));
+            return request_done(0);
+        }
+        who_ = std::move(*who);
+        // Queued to the hub before the next request is planned, so every later subscribe or
+        // observe, and every later event, is authorized against the new identity.
+        if (attached_) st_->h.set_principal(subscriber_, who_);
+        if (st_->log.enabled(log_level::debug))
+            st_->log.debug("ws login", {{"subscriber", subscriber_}, {"user", who_.user_id}});
+        if (grant.empty()) grant["user"] = user_json(who_);
+        reply_now(req, 200, grant);
+        request_done(0);
+    }
+
+    void logout(std::shared_ptr<const ws_detail::ws_request> req, ws_detail::request_plan plan) {
+        if (!who_.authenticated()) {
+            enqueue_one(make_frame(ws_detail::encode_error(
+                req->stream, json::value(req->action), req->request_id, problem::unauthorized())));
+            return request_done(0);
+        }
+        operation op = std::move(plan.op);
+        op.who = who_;
+        op.client_ip = peer_ip_;
+        op.request_id = request_id_ + "." + std::to_string(++requests_);
+        logging_out_ = true;
+        st_->a.execute(std::move(op), [self = shared_from_this(), req](outcome o) {
+            self->enqueue_one(make_frame(
+                ws_detail::encode_outcome(req->stream, json::value(req->action), req->request_id, o)));
+            net::post(self->ex_, [self, ok = !o.is_problem && o.status < 300] {
+                self->logging_out_ = false;
+                // The token is gone: this socket closes like every other one opened with it
+                // (the hub's revoked() may already have asked for it, held back until here so
+                // that the 204 goes out first).
+                if (ok || self->revoked_pending_) {
+                    self->who_ = principal{};
+                    return self->request_done(k_close_revoked, "credentials no longer valid");
+                }
+                self->request_done(0);
+            });
+        });
+    }
+
+    /// On the strand: the hub says this socket's credentials ended (it already treats the
+    /// socket as anonymous).
+    void on_revoked() {
+        if (closed_) return;
+        who_ = principal{};
+        // A logout of this socket is answered first; its completion closes.
+        if (logging_out_) {
+            revoked_pending_ = true;
+            return;
+        }
+        start_close(k_close_revoked, "credentials no longer valid");
+    }
+
     // Reply helpers for hub commands; called on the hub thread (inside `done`), so the reply
     // enters the ingress before any event of the new subscription.
     void reply_ok(const ws_detail::ws_request& r, int status, const json::value& data) {
@@ -407,19 +661,23 @@ private:
     void reply_problem(const ws_detail::ws_request& r, const problem& p) {
         enqueue_one(
             make_frame(ws_detail::encode_error(r.stream, json::value(r.action), r.request_id, p)));
-        post_done(p.status == 429 ? k_close_throttled : 0);
+        if (p.status == 429) return post_done(k_close_throttled, "too many subscriptions");
+        post_done(0);
     }
 
     /// Any thread: the current request's reply is queued; continue on the strand.
-    void post_done(std::uint16_t close_code) {
-        net::post(ex_, [self = shared_from_this(), close_code] { self->request_done(close_code); });
+    void post_done(std::uint16_t close_code, const char* reason = "") {
+        net::post(ex_, [self = shared_from_this(), close_code, reason] {
+            self->request_done(close_code, reason);
+        });
     }
 
-    /// On the strand: the current request is answered (its reply is in the ingress).
-    void request_done(std::uint16_t close_code) {
+    /// On the strand: the current request is answered (its reply is in the ingress); a
+    /// `close_code` closes the socket after it.
+    void request_done(std::uint16_t close_code, const char* reason = "") {
         busy_ = false;
         if (closed_) return;
-        if (close_code) return start_close(close_code, "too many subscriptions");
+        if (close_code) return start_close(close_code, reason);
         start_next();
         do_read();
     }
@@ -647,7 +905,8 @@ private:
     std::shared_ptr<server_state> st_;
     std::string request_id_;  // X-Request-Id of the upgrade; prefixes the requests' ids
     std::string subscriber_;  // the hub's client id
-    principal who_;           // anonymous until auth exists
+    principal who_;           // the socket's identity: from the upgrade, then login/logout
+    std::string peer_ip_;     // the throttle's key for anonymous sockets, and op.client_ip
     beast::flat_buffer rbuf_;
     std::vector<pending_frame> pending_;  // read ahead, not yet executed (<= max_inflight)
     ws_detail::outbox out_;
@@ -679,6 +938,11 @@ private:
     bool close_started_ = false;
     bool close_by_peer_ = false;
     bool closed_ = false;
+    bool origin_refused_ = false;   // closes with 1008 once open
+    bool clear_cookie_ = false;     // the upgrade's session cookie was stale
+    bool logging_out_ = false;      // a logout is executing
+    bool revoked_pending_ = false;  // revoked() arrived during it
+    std::size_t throttled_in_row_ = 0;
 };
 
 }  // namespace

@@ -102,3 +102,34 @@ TEST(process, env_overrides_the_file) {
     EXPECT_TRUE(std::filesystem::exists(d.path() / "env.db"));
     EXPECT_FALSE(std::filesystem::exists(d.path() / "file.db"));
 }
+
+// Tokens and passwords never reach the log, at any level, whatever the requests carry (http.md
+// section 5): logins, Bearer and cookie requests, a failed login, a bad token, a logout.
+TEST(process, tokens_and_passwords_never_reach_the_log) {
+    temp_dir d;
+    auto cfg = d.path() / "app.toml";
+    write_file(cfg, test_config(d.path() / "app.db", "[auth]\nsignup = true\nthrottle.anonymous = \"unlimited\"\n"));
+    child srv({LIVEBASE_BINARY, "serve", "-c", cfg.string(), "--log-level", "debug"}, d.path() / "log.err");
+    auto port = srv.wait_port(std::chrono::seconds(20));
+    ASSERT_NE(port, 0) << srv.stderr_text();
+    http_client c(port);
+    const std::string password = "Pa55word-never-logged";
+    ASSERT_EQ(c.post("/api/auth/register", json::object{{"username", "ann"}, {"password", password}}).status, 201);
+    auto r = c.post("/api/auth/login", json::object{{"username", "ann"}, {"password", password}});
+    ASSERT_EQ(r.status, 200) << r.body;
+    const std::string token(r.json().at("token").get_string());
+    EXPECT_EQ(c.post("/api/auth/login", json::object{{"username", "ann"}, {"password", password + "x"}}).status, 401);
+    EXPECT_EQ(c.get("/api/auth/me", {{"Authorization", "Bearer " + token}}).status, 200);
+    EXPECT_EQ(c.get("/api/auth/me", {{"Cookie", "livebase_session=" + token}}).status, 200);
+    EXPECT_EQ(c.get("/api/auth/me", {{"Authorization", "Bearer " + token + "x"}}).status, 401);
+    EXPECT_EQ(c.post("/api/cars", json::object{{"brand", token}}, {{"Authorization", "Bearer " + token}}).status, 201);
+    EXPECT_EQ(c.request("POST", "/api/auth/logout", {}, {{"Authorization", "Bearer " + token}}).status, 204);
+    c.close();
+    kill(srv.pid, SIGTERM);
+    EXPECT_EQ(srv.wait_exit(std::chrono::seconds(20)), 0);
+    auto log = srv.stderr_text();
+    EXPECT_NE(log.find("\"msg\":\"request\""), std::string::npos) << log;  // it did log requests
+    // Not in the access log, the auth messages, nor (the car's brand) a debug line about a body.
+    EXPECT_EQ(log.find(token), std::string::npos) << log;
+    EXPECT_EQ(log.find(password), std::string::npos) << log;
+}

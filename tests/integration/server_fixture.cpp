@@ -6,6 +6,7 @@ void server_test::add_actions() {
     action_def count;
     count.name = "count";
     count.methods = {"GET", "POST"};
+    count.rule = access_rule::public_;
     ASSERT_TRUE(app_.add_action("cars", count, [](action_call& call) -> result<outcome> {
         auto page = call.db.list_sync(call.collection, query{});
         if (!page) return std::move(page).error();
@@ -14,6 +15,7 @@ void server_test::add_actions() {
     action_def honk;
     honk.name = "honk";
     honk.detail = true;
+    honk.rule = access_rule::public_;
     ASSERT_TRUE(app_.add_action("cars", honk, [](action_call& call) -> result<outcome> {
         if (call.op.input.is_object() && call.op.input.get_object().contains("fail"))
             return problem::conflict("asked to fail");

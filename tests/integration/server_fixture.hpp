@@ -34,9 +34,25 @@ private:
     std::filesystem::path path_;
 };
 
+// Users in tests: `app_.auth().create_user_sync("ann", "password-1", /*admin=*/false)` after
+// start(), then `POST /api/auth/login` for a token (or `app_.auth().login(...)`). Sign-up needs
+// `[auth] signup = true` in `extra` (which then replaces the default unthrottled [auth]).
+
+/// Every action of a collection open to everyone: the suites that are not about permissions
+/// write anonymously (auth_*_test.cpp declare their own rules).
+inline constexpr const char* k_public_rules =
+    R"(rules = { list = "public", retrieve = "public", create = "public", update = "public", delete = "public" })";
+
 /// The cars collection of the example plus a few collections that exercise every field type
-/// and reference policy.
-inline std::string test_config(const std::filesystem::path& db, std::string extra = {}) {
+/// and reference policy, all public and unthrottled unless `extra` declares its own [auth].
+/// `cars_rules` replaces the cars collection's rules line (e.g.
+/// `rules = { list = "owner", retrieve = "owner", create = "authenticated", update = "owner", delete = "owner" }`).
+inline std::string test_config(const std::filesystem::path& db, std::string extra = {},
+                               std::string cars_rules = k_public_rules) {
+    const std::string pub = std::string(k_public_rules) + "\n";
+    const std::string auth = extra.find("[auth]") == std::string::npos
+                                 ? "[auth]\nthrottle.anonymous = \"unlimited\"\nthrottle.user = \"unlimited\"\n\n"
+                                 : "";
     return R"([server]
 listen = "127.0.0.1:0"
 threads = 2
@@ -46,8 +62,9 @@ shutdown_grace = "2s"
 [storage]
 url = "sqlite:)" + db.string() + R"("
 
+)" + auth + R"(
 [collections.cars]
-owned = true
+)" + cars_rules + "\n" + R"(owned = true
 fields.brand = { type = "string", required = true, max_length = 100 }
 fields.make  = { type = "string", default = "" }
 fields.model = { type = "integer", min = 1886, max = 2100 }
@@ -58,7 +75,7 @@ page_size = 25
 max_page_size = 100
 
 [collections.things]
-fields.title   = { type = "string", required = true, pattern = "^[A-Z]" }
+)" + pub + R"(fields.title   = { type = "string", required = true, pattern = "^[A-Z]" }
 fields.body    = { type = "text" }
 fields.count   = { type = "integer" }
 fields.price   = { type = "number", min = 0 }
@@ -69,18 +86,18 @@ fields.secret  = { type = "string", write_only = true }
 fields.stamp   = { type = "string", read_only = true }
 
 [collections.owners]
-fields.name = { type = "string", required = true }
+)" + pub + R"(fields.name = { type = "string", required = true }
 
 [collections.pets]
-fields.name  = { type = "string", required = true }
+)" + pub + R"(fields.name  = { type = "string", required = true }
 fields.owner_ref = { type = "ref", to = "owners", on_delete = "cascade" }
 fields.vet   = { type = "ref", to = "vets", on_delete = "null" }
 
 [collections.vets]
-fields.name = { type = "string", required = true }
+)" + pub + R"(fields.name = { type = "string", required = true }
 
 [collections.visits]
-fields.pet = { type = "ref", to = "pets" }
+)" + pub + R"(fields.pet = { type = "ref", to = "pets" }
 )" + extra;
 }
 

@@ -36,11 +36,15 @@ threads = 2
 [storage]
 url = "sqlite:)" + db.string() + R"("
 
+[auth]
+throttle.anonymous = "unlimited"
+
 [tasks]
 )" + tasks + R"(
 
 [collections.cars]
 owned = true
+rules = { list = "public", retrieve = "public", create = "public", update = "public", delete = "public" }
 fields.brand = { type = "string", required = true, max_length = 100 }
 fields.make  = { type = "string", default = "" }
 fields.model = { type = "integer", min = 1886, max = 2100 }

@@ -30,12 +30,14 @@ protected:
         chmod(script.c_str(), 0755);
         std::string extra = R"(
 [collections.jobs]
+)" + std::string(k_public_rules) + R"(
 fields.name = { type = "string" }
 async.create = "always"
 
 [collections.cars.actions.build]
 detail = true
 task = "slow"
+rule = "public"
 
 [tasks]
 workers = 2
@@ -170,15 +172,24 @@ TEST_F(tasks, any_records_request_can_run_async) {
     EXPECT_EQ(result.status, 200);
     EXPECT_EQ(obj(result.json())["count"], 1);
 
-    // an async update that fails at execution: the task fails with the problem
+    // an async update of a missing record: 404 at once (the record is read at submission,
+    // where its rules are checked), never a task
     auto patch = c.request("PATCH", "/api/cars/01ARZ3NDEKTSV4RRFFQ69G5FAV", R"({"color": "Red"})",
                            {{"Prefer", "respond-async"}});
-    ASSERT_EQ(patch.status, 202);
-    auto failed = wait_task(c, patch.header("Location"));
+    EXPECT_EQ(patch.status, 404);
+
+    // an async update that fails at execution: the task fails with the problem
+    // (a unique vin taken by another car: only the write can tell)
+    ASSERT_EQ(c.post("/api/cars", json::object{{"brand", "Fiat"}, {"vin", "DUP-1"}}).status, 201);
+    auto target = obj(c.post("/api/cars", json::object{{"brand", "Lada"}}).json());
+    auto conflict = c.request("PATCH", "/api/cars/" + std::string(target["id"].as_string()),
+                              R"({"vin": "DUP-1"})", {{"Prefer", "respond-async"}});
+    ASSERT_EQ(conflict.status, 202);
+    auto failed = wait_task(c, conflict.header("Location"));
     EXPECT_EQ(failed.status, 200);
     EXPECT_EQ(obj(failed.json())["state"], "failed");
-    EXPECT_EQ(obj(obj(failed.json())["error"])["status"], 404);
-    EXPECT_EQ(c.get(patch.header("Location") + "/result").status, 404);
+    EXPECT_EQ(obj(obj(failed.json())["error"])["status"], 409);
+    EXPECT_EQ(c.get(conflict.header("Location") + "/result").status, 409);
 }
 
 TEST_F(tasks, collections_declared_async_always_answer_202) {

@@ -279,6 +279,10 @@ TEST_F(ws_events, observe_diffs_rebuild_a_fresh_list) {
     rest_patch(ids[0], {{"make", "changed"}});          // changes in place (or enters)
     ASSERT_EQ(rest_->request("DELETE", "/api/cars/" + ids[1]).status, 204);
     barrier(*c, sentinel);
+    // A hub pass sends its live-query diffs after its events, so the first barrier's event can
+    // arrive ahead of the last diffs; a second barrier, committed after the first arrived, is
+    // read by a later pass and so arrives behind every one of them.
+    barrier(*c, sentinel);
 
     std::int64_t last_seq = obj(data_of(*obs))["seq"].as_int64();
     int diffs = 0;

@@ -40,6 +40,7 @@ method = "POST"
 task = "hang"
 
 [collections.jobs]
+)" + std::string(k_public_rules) + R"(
 fields.name = { type = "string", required = true }
 async.create = "always"
 )";

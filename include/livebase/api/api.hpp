@@ -16,6 +16,8 @@
 namespace livebase {
 
 class api;
+class authenticator;
+class throttle;
 class task_queue;
 class task_waiters;
 class worker_pool;
@@ -102,6 +104,23 @@ public:
     /// REQUIRES: before serving; the three outlive the api.
     void enable_tasks(task_queue& queue, worker_pool& pool, task_waiters& waiters) noexcept;
 
+    /// Turns on the auth operations (collection "auth", op_kind::action, action "login",
+    /// "logout", "me" or "register"; see docs/auth.md) and the re-check of a task submitter's
+    /// identity at execution. `signup` allows "register". Rules are enforced with or without
+    /// it; without it the auth operations answer 404.
+    ///
+    /// Auth operations: "login" (POST {"username","password"} -> 200 {"token","expires","user"};
+    /// at most k_login_rate attempts per client address and per username, then 429 with
+    /// Retry-After), "logout" (POST, needs a token: 204), "me" (GET: 200 user or 401),
+    /// "register" (POST, only with `signup`: 201 user). They never run as tasks and never
+    /// take part in Idempotency-Key replays (a stored response would hold a token).
+    ///
+    /// With auth on, an admin may send "password" in a create/update body of the `users`
+    /// collection: it is checked (password_problem), hashed off the store threads and stored as
+    /// password_hash; a changed password deletes the user's tokens in the same transaction.
+    /// REQUIRES: before serving; `a` outlives the api.
+    void enable_auth(authenticator& a, bool signup) noexcept;
+
     /// How long an Idempotency-Key is remembered (default 24 h; the app uses tasks.retention).
     void set_idempotency_retention(std::chrono::milliseconds retention) noexcept;
 
@@ -123,6 +142,17 @@ private:
     void do_action(operation op, const collection_def& c, std::function<void(outcome)> done);
 
     using done_fn = std::function<void(outcome)>;
+    /// The write half of do_update: validates, checks the rule on the stored record and
+    /// writes, in one write transaction. `password_hash`: a new password (users only).
+    void write_update(operation op, const collection_def& c, json::object body,
+                      std::optional<std::string> password_hash, done_fn done);
+    /// Stores a new record (its rule and callback already allowed it).
+    void insert_record(const collection_def& c, json::object rec, done_fn done);
+    /// Runs Argon2id for a password given to the users collection on the handler pool, then
+    /// `next` with the hash (or answers the problem).
+    void hash_then(std::string password, done_fn done, std::function<void(std::string, done_fn)> next);
+    /// The auth operations (src/api/auth_door.cpp).
+    void do_auth(operation op, done_fn done);
     /// execute() without the Idempotency-Key step.
     void dispatch(operation op, done_fn done);
     /// Idempotency-Key handling around dispatch() (src/api/idempotency.cpp).
@@ -155,6 +185,10 @@ private:
     task_queue* tasks_ = nullptr;
     worker_pool* workers_ = nullptr;
     task_waiters* waiters_ = nullptr;
+    authenticator* auth_ = nullptr;
+    bool signup_ = false;
+    /// Login (and sign-up) attempts per client address and per username; set by enable_auth.
+    std::unique_ptr<throttle> login_throttle_;
     std::chrono::milliseconds idempotency_retention_{24 * 3600 * 1000};
     std::atomic<std::size_t> idempotency_inserts_{0};
 };

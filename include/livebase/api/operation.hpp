@@ -33,6 +33,7 @@ struct operation {
     std::string idempotency_key;    ///< Idempotency-Key (1..255 chars), "" when none
     std::optional<std::int64_t> if_match;        ///< expected version (If-Match / body "version")
     principal who;
+    std::string client_ip;          ///< the peer's address ("" when unknown, e.g. in a task)
     std::string request_id;
 };
 

@@ -2,6 +2,7 @@
 /// The public entry point: declare collections and actions (in code and/or TOML), then serve.
 #include <livebase/api/api.hpp>
 #include <livebase/app/config.hpp>
+#include <livebase/auth/auth.hpp>
 #include <livebase/core/log.hpp>
 #include <livebase/tasks/task.hpp>
 #include <livebase/tasks/worker_pool.hpp>
@@ -46,6 +47,8 @@ public:
     std::uint16_t port() const noexcept;
     /// The store (after start()).
     livebase::store& store();
+    /// Users and tokens (after start()): create users, log in, revoke (docs/auth.md).
+    livebase::authenticator& auth();
 
     /// Graceful stop: stop accepting, finish in-flight requests (up to shutdown_grace), close,
     /// stop threads, close the store. Idempotent; safe from a signal-handling thread.

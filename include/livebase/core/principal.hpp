@@ -4,10 +4,14 @@
 
 namespace livebase {
 
-/// Who is asking. Anonymous until auth exists. A plain value; copy freely.
+/// Who is asking. A plain value; copy freely.
 struct principal {
     std::string user_id;  ///< empty = anonymous
     bool admin = false;
+    std::string username;  ///< the user's name ("" when anonymous)
+    /// The id of the token record the caller authenticated with ("" for anonymous callers and
+    /// for identities rebuilt from a user id, e.g. a task's submitter). Never the token itself.
+    std::string token_id;
     bool authenticated() const noexcept { return !user_id.empty(); }
 };
 

@@ -16,6 +16,7 @@ result<std::chrono::milliseconds> parse_duration(std::string_view text);
 result<std::uint64_t> parse_size(std::string_view text);
 
 /// "120/min", "10/s", "2000/h", "50000/day": tokens per period. `per` in milliseconds.
+/// "120/min": `count` events per `per`. count 0 means unlimited (parsed from "unlimited").
 struct rate {
     std::uint64_t count = 0;
     std::chrono::milliseconds per{1000};

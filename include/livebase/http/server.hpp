@@ -5,6 +5,7 @@
 #include <livebase/app/config.hpp>
 #include <livebase/core/log.hpp>
 #include <livebase/core/result.hpp>
+#include <livebase/core/units.hpp>
 #include <livebase/http/metrics.hpp>
 
 #include <cstdint>
@@ -18,8 +19,23 @@ class io_context;
 
 namespace livebase {
 
+class authenticator;
 class hub;
+class throttle;
 struct websocket_upgrade;  // livebase/http/upgrade.hpp
+
+/// Credentials and throttling of the HTTP door (http.md section 5, config.md [auth]).
+struct http_auth_options {
+    /// Resolves `Authorization: Bearer` and the session cookie; null = every caller anonymous
+    /// (and {base}/auth/* answer 404 through the api).
+    authenticator* auth = nullptr;
+    /// One bucket per caller (user id, or client address when anonymous), shared with the
+    /// WebSocket door; null = no throttling.
+    throttle* limiter = nullptr;
+    rate anonymous{120, std::chrono::minutes(1)};  ///< auth.throttle.anonymous (count 0 = unlimited)
+    rate user{2000, std::chrono::minutes(1)};      ///< auth.throttle.user
+    std::chrono::milliseconds token_ttl{30LL * 24 * 3600 * 1000};  ///< the session cookie's Max-Age
+};
 
 /// Accepts connections on the io_context and serves them. Thread-safe to call drain()/port()
 /// from any thread. The io_context, api, logger and metrics must outlive it.
@@ -33,6 +49,10 @@ public:
     /// change streams and `?observe=<subscriber>` live queries on lists. Without a hub both
     /// answer 404. REQUIRES: before listen(); `h` outlives the server (and is stopped after it).
     void set_hub(hub& h);
+
+    /// Turns on credentials and throttling. REQUIRES: before listen(); what `a` points to
+    /// outlives the server.
+    void set_auth(const http_auth_options& a);
 
     /// Hands WebSocket upgrades of `GET <path>` (outside the base path, e.g. "/ws") to `h`:
     /// once every earlier pipelined response on the connection is written, the connection,

@@ -2,10 +2,12 @@
 /// The realtime hub (realtime.md): turns committed changes from the change log into events for
 /// subscriptions and diffs for live queries, in commit order, and replays history for resumes.
 /// Doors (WebSocket sessions, SSE streams) attach as clients with an event_sink.
+#include <livebase/auth/auth.hpp>
 #include <livebase/core/log.hpp>
 #include <livebase/core/principal.hpp>
 #include <livebase/core/result.hpp>
 #include <livebase/schema/collection.hpp>
+#include <livebase/schema/query.hpp>
 #include <livebase/store/store.hpp>
 
 #include <chrono>
@@ -39,6 +41,13 @@ public:
     /// (never concurrently with itself); must not block and must not call the hub. A sink that
     /// cannot keep up closes its client (4008) and the door calls hub::detach.
     virtual void deliver(std::vector<std::shared_ptr<const std::string>> frames) = 0;
+    /// The credentials this client was authorized with ended (logout, token revocation,
+    /// password change, a disabled or deleted user: realtime.md "Flow control and lifecycle").
+    /// The hub has already reset the client's principal to anonymous, so later frames are
+    /// filtered as for an anonymous client; the door closes the connection (WebSocket: 4401;
+    /// an SSE stream ends). Called on the hub thread, at most once per revocation that names
+    /// the client, between deliver() calls; must not block and must not call the hub.
+    virtual void revoked() {}
 };
 
 /// What the hub needs from the layers above it; the composition root fills these in.
@@ -54,6 +63,18 @@ struct hub_hooks {
     /// rows. Unset: everyone may see everything.
     std::function<bool(const principal& who, const collection_def&, const json::object& stored)>
         may_see;
+    /// Narrows a live query to the records `who` may retrieve before its window is listed
+    /// (first list and every re-list), so that limits, offsets and counts are those of the
+    /// caller's own list; false: the caller may retrieve no record, the window stays empty.
+    /// Rows still pass may_see. Called while the hub lists (on a store reader thread, the hub
+    /// thread waiting for it): thread-safe. Unset: rules.hpp narrow_query.
+    std::function<bool(const principal& who, const collection_def&, query& q)> narrow;
+    /// Asked on the hub thread with every change a pass reads (changes of every collection,
+    /// from every process writing to the store), before that change's events are matched:
+    /// whose credentials the change ended (authenticator::on_change). Every client whose
+    /// principal has the revocation's non-empty user_id, or its non-empty token_id, is reset to
+    /// anonymous and its sink's revoked() is called. Unset: nothing is ever revoked.
+    std::function<std::optional<revocation>(const change&)> on_change;
 };
 
 struct hub_options {
@@ -119,7 +140,9 @@ public:
     std::string attach(std::weak_ptr<event_sink> sink, principal who, event_encoding encoding);
     /// Drops a client and everything it subscribed. Unknown ids are ignored.
     void detach(const std::string& client);
-    /// Changes the identity future events are authorized against (login/logout).
+    /// Changes the identity future events and live-query windows are authorized against
+    /// (login/logout). Queued like the commands: a subscribe or observe called after it (from
+    /// any thread, once it returned) is planned with the new identity.
     void set_principal(const std::string& client, principal who);
 
     /// Problems: 404 unknown client, unknown collection or (pk subscriptions) a record that is

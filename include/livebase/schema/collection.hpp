@@ -1,7 +1,9 @@
 #pragma once
 /// Declarations of collections and their fields: what the config file and the C++ API build.
 #include <livebase/core/json.hpp>
+#include <livebase/core/principal.hpp>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -68,6 +70,13 @@ struct collection_def {
     std::size_t page_size = 25;
     std::size_t max_page_size = 500;
     std::map<std::string, action_def> actions;
+    /// A C++ permission check (optional), asked after the rule allows: false refuses (403, or
+    /// 404 when it refuses "retrieve", which also hides the record from lists and streams).
+    /// `action` is "list", "retrieve", "create", "update", "patch", "delete" or a custom
+    /// action's name; `record` is the stored record for detail requests, the record about to
+    /// be stored for "create", null for "list" and list actions. Called concurrently from
+    /// several threads (and per event on the realtime thread): keep it fast and thread-safe.
+    std::function<bool(const principal& who, std::string_view action, const json::object* record)> permission;
 
     const field_def* find_field(std::string_view name) const noexcept;
     access_rule rule_for(std::string_view action) const noexcept;
@@ -79,10 +88,12 @@ struct collection_def {
 bool is_managed_field(std::string_view name) noexcept;
 
 /// Names user collections may not take because built-in endpoints use them
-/// (tasks, auth, health, schema) or that are built-in collections (idempotency_keys).
+/// (tasks, auth, health, schema) or that are built-in collections (idempotency_keys, users,
+/// auth_tokens).
 bool is_reserved_collection_name(std::string_view name) noexcept;
 
-/// Checks a definition (names are identifiers, no duplicates, options fit the type, defaults
+/// Checks a definition (names are identifiers, no duplicates, options fit the type, "owner"
+/// rules only on owned collections, defaults
 /// and choices valid, pattern compiles, page sizes sane) and compiles patterns.
 /// Returns a human message naming the offending field/key, or empty on success.
 std::string finalize(collection_def& c);

@@ -2,6 +2,7 @@
 /// The WebSocket door (realtime.md): sessions on Beast, the channels-api envelope, requests
 /// through the api, subscriptions and live queries through the hub, bounded send queues.
 #include <livebase/api/api.hpp>
+#include <livebase/auth/auth.hpp>
 #include <livebase/core/log.hpp>
 #include <livebase/http/metrics.hpp>
 #include <livebase/http/upgrade.hpp>
@@ -10,6 +11,8 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 namespace livebase {
 
@@ -29,10 +32,35 @@ struct ws_options {
     std::chrono::milliseconds handshake_timeout{10000};
     std::size_t max_inflight = 64;              ///< requests read ahead of their replies; beyond,
                                                 ///< the session stops reading (TCP backpressure)
+
+    /// Authentication (realtime.md "auth" stream, http.md section 5). Null: no auth: every
+    /// socket is anonymous, credentials at the upgrade are ignored and the `auth` stream
+    /// answers 404 like any unknown stream. Otherwise an upgrade's `Authorization: Bearer`
+    /// token (or else its session cookie) is resolved: an invalid or expired bearer token
+    /// refuses the upgrade with 401; a stale cookie is cleared and the socket is anonymous, as
+    /// on REST. Must outlive the server.
+    authenticator* auth = nullptr;
+    /// Request throttling, one token per request frame. Share the HTTP door's instance, so that
+    /// REST and WebSocket requests of one caller drain one bucket (throttle_key). Null:
+    /// unthrottled. Must outlive the server.
+    throttle* limiter = nullptr;
+    rate anonymous_rate{};  ///< auth.throttle.anonymous, per client address; count 0 = unlimited
+    rate user_rate{};       ///< auth.throttle.user, per user; count 0 = unlimited
+    /// Throttled requests in a row (no allowed request in between) after which the socket is
+    /// closed with 4429; each one is answered 429 with "retry_after" before that.
+    std::size_t max_throttled = 20;
+    /// server.cors_origins. A browser upgrade (one with an Origin header) whose origin is
+    /// neither listed nor the server's own host (http_detail::origin_allowed) is accepted and
+    /// closed at once with 1008 ("origin not allowed"). Upgrades without Origin (non-browser
+    /// clients) are not checked.
+    std::vector<std::string> allowed_origins;
 };
 
 /// Serves WebSocket connections handed over by the HTTP server. Thread-safe. The api, hub,
-/// logger and metrics must outlive it (and every session: sessions hold a shared state).
+/// logger, metrics (and options.auth, options.limiter) must outlive it (and every session:
+/// sessions hold a shared state). A socket whose credentials end (the hub's
+/// event_sink::revoked(): logout, revocation, password change, disabled user) is closed with
+/// 4401.
 class ws_server {
 public:
     ws_server(api& a, hub& h, ws_options options, logger& log, metrics& m);

@@ -115,6 +115,7 @@ TEST_F(api_test, action_without_handler_is_an_internal_error_not_a_crash) {
     op.collection = "cars";
     op.action = "ghost";
     op.method = "POST";
+    op.who.user_id = "u1";  // actions need a user by default
     EXPECT_EQ(api_->execute_sync(op).status, 500);
 }
 

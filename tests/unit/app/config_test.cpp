@@ -470,7 +470,7 @@ TEST(ConfigErrors, DurationsSizesRatesRules) {
     EXPECT_CONFIG_ERROR("[auth]\nthrottle.user = \"lots\"\n",
                         "t.toml:2: auth.throttle.user: invalid rate");
     EXPECT_CONFIG_ERROR("[auth]\nthrottle.user = \"0/s\"\n",
-                        "t.toml:2: auth.throttle.user: must allow");
+                        "t.toml:2: auth.throttle.user: invalid rate \"0/s\" (use e.g. \"120/min\", \"10/s\", \"2000/h\", \"50000/day\", or \"unlimited\")");
     EXPECT_CONFIG_ERROR("[server]\nlisten = \"localhost\"\n",
                         "t.toml:2: server.listen: invalid listen address");
     EXPECT_CONFIG_ERROR("[collections.c]\nrules.list = \"everyone\"\n",

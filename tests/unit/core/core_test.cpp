@@ -100,6 +100,8 @@ TEST(units, sizes_and_rates) {
     EXPECT_FALSE(parse_rate("10"));
     EXPECT_FALSE(parse_rate("x/min"));
     EXPECT_FALSE(parse_rate("10/fortnight"));
+    EXPECT_FALSE(parse_rate("0/min"));  // "unlimited" says it on purpose
+    EXPECT_EQ(parse_rate("unlimited")->count, 0u);
 }
 
 TEST(json, parse_and_helpers) {

@@ -176,3 +176,26 @@ TEST(router, websocket_path) {
     EXPECT_EQ(root.match("GET", "/ws").kind, route_kind::websocket);
     EXPECT_EQ(root.match("GET", "/cars").kind, route_kind::records);
 }
+
+TEST(router, auth_routes) {
+    router r("/api");
+    auto login = r.match("POST", "/api/auth/login");
+    ASSERT_EQ(login.kind, route_kind::records);
+    EXPECT_EQ(login.op.collection, "auth");
+    EXPECT_EQ(login.op.kind, op_kind::action);
+    EXPECT_EQ(login.op.action, "login");
+    EXPECT_EQ(login.route, "/api/auth/login");
+    EXPECT_EQ(r.match("POST", "/api/auth/logout/").op.action, "logout");
+    EXPECT_EQ(r.match("POST", "/api/auth/register").op.action, "register");
+    auto me = r.match("GET", "/api/auth/me");
+    EXPECT_EQ(me.op.action, "me");
+    EXPECT_EQ(me.op.method, "GET");
+
+    auto wrong = r.match("GET", "/api/auth/login");
+    EXPECT_EQ(wrong.kind, route_kind::method_not_allowed);
+    EXPECT_EQ(wrong.allow, "POST");
+    EXPECT_EQ(r.match("POST", "/api/auth/me").allow, "GET");
+    EXPECT_EQ(r.match("POST", "/api/auth/nope").kind, route_kind::not_found);
+    EXPECT_EQ(r.match("POST", "/api/auth/login/x").kind, route_kind::not_found);
+    EXPECT_EQ(r.match("GET", "/api/auth").kind, route_kind::not_found);
+}

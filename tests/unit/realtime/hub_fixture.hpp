@@ -33,6 +33,19 @@ public:
         }
         cv_.notify_all();
     }
+    void revoked() override {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            ++revocations_;
+        }
+        cv_.notify_all();
+    }
+
+    /// How many times the hub called revoked().
+    std::size_t revocations() const {
+        std::lock_guard<std::mutex> lock(mu_);
+        return revocations_;
+    }
 
     std::vector<std::shared_ptr<const std::string>> frames() const {
         std::lock_guard<std::mutex> lock(mu_);
@@ -57,6 +70,7 @@ private:
     std::condition_variable cv_;
     std::vector<std::shared_ptr<const std::string>> frames_;
     std::size_t deliveries_ = 0;
+    std::size_t revocations_ = 0;
 };
 
 /// A WebSocket event frame, decoded.
@@ -151,6 +165,9 @@ protected:
             h.may_see = [this](const principal& who, const collection_def& c, const json::object& rec) {
                 return may_see_(who, c, rec);
             };
+        if (narrow_)
+            h.narrow = [this](const principal& who, const collection_def& c, query& q) { return narrow_(who, c, q); };
+        if (on_change_) h.on_change = [this](const change& ch) { return on_change_(ch); };
         return h;
     }
 
@@ -228,6 +245,8 @@ protected:
     logger log_{stderr, log_format::text, log_level::warn};
     std::unique_ptr<store> db_;
     std::function<bool(const principal&, const collection_def&, const json::object&)> may_see_;
+    std::function<bool(const principal&, const collection_def&, query&)> narrow_;  ///< unset: narrow_query
+    std::function<std::optional<revocation>(const change&)> on_change_;
     std::unique_ptr<hub> hub_;
 };
 

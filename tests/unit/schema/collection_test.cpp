@@ -284,3 +284,38 @@ TEST(finalize, empty_collection_is_fine) {
     c.fields.push_back(f);
     EXPECT_EQ(finalize(c), "");
 }
+
+TEST(finalize, owner_rules_need_an_owned_collection) {
+    // Owned: fine.
+    EXPECT_EQ(finalize_with([](collection_def& c) {
+                  c.rules["update"] = access_rule::owner;
+                  action_def a;
+                  a.rule = access_rule::owner;
+                  c.actions["build"] = a;
+              }),
+              "");
+    EXPECT_EQ(finalize_with([](collection_def& c) {
+                  c.owned = false;
+                  c.rules["delete"] = access_rule::owner;
+              }),
+              "rules.delete: the \"owner\" rule needs an owned collection (owned = true)");
+    EXPECT_EQ(finalize_with([](collection_def& c) {
+                  c.owned = false;
+                  action_def a;
+                  a.rule = access_rule::owner;
+                  c.actions["build"] = a;
+              }),
+              "actions.build.rule: the \"owner\" rule needs an owned collection (owned = true)");
+    // Other rules need no owner.
+    EXPECT_EQ(finalize_with([](collection_def& c) {
+                  c.owned = false;
+                  for (auto a : {"list", "retrieve", "create", "update", "delete"}) c.rules[a] = access_rule::admin;
+              }),
+              "");
+}
+
+TEST(collection_names, built_in_names_are_reserved) {
+    for (auto n : {"tasks", "auth", "health", "schema", "idempotency_keys", "users", "auth_tokens"})
+        EXPECT_TRUE(is_reserved_collection_name(n)) << n;
+    for (auto n : {"cars", "user", "tokens", "usersx"}) EXPECT_FALSE(is_reserved_collection_name(n)) << n;
+}

@@ -42,10 +42,10 @@ protected:
         reg_.add_endpoint(g);
     }
 
-    request_plan plan(const std::string& frame) {
+    request_plan plan(const std::string& frame, bool auth = false) {
         auto f = decode_frame(frame);
         EXPECT_FALSE(f.error) << frame;
-        return plan_request(f.request, reg_, "/api");
+        return plan_request(f.request, reg_, "/api", auth);
     }
 
     static std::string param(const operation& op, const std::string& key) {
@@ -216,6 +216,79 @@ TEST_F(ws_plan, unknown_streams_including_auth) {
         EXPECT_EQ(p.refusal.status, 404);
         EXPECT_EQ(p.refusal.detail, std::string("Unknown stream \"") + s + "\".");
     }
+}
+
+TEST_F(ws_plan, auth_stream_without_auth_is_unknown) {
+    auto p = plan(R"({"stream":"auth","payload":{"action":"login","data":{"token":"t"}}})", false);
+    ASSERT_EQ(p.kind, plan_kind::refuse);
+    EXPECT_EQ(p.refusal.status, 404);
+    EXPECT_EQ(p.refusal.detail, "Unknown stream \"auth\".");
+}
+
+TEST_F(ws_plan, login_with_a_token_resolves_it) {
+    auto p = plan(R"({"stream":"auth","payload":{"action":"login","data":{"token":"abc"}}})", true);
+    ASSERT_EQ(p.kind, plan_kind::login) << p.refusal.detail;
+    EXPECT_EQ(p.token, "abc");
+    EXPECT_TRUE(p.op.collection.empty());  // nothing runs through the api
+
+    for (const char* bad : {R"({"token":""})", R"({"token":7})", R"({"token":{}})"}) {
+        auto b = plan(std::string(R"({"stream":"auth","payload":{"action":"login","data":)") + bad + "}}", true);
+        ASSERT_EQ(b.kind, plan_kind::refuse) << bad;
+        EXPECT_EQ(b.refusal.status, 400);
+        EXPECT_EQ(get_string(b.refusal.extra, "parameter"), "data.token") << bad;
+    }
+    auto not_object = plan(R"({"stream":"auth","payload":{"action":"login","data":"x"}})", true);
+    ASSERT_EQ(not_object.kind, plan_kind::refuse);
+    EXPECT_EQ(not_object.refusal.status, 400);
+}
+
+TEST_F(ws_plan, login_with_a_password_runs_the_api_action) {
+    auto p = plan(R"({"stream":"auth","payload":{"action":"login",
+        "data":{"username":"ann","password":"secret-pw"}}})", true);
+    ASSERT_EQ(p.kind, plan_kind::login) << p.refusal.detail;
+    EXPECT_TRUE(p.token.empty());
+    EXPECT_EQ(p.op.kind, op_kind::action);
+    EXPECT_EQ(p.op.collection, "auth");
+    EXPECT_EQ(p.op.action, "login");
+    EXPECT_EQ(p.op.method, "POST");
+    EXPECT_EQ(p.op.path, "/api/auth/login");
+    ASSERT_TRUE(p.op.input.is_object());
+    EXPECT_EQ(get_string(p.op.input.get_object(), "username"), "ann");
+    EXPECT_EQ(get_string(p.op.input.get_object(), "password"), "secret-pw");
+
+    // Missing fields are the api's to refuse (after its throttle), exactly as over REST.
+    auto empty = plan(R"({"stream":"auth","payload":{"action":"login"}})", true);
+    ASSERT_EQ(empty.kind, plan_kind::login);
+    EXPECT_EQ(empty.op.action, "login");
+    EXPECT_TRUE(empty.op.input.is_object());
+}
+
+TEST_F(ws_plan, logout_and_me) {
+    auto out = plan(R"({"stream":"auth","payload":{"action":"logout"}})", true);
+    ASSERT_EQ(out.kind, plan_kind::logout) << out.refusal.detail;
+    EXPECT_EQ(out.op.kind, op_kind::action);
+    EXPECT_EQ(out.op.collection, "auth");
+    EXPECT_EQ(out.op.action, "logout");
+    EXPECT_EQ(out.op.method, "POST");
+
+    auto me = plan(R"({"stream":"auth","payload":{"action":"me"}})", true);
+    ASSERT_EQ(me.kind, plan_kind::execute) << me.refusal.detail;
+    EXPECT_EQ(me.op.collection, "auth");
+    EXPECT_EQ(me.op.action, "me");
+    EXPECT_EQ(me.op.method, "GET");
+
+    auto other = plan(R"({"stream":"auth","payload":{"action":"register"}})", true);
+    ASSERT_EQ(other.kind, plan_kind::refuse);
+    EXPECT_EQ(other.refusal.status, 404);
+}
+
+TEST_F(ws_plan, auth_does_not_change_other_streams) {
+    auto p = plan(R"({"stream":"cars","payload":{"action":"retrieve","pk":"a"}})", true);
+    ASSERT_EQ(p.kind, plan_kind::execute);
+    EXPECT_EQ(p.op.collection, "cars");
+    auto unknown = plan(R"({"stream":"session","payload":{"action":"login"}})", true);
+    ASSERT_EQ(unknown.kind, plan_kind::refuse);
+    EXPECT_EQ(unknown.refusal.status, 404);
 }
 
 TEST_F(ws_plan, subscriptions) {

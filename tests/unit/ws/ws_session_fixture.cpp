@@ -82,6 +82,8 @@ ws_session_test::ws_session_test() {
     notes.type = field_type::text;
     cars.fields = {brand, model, notes};
     cars.max_page_size = 1000;
+    // The session tests write anonymously; rules are auth_ws_test's subject.
+    for (const char* a : {"list", "retrieve", "create", "update", "delete"}) cars.rules[a] = access_rule::public_;
     EXPECT_EQ(finalize(cars), "");
     reg_.add_collection(std::move(cars));
 }
@@ -91,14 +93,23 @@ ws_session_test::~ws_session_test() { stop(); }
 void ws_session_test::start(ws_options o, hub_options ho) {
     db_ = test::open_or_die(dir_.file("ws.db"));
     ASSERT_TRUE(db_);
-    auto plan = db_->migrate(reg_.collections(), false, false);
+    if (with_auth_ && !reg_.find(users_collection().name)) reg_.add_collection(users_collection());
+    auto collections = reg_.collections();
+    if (with_auth_) collections.push_back(&tokens_collection());
+    auto plan = db_->migrate(collections, false, false);
     ASSERT_TRUE(plan) << plan.error().detail;
     api_ = std::make_unique<livebase::api>(reg_, *db_, log_);
+    if (with_auth_) {
+        auth_ = std::make_unique<authenticator>(*db_, auth_settings{}, log_);
+        api_->enable_auth(*auth_, false);
+        o.auth = auth_.get();
+    }
     hub_hooks hooks;
     hooks.find_collection = [this](std::string_view name) { return reg_.find(name); };
     hooks.present = [](const collection_def& c, const json::object& stored) {
         return present_record(c, stored);
     };
+    if (auth_) hooks.on_change = [a = auth_.get()](const change& ch) { return a->on_change(ch); };
     hub_ = std::make_unique<hub>(*db_, hooks, ho, log_);
     hub_->start();
     ws_ = std::make_unique<ws_server>(*api_, *hub_, o, log_, metrics_);

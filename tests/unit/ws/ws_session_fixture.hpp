@@ -9,6 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <livebase/api/api.hpp>
+#include <livebase/auth/auth.hpp>
 #include <livebase/http/metrics.hpp>
 #include <livebase/http/upgrade.hpp>
 #include <livebase/realtime/hub.hpp>
@@ -33,7 +34,9 @@ protected:
     ~ws_session_test() override;
     void TearDown() override { stop(); }
 
-    /// Opens the store, starts the hub, the ws_server with `o`, and the listener.
+    /// Opens the store, starts the hub, the ws_server with `o`, and the listener. With
+    /// `with_auth_` set, also the users and tokens collections and an authenticator (auth_),
+    /// wired as the app wires it: o.auth, the api's auth operations, the hub's on_change.
     void start(ws_options o = {}, hub_options ho = {});
     void stop();
 
@@ -53,6 +56,8 @@ protected:
     registry reg_;
     std::unique_ptr<store> db_;
     std::unique_ptr<livebase::api> api_;
+    bool with_auth_ = false;
+    std::unique_ptr<authenticator> auth_;
     std::unique_ptr<hub> hub_;
     boost::asio::io_context ioc_;
     std::unique_ptr<ws_server> ws_;

@@ -1,0 +1,29 @@
+// Fuzzes the credential headers the HTTP and WebSocket doors read before anything else:
+// Cookie (the session cookie), Authorization (Bearer) and the Origin check.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/origin.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    using namespace livebase::http_detail;
+    std::string_view in(reinterpret_cast<const char*>(data), size);
+    // The input is split at the first newline: an Origin, then a Host (and an allowed list).
+    auto nl = in.find('\n');
+    std::string_view first = in.substr(0, nl);
+    std::string_view rest = nl == std::string_view::npos ? std::string_view{} : in.substr(nl + 1);
+
+    auto cookie = cookie_value(in, k_session_cookie);
+    if (cookie.size() > in.size()) __builtin_trap();
+    auto token = bearer_token(in);
+    if (token.size() > in.size()) __builtin_trap();
+
+    const std::vector<std::string> allowed{std::string(rest.substr(0, 64)), "https://app.example.com"};
+    const bool same = origin_allowed(first, rest, {});
+    const bool listed = origin_allowed(first, rest, allowed);
+    // A list only ever adds origins.
+    if (same && !listed) __builtin_trap();
+    return 0;
+}

@@ -1,0 +1,73 @@
+#include "http/origin.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace livebase::http_detail {
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+// "https://app.example.com:8443" -> "app.example.com:8443"; "" for anything that is not a
+// serialized origin (scheme://host[:port], nothing after).
+std::string_view origin_authority(std::string_view origin) {
+    auto sep = origin.find("://");
+    if (sep == std::string_view::npos || sep == 0) return {};
+    auto authority = origin.substr(sep + 3);
+    if (authority.empty() || authority.find_first_of("/?#@ ") != std::string_view::npos) return {};
+    return authority;
+}
+
+}  // namespace
+
+bool origin_allowed(std::string_view origin, std::string_view host, const std::vector<std::string>& allowed) {
+    origin = trim(origin);
+    for (const auto& a : allowed)
+        if (a == "*" || iequals(a, origin)) return true;
+    if (iequals(origin, "null")) return false;
+    auto authority = origin_authority(origin);
+    host = trim(host);
+    if (authority.empty() || host.empty()) return false;
+    // Same origin: the browser sent the request to the host it loaded the page from. Default
+    // ports are omitted by browsers in both headers alike.
+    return iequals(authority, host);
+}
+
+std::string cookie_value(std::string_view header, std::string_view name) {
+    while (!header.empty()) {
+        auto semi = header.find(';');
+        auto pair = trim(header.substr(0, semi));
+        header = semi == std::string_view::npos ? std::string_view{} : header.substr(semi + 1);
+        auto eq = pair.find('=');
+        if (eq == std::string_view::npos) continue;
+        if (trim(pair.substr(0, eq)) != name) continue;
+        auto value = trim(pair.substr(eq + 1));
+        if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+            value = value.substr(1, value.size() - 2);
+        return std::string(value);
+    }
+    return {};
+}
+
+std::string bearer_token(std::string_view authorization) {
+    authorization = trim(authorization);
+    constexpr std::string_view scheme = "bearer";
+    if (authorization.size() <= scheme.size() || !iequals(authorization.substr(0, scheme.size()), scheme) ||
+        (authorization[scheme.size()] != ' ' && authorization[scheme.size()] != '\t'))
+        return {};
+    return std::string(trim(authorization.substr(scheme.size() + 1)));
+}
+
+}  // namespace livebase::http_detail

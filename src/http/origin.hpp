@@ -1,0 +1,27 @@
+#pragma once
+/// Origin checks (CSRF for cookie-authenticated unsafe requests, and WebSocket upgrades): a
+/// policy without I/O, shared by the HTTP and WebSocket doors.
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace livebase::http_detail {
+
+/// Whether a request carrying `Origin: origin` may proceed: the origin is listed in `allowed`
+/// (server.cors_origins, compared exactly, case-insensitively; "*" allows every origin), or it
+/// names the same host and port the request was sent to (`host` is the Host header). An absent
+/// Origin is for the caller to judge (non-browser clients send none); "null" is never allowed
+/// unless listed.
+bool origin_allowed(std::string_view origin, std::string_view host, const std::vector<std::string>& allowed);
+
+/// The value of cookie `name` in a Cookie header ("" when absent).
+std::string cookie_value(std::string_view cookie_header, std::string_view name);
+
+/// The token of `Authorization: Bearer <token>` ("" when the header is absent or another
+/// scheme; the scheme name is case-insensitive).
+std::string bearer_token(std::string_view authorization);
+
+/// The session cookie's name.
+inline constexpr std::string_view k_session_cookie = "livebase_session";
+
+}  // namespace livebase::http_detail

@@ -1,0 +1,200 @@
+// `livebase users create|passwd|disable|list` as administrators run them.
+#include "integration/server_fixture.hpp"
+
+#include <livebase/auth/auth.hpp>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+extern char** environ;
+
+using namespace livebase;
+using namespace livebase::testing;
+
+namespace {
+
+struct run_result {
+    int status = -1;  ///< exit code, -1 on a signal or a hang
+    std::string out, err;
+};
+
+std::string slurp(const std::filesystem::path& p) {
+    std::ifstream f(p);
+    return {std::istreambuf_iterator<char>(f), {}};
+}
+
+/// Runs the binary with `input` on stdin (a file, so not a terminal), waiting at most 60 s.
+run_result run(const temp_dir& d, std::vector<std::string> args, const std::string& input = "") {
+    static int n = 0;
+    auto base = d.path() / ("run" + std::to_string(n++));
+    std::ofstream(base.string() + ".in") << input;
+    std::vector<std::string> env_strings;
+    for (char** e = environ; e && *e; ++e)
+        if (std::string_view(*e).rfind("LIVEBASE_", 0) != 0) env_strings.emplace_back(*e);
+    std::vector<char*> envp;
+    for (auto& kv : env_strings) envp.push_back(kv.data());
+    envp.push_back(nullptr);
+    args.insert(args.begin(), LIVEBASE_BINARY);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, (base.string() + ".in").c_str(), O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, (base.string() + ".out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, (base.string() + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid = -1;
+    run_result r;
+    int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) return r;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    for (;;) {
+        int st = 0;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+            break;
+        }
+        if (std::chrono::steady_clock::now() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, nullptr, 0);
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    r.out = slurp(base.string() + ".out");
+    r.err = slurp(base.string() + ".err");
+    return r;
+}
+
+std::vector<json::object> json_lines(const std::string& text) {
+    std::vector<json::object> out;
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        auto end = text.find('\n', pos);
+        if (end == std::string::npos) end = text.size();
+        if (end > pos) {
+            auto v = parse_json(std::string_view(text).substr(pos, end - pos));
+            EXPECT_TRUE(v && v->is_object()) << text;
+            if (v && v->is_object()) out.push_back(v->get_object());
+        }
+        pos = end + 1;
+    }
+    return out;
+}
+
+class cli_users : public ::testing::Test {
+protected:
+    void SetUp() override {
+        cfg = (d.path() / "app.toml").string();
+        db_path = d.path() / "app.db";
+        // Only what the command needs: the storage, and a collection whose table must survive.
+        std::ofstream(cfg) << "[storage]\nurl = \"sqlite:" << db_path.string()
+                           << "\"\n\n[collections.cars]\nfields.brand = { type = \"string\" }\n";
+    }
+    run_result users(std::vector<std::string> args, const std::string& input = "") {
+        args.insert(args.begin(), "users");
+        args.insert(args.begin(), cfg);
+        args.insert(args.begin(), "-c");
+        return run(d, std::move(args), input);
+    }
+    temp_dir d;
+    std::string cfg;
+    std::filesystem::path db_path;
+};
+
+TEST_F(cli_users, create_list_passwd_disable) {
+    auto r = users({"create", "alice", "--admin", "--password-stdin"}, "first password\n");
+    ASSERT_EQ(r.status, 0) << r.err;
+    auto created = json_lines(r.out);
+    ASSERT_EQ(created.size(), 1u) << r.out;
+    EXPECT_EQ(get_string(created[0], "username"), "alice");
+    EXPECT_EQ(created[0].at("admin"), json::value(true));
+    EXPECT_FALSE(created[0].contains("password_hash"));
+    EXPECT_EQ(r.err.find("first password"), std::string::npos) << "never log a password";
+    EXPECT_EQ(r.out.find("first password"), std::string::npos);
+
+    // Without --password-stdin a non-terminal stdin is read the same way; CR LF is stripped.
+    r = users({"create", "bob"}, "bob's password\r\n");
+    ASSERT_EQ(r.status, 0) << r.err;
+
+    r = users({"list"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    auto listed = json_lines(r.out);
+    ASSERT_EQ(listed.size(), 2u) << r.out;
+    EXPECT_EQ(get_string(listed[0], "username"), "alice");
+    EXPECT_EQ(get_string(listed[1], "username"), "bob");
+    EXPECT_EQ(listed[1].at("admin"), json::value(false));
+    for (const auto& u : listed) EXPECT_FALSE(u.contains("password_hash"));
+
+    // The stored hashes check out against the given passwords (CR stripped).
+    {
+        logger log(stderr, log_format::json, log_level::error);
+        auto db = open_store("sqlite:" + db_path.string(), &log);
+        ASSERT_TRUE(db.has_value()) << db.error().detail;
+        auto all = (*db)->list_sync(users_collection(), query{});
+        ASSERT_TRUE(all.has_value());
+        for (const auto& u : all->items) {
+            auto name = get_string(u, "username");
+            auto hash = get_string(u, "password_hash");
+            EXPECT_TRUE(verify_password(hash, name == "alice" ? "first password" : "bob's password")) << name;
+        }
+        (*db)->close();
+    }
+
+    r = users({"passwd", "bob", "--password-stdin"}, "new password\n");
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.err.find("new password"), std::string::npos);
+    r = users({"disable", "bob"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    r = users({"list"});
+    listed = json_lines(r.out);
+    ASSERT_EQ(listed.size(), 2u);
+    EXPECT_EQ(listed[1].at("disabled"), json::value(true));
+}
+
+TEST_F(cli_users, errors_exit_one) {
+    ASSERT_EQ(users({"create", "alice", "--password-stdin"}, "long enough\n").status, 0);
+    auto dup = users({"create", "alice", "--password-stdin"}, "long enough\n");
+    EXPECT_EQ(dup.status, 1);
+    EXPECT_NE(dup.err.find("A user with that username already exists."), std::string::npos) << dup.err;
+    EXPECT_EQ(dup.out, "");
+
+    auto short_pw = users({"create", "carol", "--password-stdin"}, "short\n");
+    EXPECT_EQ(short_pw.status, 1);
+    EXPECT_NE(short_pw.err.find("password"), std::string::npos) << short_pw.err;
+    EXPECT_EQ(short_pw.err.find("short\\n"), std::string::npos);
+
+    auto bad_name = users({"create", "not a name", "--password-stdin"}, "long enough\n");
+    EXPECT_EQ(bad_name.status, 1);
+
+    auto no_input = users({"create", "dave", "--password-stdin"}, "");
+    EXPECT_EQ(no_input.status, 1);
+
+    EXPECT_EQ(users({"passwd", "nobody", "--password-stdin"}, "long enough\n").status, 1);
+    EXPECT_EQ(users({"disable", "nobody"}).status, 1);
+    EXPECT_NE(users({"create"}).status, 0) << "NAME is required";
+    EXPECT_NE(users({}).status, 0) << "a users subcommand is required";
+
+    auto listed = users({"list"});
+    ASSERT_EQ(listed.status, 0) << listed.err;
+    EXPECT_EQ(json_lines(listed.out).size(), 1u) << listed.out;
+}
+
+TEST_F(cli_users, leaves_other_tables_alone) {
+    // The server's tables exist first (migrate), the users command adds nothing destructive.
+    auto m = run(d, {"migrate", "-c", cfg});
+    ASSERT_EQ(m.status, 0) << m.err;
+    ASSERT_EQ(users({"create", "alice", "--password-stdin"}, "long enough\n").status, 0);
+    auto check = run(d, {"check", "-c", cfg});
+    ASSERT_EQ(check.status, 0) << check.err;
+    EXPECT_NE(check.out.find("nothing to do"), std::string::npos) << check.out;
+}
+
+}  // namespace

@@ -1,0 +1,45 @@
+#include "http/origin.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace livebase::http_detail;
+
+TEST(origin, same_host_or_listed) {
+    const std::vector<std::string> none;
+    EXPECT_TRUE(origin_allowed("http://127.0.0.1:8080", "127.0.0.1:8080", none));
+    EXPECT_TRUE(origin_allowed("https://App.Example.com", "app.example.com", none));
+    EXPECT_FALSE(origin_allowed("http://evil.example", "127.0.0.1:8080", none));
+    EXPECT_FALSE(origin_allowed("http://127.0.0.1:9090", "127.0.0.1:8080", none));  // another port
+    EXPECT_FALSE(origin_allowed("null", "127.0.0.1:8080", none));
+    EXPECT_FALSE(origin_allowed("", "127.0.0.1:8080", none));
+    EXPECT_FALSE(origin_allowed("127.0.0.1:8080", "127.0.0.1:8080", none));  // not an origin
+    EXPECT_FALSE(origin_allowed("http://127.0.0.1:8080/path", "127.0.0.1:8080", none));
+    EXPECT_FALSE(origin_allowed("http://user@127.0.0.1:8080", "127.0.0.1:8080", none));
+    EXPECT_FALSE(origin_allowed("http://127.0.0.1:8080", "", none));
+
+    const std::vector<std::string> listed{"https://app.example.com"};
+    EXPECT_TRUE(origin_allowed("https://app.example.com", "api.example.com", listed));
+    EXPECT_TRUE(origin_allowed("HTTPS://APP.EXAMPLE.COM", "api.example.com", listed));
+    EXPECT_FALSE(origin_allowed("https://app.example.com.evil", "api.example.com", listed));
+    EXPECT_TRUE(origin_allowed("null", "x", {"null"}));
+    EXPECT_TRUE(origin_allowed("http://anything", "x", {"*"}));
+}
+
+TEST(origin, cookies) {
+    EXPECT_EQ(cookie_value("livebase_session=abc", "livebase_session"), "abc");
+    EXPECT_EQ(cookie_value("a=1; livebase_session=abc; b=2", "livebase_session"), "abc");
+    EXPECT_EQ(cookie_value("a=1;livebase_session=\"q\"", "livebase_session"), "q");
+    EXPECT_EQ(cookie_value("xlivebase_session=abc", "livebase_session"), "");
+    EXPECT_EQ(cookie_value("livebase_session", "livebase_session"), "");
+    EXPECT_EQ(cookie_value("", "livebase_session"), "");
+    EXPECT_EQ(cookie_value(";;; =; a", "livebase_session"), "");
+}
+
+TEST(origin, bearer) {
+    EXPECT_EQ(bearer_token("Bearer abc"), "abc");
+    EXPECT_EQ(bearer_token("bearer   abc  "), "abc");
+    EXPECT_EQ(bearer_token("Basic abc"), "");
+    EXPECT_EQ(bearer_token("Bearer"), "");
+    EXPECT_EQ(bearer_token("Bearerabc"), "");
+    EXPECT_EQ(bearer_token(""), "");
+}
