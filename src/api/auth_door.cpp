@@ -47,9 +47,9 @@ outcome wrong_method(std::string_view allow) {
     return o;
 }
 
-// 429 with Retry-After in whole seconds, rounded up (never 0: the client must wait).
+// 429 with Retry-After (retry_after_seconds: never 0, the client must wait).
 outcome throttled(std::chrono::milliseconds wait) {
-    auto seconds = std::max<std::int64_t>(1, (wait.count() + 999) / 1000);
+    auto seconds = retry_after_seconds(wait);
     auto o =
         outcome::from_problem(problem::too_many_requests("Too many attempts. Try again later."));
     o.headers.emplace_back("Retry-After", std::to_string(seconds));

@@ -115,6 +115,10 @@ std::size_t throttle::size() const {
     return n;
 }
 
+std::int64_t retry_after_seconds(std::chrono::milliseconds wait) noexcept {
+    return std::max<std::int64_t>(1, (wait.count() + 999) / 1000);
+}
+
 std::string throttle_key(const principal& who, std::string_view ip) {
     if (who.authenticated()) return "u:" + who.user_id;
     return "ip:" + std::string(ip);

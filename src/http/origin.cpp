@@ -70,4 +70,14 @@ std::string bearer_token(std::string_view authorization) {
     return std::string(trim(authorization.substr(scheme.size() + 1)));
 }
 
+request_credentials credentials_of(std::string_view authorization, std::string_view cookie_header) {
+    request_credentials c;
+    c.token = bearer_token(authorization);
+    if (c.token.empty()) {
+        c.token = cookie_value(cookie_header, k_session_cookie);
+        c.by_cookie = !c.token.empty();
+    }
+    return c;
+}
+
 }  // namespace livebase::http_detail

@@ -21,6 +21,15 @@ std::string cookie_value(std::string_view cookie_header, std::string_view name);
 /// scheme; the scheme name is case-insensitive).
 std::string bearer_token(std::string_view authorization);
 
+/// The token a request carries: `Authorization: Bearer`, else the session cookie (then
+/// `by_cookie`, which makes unsafe requests subject to the Origin check and a bad token a
+/// stale cookie rather than an error). Empty token: anonymous.
+struct request_credentials {
+    std::string token;
+    bool by_cookie = false;
+};
+request_credentials credentials_of(std::string_view authorization, std::string_view cookie_header);
+
 /// The session cookie's name.
 inline constexpr std::string_view k_session_cookie = "livebase_session";
 

@@ -515,18 +515,11 @@ private:
 
         // Credentials: a Bearer token, else the session cookie.
         const http_auth_options& au = state_->auth;
-        std::string token;
-        bool by_cookie = false;
-        if (au.auth) {
-            if (auto it = req.find(bhttp::field::authorization); it != req.end())
-                token = http_detail::bearer_token(it->value());
-            if (token.empty()) {
-                if (auto it = req.find(bhttp::field::cookie); it != req.end()) {
-                    token = http_detail::cookie_value(it->value(), http_detail::k_session_cookie);
-                    by_cookie = !token.empty();
-                }
-            }
-        }
+        http_detail::request_credentials cred;
+        if (au.auth)
+            cred = http_detail::credentials_of(req[bhttp::field::authorization], req[bhttp::field::cookie]);
+        const std::string& token = cred.token;
+        const bool by_cookie = cred.by_cookie;
         if (token.empty())
             return serve(id, std::move(req), std::move(match), std::move(*parts), principal{}, false);
         // The usual case costs a hash and a map lookup here, on the strand.
@@ -665,10 +658,10 @@ private:
     }
 
     static http_detail::response_parts throttled(std::chrono::milliseconds wait) {
+        const auto seconds = std::to_string(retry_after_seconds(wait));
         auto parts = http_detail::render_problem(problem::too_many_requests(
-            "Request was throttled. Expected available in " +
-            std::to_string((wait.count() + 999) / 1000) + " seconds."));
-        parts.headers.emplace_back("Retry-After", std::to_string(std::max<long long>(1, (wait.count() + 999) / 1000)));
+            "Request was throttled. Expected available in " + seconds + " seconds."));
+        parts.headers.emplace_back("Retry-After", seconds);
         return parts;
     }
 
@@ -769,6 +762,17 @@ private:
         return state_->a.reg().find(name);
     }
 
+    /// A feed of a whole collection (change stream, live query) is a list that keeps going:
+    /// the list rule answers it (401, 403); rows are then filtered per event by what the
+    /// caller may retrieve (the hub's may_see). Tasks have their own visibility, by submitter,
+    /// which may_see applies per event.
+    static std::optional<problem> feed_refusal(const collection_def& c, const principal& who) {
+        if (&c == &tasks_collection()) return std::nullopt;
+        const auto d = check_rule(c.rule_for("list"), who);
+        if (d == decision::allow) return std::nullopt;
+        return refusal_problem(d);
+    }
+
     void start_events(response_queue_id id, const bhttp::request<bhttp::string_body>& req,
                       const std::string& name, const std::string& encoded_query, principal who) {
         // The stream is the connection's last response, whatever the subscription answers.
@@ -777,12 +781,8 @@ private:
         hub* h = state_->realtime;
         const collection_def* c = find_streamable(name);
         if (!h || !c) return respond(id, http_detail::render_problem(problem::not_found()));
-        // A change stream is a live list: the list rule applies; rows are then filtered per
-        // event by what the caller may retrieve (the hub's may_see).
-        // (Tasks have their own visibility, by submitter, which may_see applies per event.)
-        if (c != &tasks_collection())
-            if (auto d = check_rule(c->rule_for("list"), who); d != decision::allow)
-                return respond(id, http_detail::render_problem(refusal_problem(d)));
+        if (auto refused = feed_refusal(*c, who))
+            return respond(id, http_detail::render_problem(*refused));
         auto params = http_detail::decode_query(encoded_query);
         if (!params) return respond(id, http_detail::render_problem(params.error()));
         std::optional<std::string_view> last_event_id;
@@ -868,9 +868,8 @@ private:
         if (!c) return respond(id, http_detail::render_problem(problem::not_found()));
         // The caller must be allowed the list; the window itself is what the socket's user may
         // retrieve (the hub narrows it with that principal).
-        if (c != &tasks_collection())
-            if (auto d = check_rule(c->rule_for("list"), op.who); d != decision::allow)
-                return respond(id, http_detail::render_problem(refusal_problem(d)));
+        if (auto refused = feed_refusal(*c, op.who))
+            return respond(id, http_detail::render_problem(*refused));
         auto q = http_detail::decode_observe_query(*c, op.params);
         if (!q) return respond(id, http_detail::render_problem(q.error()));
         observe_request req;

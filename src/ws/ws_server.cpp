@@ -103,7 +103,7 @@ json::value user_json(const principal& who) {
 /// The 429 of a throttled request: "retry_after" in whole seconds (at least 1), as REST's
 /// Retry-After.
 problem throttled_problem(std::chrono::milliseconds wait) {
-    const long long seconds = std::max<long long>(1, (wait.count() + 999) / 1000);
+    const auto seconds = retry_after_seconds(wait);
     auto p = problem::too_many_requests("Request was throttled. Expected available in " +
                                         std::to_string(seconds) + " seconds.");
     p.extra["retry_after"] = seconds;
@@ -255,12 +255,10 @@ private:
         }
         authenticator* auth = st_->opts.auth;
         if (!auth) return handshake(std::move(req));
-        std::string token = http_detail::bearer_token(req[bhttp::field::authorization]);
-        bool by_cookie = false;
-        if (token.empty()) {
-            token = http_detail::cookie_value(req[bhttp::field::cookie], http_detail::k_session_cookie);
-            by_cookie = !token.empty();
-        }
+        const auto cred =
+            http_detail::credentials_of(req[bhttp::field::authorization], req[bhttp::field::cookie]);
+        const std::string& token = cred.token;
+        const bool by_cookie = cred.by_cookie;
         if (token.empty()) return handshake(std::move(req));
         // The usual case costs a hash and a map lookup, on the strand.
         if (auto hit = auth->resolve_cached(token))

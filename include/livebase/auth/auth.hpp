@@ -139,6 +139,10 @@ private:
     std::unique_ptr<impl> impl_;
 };
 
+/// A throttle wait as every door announces it (Retry-After, "retry_after"): whole seconds,
+/// rounded up, at least 1.
+std::int64_t retry_after_seconds(std::chrono::milliseconds wait) noexcept;
+
 /// The bucket key of a caller: "u:<user id>" when authenticated, else "ip:<address>".
 std::string throttle_key(const principal& who, std::string_view ip);
 

@@ -43,3 +43,15 @@ TEST(origin, bearer) {
     EXPECT_EQ(bearer_token("Bearerabc"), "");
     EXPECT_EQ(bearer_token(""), "");
 }
+
+TEST(origin, credentials_prefer_the_bearer_token) {
+    auto both = credentials_of("Bearer abc", "livebase_session=def");
+    EXPECT_EQ(both.token, "abc");
+    EXPECT_FALSE(both.by_cookie);
+    auto cookie = credentials_of("", "livebase_session=def");
+    EXPECT_EQ(cookie.token, "def");
+    EXPECT_TRUE(cookie.by_cookie);
+    auto basic = credentials_of("Basic x", "other=1");
+    EXPECT_EQ(basic.token, "");
+    EXPECT_FALSE(basic.by_cookie);
+}
