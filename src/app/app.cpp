@@ -55,6 +55,8 @@ result<void> app::impl::open_services() {
     for (const auto& step : plan->steps) log.info("migrated", {{"step", step}});
 
     queue = std::make_unique<task_queue>(*db);
+    // Tasks made pending by other processes (PostgreSQL NOTIFY) wake idle workers at once.
+    db->on_task_ready([q = queue.get()] { q->notify(); });
     waiters = std::make_unique<task_waiters>([this](const std::string& id) {
         auto got = db->get_sync(tasks_collection(), id);
         if (!got || !got.value()) return true;  // gone: let the waiter answer
@@ -224,7 +226,7 @@ result<void> app::impl::start() {
     started = true;
     log.info("listening", {{"address", cfg.server.host.empty() ? "*" : cfg.server.host},
                            {"port", server->port()},
-                           {"storage", cfg.storage.url},
+                           {"storage", redacted_storage_url(cfg.storage.url)},
                            {"threads", n},
                            {"workers", cfg.tasks.workers}});
     return {};
@@ -272,7 +274,7 @@ result<void> app::impl::start_worker() {
     work.emplace(ioc.get_executor());
     threads.emplace_back([this] { ioc.run(); });  // runs the signal handler
     started = true;
-    log.info("worker started", {{"storage", cfg.storage.url}, {"workers", cfg.tasks.workers}});
+    log.info("worker started", {{"storage", redacted_storage_url(cfg.storage.url)}, {"workers", cfg.tasks.workers}});
     return {};
 }
 

@@ -181,6 +181,8 @@ const setting k_settings[] = {
      [](config& c, parsed_value&& v) { c.server.read_timeout = v.duration; }},
     {"server", "pipeline_limit", kind::count, 1, k_unbounded,
      [](config& c, parsed_value&& v) { c.server.pipeline_limit = v.number; }},
+    {"server", "console_dir", kind::text, 0, 0,
+     [](config& c, parsed_value&& v) { c.server.console_dir = std::move(v.text); }},
 
     {"storage", "url", kind::text, 0, 0,
      [](config& c, parsed_value&& v) { c.storage.url = std::move(v.text); }},

@@ -53,6 +53,15 @@ route_match router::match(std::string_view method, std::string_view path) const 
         return m;
     }
 
+    if (path == "/_" || path.substr(0, 3) == "/_/") {
+        if (method != "GET" && method != "HEAD") return not_allowed("/_/", "GET, HEAD");
+        route_match m;
+        m.kind = route_kind::console;
+        m.route = "/_/";
+        m.rest = std::string(path.substr(2));
+        return m;
+    }
+
     if (!websocket_.empty() && (path == websocket_ || path == websocket_ + "/")) {
         if (method != "GET") return not_allowed(websocket_, "GET");
         route_match m;
@@ -90,6 +99,17 @@ route_match router::match(std::string_view method, std::string_view path) const 
         return r;
     }
     if (segs.size() > 2) return miss;
+
+    // {base}/schema and {base}/schema/realtime: the API documents; reserved like "auth".
+    if (segs[0] == "schema") {
+        const bool realtime = segs.size() == 2 && segs[1] == "realtime";
+        if (segs.size() == 2 && !realtime) return miss;
+        route_match r;
+        r.kind = realtime ? route_kind::schema_realtime : route_kind::schema;
+        r.route = base_ + (realtime ? "/schema/realtime" : "/schema");
+        if (method != "GET") return not_allowed(r.route, "GET");
+        return r;
+    }
 
     // {base}/auth/{login,logout,me,register} (http.md section 5): operations of the api's
     // "auth" collection, which no declared collection may shadow.

@@ -12,6 +12,9 @@ enum class route_kind {
     records,             ///< {base}/{c}, {base}/{c}/{id}, and their :actions -> api
     events,              ///< GET {base}/{c}/events: SSE stream of the collection's changes
     websocket,           ///< GET of the WebSocket path (outside the base path), e.g. /ws
+    schema,              ///< GET {base}/schema: the OpenAPI document
+    schema_realtime,     ///< GET {base}/schema/realtime: the AsyncAPI document
+    console,             ///< GET or HEAD of /_ and /_/... (outside the base path): the console
     not_found,           ///< unknown path -> 404
     method_not_allowed,  ///< known path, wrong method -> 405 with `allow`
 };
@@ -25,6 +28,8 @@ struct route_match {
     operation op;
     /// For method_not_allowed: the Allow header value ("GET, POST").
     std::string allow;
+    /// For console: the path after "/_", still percent-encoded ("" or "/assets/app.js").
+    std::string rest;
 };
 
 /// Immutable after construction; thread-safe to call match() concurrently.
@@ -42,6 +47,10 @@ public:
     /// contains '/' makes the path unknown. A literal ':' in the last segment introduces an
     /// action (AIP-136); "%3A" is an ordinary character of a name or id. Action routes accept
     /// any method (the api decides, with its own 405). HEAD is not special: it gets a 405.
+    ///
+    /// `/_` and everything under `/_/` is the console (GET and HEAD, others 405); it is matched
+    /// before the base path, so it shadows a collection named "_" when the base path is the
+    /// root. `{base}/schema` and `{base}/schema/realtime` are the API documents (GET only).
     ///
     /// `{base}/{c}/events` is the change stream of `c` (GET only, other methods 405), so
     /// "events" is never a record id: ids are server-generated ULIDs, which are 26 characters

@@ -17,8 +17,13 @@
 // - Over max_connections: 503 + Retry-After: 1 written at once, without reading the request (so
 //   the X-Request-Id is generated, not echoed), then close. These connections are not counted.
 // - Every response has Server, X-Request-Id and (except 204/304, which must not) Content-Length.
-// - HEAD and OPTIONS get 405 like any other unsupported method; `Expect: 100-continue` is not
-//   answered (clients send the body after their own short wait).
+// - HEAD and OPTIONS get 405 like any other unsupported method, except HEAD of the console
+//   (/_/...), which answers the GET's status and headers (Content-Length included) without the
+//   body; `Expect: 100-continue` is not answered (clients send the body after their own wait).
+// - The console (/_/, http_detail::static_files) and the API documents ({base}/schema,
+//   {base}/schema/realtime) are public like health: no credentials are resolved and no
+//   throttle token is taken. The documents describe the declared API, never records, and are
+//   built once, on first request (the registry is read-only while serving).
 // - Access log: one "request" line per response written: request_id, method, path (encoded,
 //   without the query), status, ms (from the request being read to its response written),
 //   bytes (the whole response on the wire). Metrics use the same latency.
@@ -69,6 +74,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <livebase/auth/auth.hpp>
@@ -89,7 +95,9 @@
 #include "http/response_queue.hpp"
 #include "http/rest_door.hpp"
 #include "http/router.hpp"
+#include "http/schema_doc.hpp"
 #include "http/sse.hpp"
+#include "http/static_files.hpp"
 
 namespace livebase {
 
@@ -119,7 +127,15 @@ class session;
 /// State shared by the listener and every session. Outlives them all (each holds a shared_ptr).
 struct server_state {
     server_state(net::io_context& ioc, api& a, const server_options& opts, logger& log, metrics& m)
-        : ioc(ioc), a(a), opts(opts), log(log), m(m), router(opts.base_path) {}
+        : ioc(ioc), a(a), opts(opts), log(log), m(m), router(opts.base_path),
+          console(console_options(opts)) {}
+
+    static http_detail::static_files::options console_options(const server_options& o) {
+        http_detail::static_files::options c;
+        c.root = o.console_dir.empty() ? std::filesystem::path("console/dist")
+                                       : std::filesystem::path(o.console_dir);
+        return c;
+    }
 
     net::io_context& ioc;
     api& a;
@@ -131,6 +147,12 @@ struct server_state {
     hub* realtime = nullptr;
     std::function<void(websocket_upgrade&&)> on_upgrade;
     http_auth_options auth;
+    std::string websocket_path;  // "" without an upgrade handler
+    const http_detail::static_files console;
+
+    /// The API documents, serialized once on first request (the registry no longer changes).
+    std::mutex docs_mu;
+    std::shared_ptr<const std::string> openapi, asyncapi;
 
     std::atomic<bool> draining{false};
     std::atomic<bool> stopped{false};  // close_all(): connections accepted late close at once
@@ -179,6 +201,8 @@ struct slot {
     bool close = false;  // this response ends the connection
     bool clear_cookie = false;  // the response ends the session cookie (logout, stale cookie)
     bool stream = false;  // an SSE stream: session::sse_ holds its state, res stays null
+    bool head = false;  // HEAD of the console: the body is left out, not its length (other
+                        // routes answer HEAD with 405, body included, as before)
     std::shared_ptr<bhttp::response<bhttp::string_body>> res;
     // A WebSocket upgrade: the connection is handed over when this slot reaches the front.
     std::shared_ptr<bhttp::request<bhttp::string_body>> upgrade;
@@ -499,6 +523,9 @@ private:
                 r.body = state_->m.render();
                 return respond(id, std::move(r));
             }
+            case route_kind::schema:
+            case route_kind::schema_realtime:
+                return respond(id, api_document(match.kind == route_kind::schema_realtime));
             case route_kind::not_found:
                 return respond(id, http_detail::render_problem(problem::not_found()));
             case route_kind::method_not_allowed: {
@@ -508,6 +535,13 @@ private:
             }
             case route_kind::websocket:
                 return on_upgrade_request(id, std::move(req));
+            case route_kind::console: {
+                queue_.find(id)->head = req.method() == bhttp::verb::head;
+                std::optional<std::string_view> inm;
+                if (auto it = req.find(bhttp::field::if_none_match); it != req.end())
+                    inm = it->value();
+                return respond(id, state_->console.serve(match.rest, inm));
+            }
             case route_kind::events:
             case route_kind::records:
                 break;
@@ -647,6 +681,32 @@ private:
         });
     }
 
+    /// GET {base}/schema (OpenAPI) or {base}/schema/realtime (AsyncAPI).
+    http_detail::response_parts api_document(bool realtime) const {
+        auto& st = *state_;
+        std::shared_ptr<const std::string> doc;
+        {
+            std::lock_guard lock(st.docs_mu);
+            auto& slot = realtime ? st.asyncapi : st.openapi;
+            if (!slot) {
+                http_detail::schema_doc_options o;
+                o.base_path = st.router.base_path();
+                o.websocket_path = st.websocket_path;
+                o.auth = st.auth.auth != nullptr;
+                o.tasks = true;  // /api/tasks answers 404 on an api without tasks; the app has them
+                slot = std::make_shared<const std::string>(json::serialize(
+                    realtime ? http_detail::asyncapi_document(st.a.reg(), o)
+                             : http_detail::openapi_document(st.a.reg(), o)));
+            }
+            doc = slot;
+        }
+        http_detail::response_parts r;
+        r.content_type = "application/json";
+        r.body = *doc;
+        r.headers.emplace_back("Cache-Control", "no-cache");
+        return r;
+    }
+
     /// `Set-Cookie` of a new session: HttpOnly, SameSite=Lax (http.md section 5), for the whole
     /// site, expiring with the token.
     void set_session_cookie(http_detail::response_parts& parts, std::string_view token) const {
@@ -673,6 +733,12 @@ private:
             parts.headers.emplace_back("Set-Cookie", std::string(http_detail::k_session_cookie) +
                                                          "=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
         s->res = make_response(*s, std::move(parts));
+        if (s->head && s->res->has_content_length()) {
+            // HEAD: the headers of the GET, Content-Length included, and no body.
+            const auto length = s->res->body().size();
+            s->res->body().clear();
+            s->res->content_length(length);
+        }
         queue_.set_ready(id);
         do_write();
     }
@@ -1346,6 +1412,7 @@ void http_server::set_upgrade_handler(std::string path,
                                       std::function<void(websocket_upgrade&&)> h) {
     auto& st = *impl_->state;
     st.on_upgrade = std::move(h);
+    st.websocket_path = st.on_upgrade ? path : std::string();
     st.router = http_detail::router(st.opts.base_path, st.on_upgrade ? path : std::string());
 }
 

@@ -1,5 +1,7 @@
 #include <livebase/store/store.hpp>
 
+#include "store/pg/connection.hpp"
+
 #include <future>
 
 namespace livebase {
@@ -25,6 +27,8 @@ result<json::value> store::write_sync(write_fn fn) {
     return f.get();
 }
 
+std::string redacted_storage_url(std::string_view url) { return pg::redact_url(url); }
+
 result<std::unique_ptr<store>> open_store(std::string_view url, logger* log) {
     constexpr std::string_view sqlite_prefix = "sqlite:";
     if (url.substr(0, sqlite_prefix.size()) == sqlite_prefix) {
@@ -37,8 +41,12 @@ result<std::unique_ptr<store>> open_store(std::string_view url, logger* log) {
         options.log = log;
         return open_sqlite_store(options);
     }
-    if (url.substr(0, 13) == "postgresql://" || url.substr(0, 11) == "postgres://")
-        return problem::bad_request("PostgreSQL storage is not available in this build yet.");
+    if (url.substr(0, 13) == "postgresql://" || url.substr(0, 11) == "postgres://") {
+        postgres_options options;
+        options.url = std::string(url);
+        options.log = log;
+        return open_postgres_store(options);
+    }
     auto colon = url.find(':');
     if (colon == std::string_view::npos)
         return problem::bad_request("The storage URL \"" + std::string(url) +

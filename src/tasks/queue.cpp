@@ -163,7 +163,7 @@ result<std::optional<json::object>> task_queue::claim(const std::string& worker_
     q.limit = 1;
     q.with_count = false;  // a claim needs the oldest row, not a scan of the whole backlog
     auto r = store_.write_sync([&](write_txn& txn) -> result<json::value> {
-        auto found = txn.list(tasks(), q);
+        auto found = txn.list_locked(tasks(), q);
         if (!found) return std::move(found).error();
         if (found->items.empty()) return json::value(nullptr);
         // The row as read is the change log's `before` (saves the store a second read).
@@ -313,7 +313,7 @@ result<std::size_t> task_queue::reap(std::int64_t now) {
     q.limit = options_.batch;
     q.with_count = false;
     auto r = store_.write_sync([&](write_txn& txn) -> result<json::value> {
-        auto found = txn.list(tasks(), q);
+        auto found = txn.list_locked(tasks(), q);
         if (!found) return std::move(found).error();
         for (auto& t : found->items) {
             if (bool_field(t, "cancel_requested")) {
@@ -351,7 +351,7 @@ result<std::size_t> task_queue::purge(std::int64_t now, std::chrono::millisecond
     q.limit = options_.batch;
     q.with_count = false;
     auto r = store_.write_sync([&](write_txn& txn) -> result<json::value> {
-        auto found = txn.list(tasks(), q);
+        auto found = txn.list_locked(tasks(), q);
         if (!found) return std::move(found).error();
         for (const auto& t : found->items)
             if (auto w = txn.remove(tasks(), t); !w) return std::move(w).error();

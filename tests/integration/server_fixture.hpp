@@ -1,5 +1,6 @@
 #pragma once
 // Starts a real livebase app on 127.0.0.1 (ephemeral port) with a fresh SQLite file.
+#include "support/test_backend.hpp"
 #include <livebase/app/app.hpp>
 #include <livebase/core/clock.hpp>
 #include <livebase/core/ulid.hpp>
@@ -60,7 +61,7 @@ max_body = "64KiB"
 shutdown_grace = "2s"
 
 [storage]
-url = "sqlite:)" + db.string() + R"("
+url = ")" + test::storage_url(db.string()) + R"("
 
 )" + auth + R"(
 [collections.cars]
@@ -104,6 +105,7 @@ fields.vet   = { type = "ref", to = "vets", on_delete = "null" }
 class server_test : public ::testing::Test {
 protected:
     void SetUp() override {
+        LIVEBASE_REQUIRE_BACKEND();
         auto r = app_.load_config_string(test_config(dir_.path() / "test.db"), "test.toml");
         ASSERT_TRUE(r) << r.error().detail;
         app_.log().set_level(log_level::warn);

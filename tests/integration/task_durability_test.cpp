@@ -3,6 +3,7 @@
 // submitted to a `serve` process on the same database; a graceful shutdown hands running tasks
 // back so the next start runs them at once. Drives the cars example binary (C++ task kinds
 // `build_car` and `double`).
+#include "support/test_backend.hpp"
 #include "integration/child_process.hpp"
 #include "integration/server_fixture.hpp"
 
@@ -34,7 +35,7 @@ threads = 2
 )" + server_extra + R"(
 
 [storage]
-url = "sqlite:)" + db.string() + R"("
+url = ")" + test::storage_url(db.string()) + R"("
 
 [auth]
 throttle.anonymous = "unlimited"

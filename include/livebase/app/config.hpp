@@ -30,6 +30,9 @@ struct server_options {
     std::size_t max_uri = 8 * 1024;          ///< request-target bytes -> 414
     std::chrono::milliseconds read_timeout = 10s;   ///< a request's header+body must arrive within
     std::size_t pipeline_limit = 16;         ///< queued pipelined responses per connection
+    /// The built console served at /_/ (docs/console.md). "" = "console/dist" under the working
+    /// directory. A directory without index.html answers 404 with a "console not built" problem.
+    std::string console_dir;
     // Set in code only (not read from the file):
     std::chrono::milliseconds sse_keep_alive = 15s;  ///< SSE comment after this without output
     /// SSE output waiting for a slow reader beyond this closes the stream. Used as is by a bare

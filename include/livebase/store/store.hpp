@@ -53,7 +53,9 @@ public:
     /// iff floor <= since <= snapshot_seq().
     virtual result<std::int64_t> history_floor() = 0;
     /// The largest seq visible in this transaction's snapshot (0 when the log is empty). Read in
-    /// the same transaction as a list() it tells the seq that list is "at".
+    /// the same transaction as a list() it tells the seq that list is "at". Inside a write,
+    /// SQLite counts the write's own appends; PostgreSQL appends a group's changes at commit
+    /// (that is what makes seq order commit order), so there it is the log before the write.
     virtual result<std::int64_t> snapshot_seq() = 0;
 };
 
@@ -70,6 +72,11 @@ public:
     /// else it is read here.
     virtual result<void> update(const collection_def& c, const json::object& record,
                                 const json::object* before = nullptr) = 0;
+    /// Like list() (count not computed), for rows this transaction is about to change: they
+    /// stay locked until commit, and rows another transaction holds are skipped (PostgreSQL:
+    /// FOR UPDATE SKIP LOCKED). Task claims use it, so two nodes never wait on or take the same
+    /// task. SQLite has one writer: a plain list().
+    virtual result<page> list_locked(const collection_def& c, const query& q) { return list(c, q); }
     /// Deletes by id; `before` is the record as it was (logged). 404 if absent.
     virtual result<void> remove(const collection_def& c, const json::object& before) = 0;
     /// Trims the change log (realtime.history / history_age): deletes the oldest rows so that
@@ -120,6 +127,11 @@ public:
     /// listener; set before writes start. Used by the realtime hub.
     virtual void on_commit(std::function<void(std::int64_t last_seq)> fn) = 0;
 
+    /// Called when another process may have made a task pending (PostgreSQL: a NOTIFY from the
+    /// committing node), so idle workers claim it at once instead of at their next poll. One
+    /// listener, set before start. SQLite: never called (one process writes; workers poll).
+    virtual void on_task_ready(std::function<void()> fn) { (void)fn; }
+
     /// Stops the threads after finishing queued work. Idempotent; the destructor calls it.
     /// REQUIRES: not called from a store thread (inside a read/write callback or `done`).
     virtual void close() = 0;
@@ -139,6 +151,21 @@ struct sqlite_options {
 
 /// Opens (creating directories and file as needed) a SQLite store in WAL mode.
 result<std::unique_ptr<store>> open_sqlite_store(const sqlite_options& options);
+
+struct postgres_options {
+    std::string url;                        ///< postgresql://... (livebase's own `schema=` parameter allowed)
+    std::size_t readers = 4;                ///< reader connections (each on its own thread)
+    std::size_t max_batch = 256;            ///< writes per group commit
+    logger* log = nullptr;                  ///< as in sqlite_options
+};
+
+/// Connects to PostgreSQL (writer, readers and a LISTEN connection) and creates the store's
+/// own tables when missing. `schema=name` in the URL keeps every table in that schema (created
+/// if missing), so several apps or test runs can share one database.
+result<std::unique_ptr<store>> open_postgres_store(const postgres_options& options);
+
+/// `url` with any password replaced by "***": what logs and errors may show of a storage URL.
+std::string redacted_storage_url(std::string_view url);
 
 /// Parses `storage.url`: "sqlite:path" (relative to the working directory) or
 /// "postgresql://..." and opens it. Unsupported schemes -> problem. `log` as in sqlite_options.

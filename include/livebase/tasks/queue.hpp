@@ -1,7 +1,8 @@
 #pragma once
 /// The durable task queue: every state change of a task is a write transaction on the store
-/// (so it lands in the change log and realtime sees it). Claims run on the store's single
-/// writer thread, so two workers can never claim the same task.
+/// (so it lands in the change log and realtime sees it). A claim locks the row it takes
+/// (write_txn::list_locked: one writer thread on SQLite, FOR UPDATE SKIP LOCKED on PostgreSQL),
+/// so two workers, in this process or any other, can never claim the same task.
 ///
 /// States and transitions (`attempt` = number of the current or last attempt):
 ///   submit              -> pending (attempt 0, not_before = now)

@@ -1,6 +1,7 @@
 #pragma once
 // An api over a fresh SQLite store, optionally with tasks (queue, waiters, an in-process worker
 // pool that runs stored requests through the api, as app.cpp wires it) and an authenticator.
+#include "support/test_backend.hpp"
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -102,7 +103,8 @@ protected:
         std::random_device rd;
         dir_ = std::filesystem::temp_directory_path() / ("livebase-api-" + std::to_string(rd()));
         std::filesystem::create_directories(dir_);
-        auto s = open_sqlite_store({.path = (dir_ / "api.db").string(), .log = &log_});
+        LIVEBASE_REQUIRE_BACKEND();
+        auto s = open_store(test::storage_url((dir_ / "api.db").string()), &log_);
         ASSERT_TRUE(s) << s.error().detail;
         db_ = std::move(s).value();
         if (!reg_.find(users_collection().name)) reg_.add_collection(users_collection());

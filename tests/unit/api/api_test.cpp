@@ -1,4 +1,5 @@
 // The pipeline without any door: operations in, outcomes out, on a real SQLite store.
+#include "support/test_backend.hpp"
 #include <livebase/api/api.hpp>
 #include <livebase/schema/validate.hpp>
 
@@ -30,7 +31,8 @@ protected:
         cars.fields = {brand, model};
         ASSERT_EQ(finalize(cars), "");
         reg_.add_collection(cars);
-        auto s = open_sqlite_store({.path = (dir_ / "api.db").string()});
+        LIVEBASE_REQUIRE_BACKEND();
+        auto s = open_store(test::storage_url((dir_ / "api.db").string()));
         ASSERT_TRUE(s);
         db_ = std::move(s).value();
         ASSERT_TRUE(db_->migrate(reg_.collections(), false, false));

@@ -1,4 +1,5 @@
 // The authenticator against a real SQLite store in a temp dir.
+#include "support/test_backend.hpp"
 #include "unit/store/store_test_support.hpp"
 
 #include <livebase/auth/auth.hpp>
@@ -57,7 +58,8 @@ std::FILE* quiet_sink() {
 class Auth : public ::testing::Test {
 protected:
     void SetUp() override {
-        auto opened = open_store("sqlite:" + dir.file("data/auth.db"), &log);
+        LIVEBASE_REQUIRE_BACKEND();
+        auto opened = open_store(test::storage_url(dir.file("data/auth.db")), &log);
         ASSERT_TRUE(opened.has_value()) << opened.error().detail;
         db = std::move(opened).value();
         auto plan = db->migrate({&users_collection(), &tokens_collection()}, false, false);

@@ -1,5 +1,6 @@
 // Loopback tests of the HTTP server: a real http_server on 127.0.0.1 port 0, a real SQLite store
 // and api behind it, and the synchronous test client.
+#include "support/test_backend.hpp"
 #include <gtest/gtest.h>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -64,9 +65,8 @@ protected:
     void start(server_options o = {}, std::function<void(http_server&)> setup = {}) {
         dir_ = fs::temp_directory_path() / ("livebase-http-" + make_ulid());
         fs::create_directories(dir_);
-        sqlite_options so;
-        so.path = (dir_ / "test.db").string();
-        auto opened = open_sqlite_store(so);
+        LIVEBASE_REQUIRE_BACKEND();
+        auto opened = open_store(test::storage_url((dir_ / "test.db").string()));
         ASSERT_TRUE(opened) << opened.error().detail;
         store_ = std::move(*opened);
         auto c = cars_collection();

@@ -123,7 +123,8 @@ TEST_F(change_log_test, snapshot_seq_is_the_last_seq_of_the_transaction) {
     insert("A", "Ford");
     insert("B", "Kia");
     EXPECT_EQ(snapshot_of(*db_), 2);
-    // Inside a write the snapshot includes the write's own appends.
+    // Inside a write, SQLite's snapshot includes the write's own appends; PostgreSQL appends
+    // the group's changes at commit (in commit order), so a write sees the log as it was.
     auto r = db_->write_sync([&](write_txn& t) -> result<json::value> {
         if (auto i = t.insert(cars_, car("C", "Fiat")); !i) return std::move(i).error();
         auto s = t.snapshot_seq();
@@ -131,7 +132,7 @@ TEST_F(change_log_test, snapshot_seq_is_the_last_seq_of_the_transaction) {
         return json::value(*s);
     });
     ASSERT_TRUE(r.has_value());
-    EXPECT_EQ(r->as_int64(), 3);
+    EXPECT_EQ(r->as_int64(), test::on_postgres() ? 2 : 3);
 
     // A list and the snapshot seq read in one transaction agree while writes go on.
     std::atomic<bool> stop{false};
@@ -223,6 +224,7 @@ TEST_F(change_log_test, a_failed_write_rolls_its_trim_back) {
 // A database whose change log predates the `before` column: opening it adds the column, old
 // rows read back without `before`, and new updates log it.
 TEST(change_log_upgrade, an_old_change_log_gains_the_before_column) {
+    LIVEBASE_SQLITE_ONLY();
     temp_dir dir;
     auto path = dir.file("old.db");
     {

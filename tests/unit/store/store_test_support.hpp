@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/test_backend.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -69,11 +71,22 @@ inline collection_def cars_def() {
     return c;
 }
 
+/// The test's store: the SQLite file `path`, or (LIVEBASE_TEST_BACKEND=postgres) the schema of
+/// the test PostgreSQL server named after it (support/test_backend.hpp).
 inline std::unique_ptr<store> open_or_die(const std::string& path, std::size_t max_batch = 256) {
-    sqlite_options o;
-    o.path = path;
-    o.max_batch = max_batch;
-    auto s = open_sqlite_store(o);
+    result<std::unique_ptr<store>> s = problem::internal();
+    if (on_postgres()) {
+        postgres_options o;
+        o.url = storage_url(path);
+        o.max_batch = max_batch;
+        o.readers = 2;
+        s = open_postgres_store(o);
+    } else {
+        sqlite_options o;
+        o.path = path;
+        o.max_batch = max_batch;
+        s = open_sqlite_store(o);
+    }
     if (!s) ADD_FAILURE() << "open failed: " << s.error().detail;
     return s ? std::move(s).value() : nullptr;
 }

@@ -131,6 +131,9 @@ void ws_session_test::stop() {
     for (auto& t : threads_) t.join();
     threads_.clear();
     hub_->stop();
+    // Reads still queued hold sessions (their completions do): they must finish, and the
+    // sessions go, while the io_context and its WebSocket service still exist.
+    db_->close();
 }
 
 std::unique_ptr<testing::ws_client> ws_session_test::connect(testing::ws_connect_options o) {

@@ -1,0 +1,37 @@
+#pragma once
+/// The machine-readable descriptions of the API (docs/schema.md): an OpenAPI 3.1 document of the
+/// REST API and an AsyncAPI 3.0.0 document of the WebSocket protocol, both generated from the
+/// registry's collections, actions and endpoints. Policy only: no I/O.
+#include <livebase/api/api.hpp>
+#include <livebase/core/json.hpp>
+
+#include <string>
+
+namespace livebase::http_detail {
+
+struct schema_doc_options {
+    std::string base_path = "/api";   ///< as the router normalizes it: "" for the root
+    std::string websocket_path;       ///< "" when the server has no WebSocket endpoint
+    bool auth = true;                 ///< document {base}/auth/* (the server has an authenticator)
+    bool tasks = true;                ///< document {base}/tasks and asynchronous answers
+};
+
+/// Collections that never appear in the documents (the server never serves them) and fields
+/// that never do (neither accepted nor returned, like users.password_hash).
+bool hidden_from_schema(const collection_def& c) noexcept;
+bool hidden_from_schema(const field_def& f) noexcept;
+
+/// OpenAPI 3.1: per collection the record, input, patch, filter and page schemas, the list,
+/// create, retrieve, replace, patch and delete operations (omitting those whose rule is
+/// "nobody"), its change stream, its custom actions; the `[endpoints.*]`, the tasks API, the
+/// auth endpoints, health, metrics and the documents themselves; problem+json errors, the
+/// `Prefer: respond-async` 202 answer, and the bearer and cookie security schemes. Thread-safe
+/// for a registry that is no longer changing.
+json::object openapi_document(const registry& reg, const schema_doc_options& o);
+
+/// AsyncAPI 3.0.0 of realtime.md: one channel at the WebSocket path with every request and
+/// reply per stream and action, the events and live-query diffs of every collection, task
+/// events, errors and hello; and one channel per collection for its SSE change stream.
+json::object asyncapi_document(const registry& reg, const schema_doc_options& o);
+
+}  // namespace livebase::http_detail

@@ -1,0 +1,290 @@
+#include "store/pg/txn.hpp"
+
+#include "store/pg/sql.hpp"
+#include "store/sqlite/sql.hpp"
+
+#include <livebase/core/clock.hpp>
+
+#include <algorithm>
+#include <limits>
+
+namespace livebase::pg {
+
+namespace {
+
+std::string num(std::int64_t v) { return std::to_string(v); }
+std::string num(std::size_t v) {
+    constexpr auto max = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+    return std::to_string(v > max ? max : v);
+}
+
+const std::string k_changes_sql =
+    "SELECT seq, ts, collection, op, record_id, record, \"before\" FROM _changes WHERE seq > $1 ORDER BY seq"
+    " LIMIT $2";
+const std::string k_snapshot_seq_sql = "SELECT coalesce(max(seq), 0) FROM _changes";
+const std::string k_floor_sql = "SELECT value FROM _livebase_meta WHERE key = 'history_floor'";
+const std::string k_set_floor_sql =
+    "INSERT INTO _livebase_meta (key, value) VALUES ('history_floor', $1)"
+    " ON CONFLICT (key) DO UPDATE SET value = greatest(_livebase_meta.value, excluded.value)";
+const std::string k_keep_cut_sql = "SELECT seq FROM _changes ORDER BY seq DESC LIMIT 1 OFFSET $1";
+const std::string k_young_sql = "SELECT seq FROM _changes WHERE ts >= $1 ORDER BY seq LIMIT 1";
+const std::string k_trim_sql = "DELETE FROM _changes WHERE seq <= $1";
+const std::string k_lock_sql =
+    "SELECT pg_advisory_xact_lock(" + std::to_string(k_lock_class_append) + ", hashtext(current_schema()))";
+const std::string k_nextval_sql = "SELECT nextval('_changes_seq') FROM generate_series(1, $1)";
+const std::string k_notify_sql = "SELECT pg_notify($1, $2)";
+
+constexpr std::size_t k_rows_per_insert = 500;  // 7 parameters each, far below the 65535 limit
+
+}  // namespace
+
+channels channels_for(std::string_view schema) {
+    return {"livebase_changes:" + std::string(schema), "livebase_tasks:" + std::string(schema)};
+}
+
+std::string unique_violation_field(const collection_def& c, std::string_view detail) {
+    // Key (f_vin)=(ABC) already exists.  /  Key (id)=(...) already exists.
+    auto open = detail.find("Key (");
+    if (open == std::string_view::npos) return {};
+    auto rest = detail.substr(open + 5);
+    auto close = rest.find(")=");
+    if (close == std::string_view::npos) return {};
+    auto column = rest.substr(0, close);
+    column = column.substr(0, column.find(','));  // a composite key: the first column
+    if (!column.empty() && column.front() == '"') column = column.substr(1, column.size() - 2);
+    if (column == "id") return "id";
+    if (const auto* f = sqlite::field_for_column(c, column)) return f->name;
+    return {};
+}
+
+result<std::optional<json::object>> pg_txn::get(const collection_def& c, std::string_view id) {
+    auto r = conn_.query(get_sql(c, writer_), {std::string(id)});
+    if (!r) return std::move(r).error();
+    if (r->size() == 0) return std::optional<json::object>();
+    return std::optional<json::object>(read_record(c, *r, 0));
+}
+
+result<page> pg_txn::select_page(const collection_def& c, const query& q, bool locked) {
+    auto where = build_where(c, q.filters);
+    if (!where) return std::move(where).error();
+    auto order = build_order_by(c, q.ordering);
+    if (!order) return std::move(order).error();
+    std::string where_sql = where->sql.empty() ? std::string() : " WHERE " + where->sql;
+
+    page pg;
+    const bool count = q.with_count && !locked;
+    if (count) {
+        auto r = conn_.query("SELECT count(*) FROM " + quote_ident(sqlite::table_name(c.name)) + where_sql,
+                             where->values);
+        if (!r) return std::move(r).error();
+        pg.count = r->int64(0, 0);
+        if (q.limit == 0 || q.offset >= static_cast<std::size_t>(pg.count)) return pg;
+    }
+    const int n = static_cast<int>(where->values.size());
+    std::string sql = select_sql(c) + where_sql + *order + " LIMIT $" + std::to_string(n + 1) + " OFFSET $" +
+                      std::to_string(n + 2) + (locked ? " FOR UPDATE SKIP LOCKED" : "");
+    params p = std::move(where->values);
+    p.push_back(num(q.limit));
+    p.push_back(num(q.offset));
+    auto r = conn_.query(sql, p);
+    if (!r) return std::move(r).error();
+    pg.items.reserve(static_cast<std::size_t>(r->size()));
+    for (int i = 0; i < r->size(); ++i) pg.items.push_back(read_record(c, *r, i));
+    if (!count) pg.count = static_cast<std::int64_t>(pg.items.size());
+    return pg;
+}
+
+result<page> pg_txn::list(const collection_def& c, const query& q) { return select_page(c, q, false); }
+
+result<page> pg_txn::list_locked(const collection_def& c, const query& q) {
+    if (!writer_) return select_page(c, q, false);
+    return select_page(c, q, true);
+}
+
+result<std::vector<change>> pg_txn::changes_after(std::int64_t after, std::size_t limit) {
+    auto r = conn_.query(k_changes_sql, {num(after), num(limit)});
+    if (!r) return std::move(r).error();
+    std::vector<change> out;
+    out.reserve(static_cast<std::size_t>(r->size()));
+    for (int i = 0; i < r->size(); ++i) {
+        change ch;
+        ch.seq = r->int64(i, 0);
+        ch.ts = r->int64(i, 1);
+        ch.collection = std::string(r->text(i, 2));
+        ch.op = std::string(r->text(i, 3));
+        ch.id = std::string(r->text(i, 4));
+        if (auto rec = parse_json(r->text(i, 5)); rec && rec->is_object()) ch.record = std::move(rec->get_object());
+        if (!r->is_null(i, 6)) {
+            if (auto rec = parse_json(r->text(i, 6)); rec && rec->is_object()) ch.before = std::move(rec->get_object());
+        }
+        out.push_back(std::move(ch));
+    }
+    return out;
+}
+
+result<std::int64_t> pg_txn::scalar(const std::string& sql, const params& p, std::int64_t fallback) {
+    auto r = conn_.query(sql, p);
+    if (!r) return std::move(r).error();
+    if (r->size() == 0 || r->is_null(0, 0)) return fallback;
+    return r->int64(0, 0);
+}
+
+result<std::int64_t> pg_txn::history_floor() { return scalar(k_floor_sql, {}, 0); }
+
+result<std::int64_t> pg_txn::snapshot_seq() { return scalar(k_snapshot_seq_sql, {}, 0); }
+
+problem pg_txn::write_error(const collection_def& c) {
+    const auto& e = conn_.last_error();
+    if (e.sqlstate == "23505") {
+        auto field = unique_violation_field(c, e.detail);
+        if (!field.empty()) {
+            std::string msg = "A record with this " + field + " already exists.";
+            auto p = problem::conflict(msg);
+            p.extra["errors"] = json::object{{field, json::array{json::value(msg)}}};
+            return p;
+        }
+    }
+    if (e.sqlstate == "40P01" || e.sqlstate == "40001")
+        return problem::unavailable("The write conflicted with another one; try again.");
+    if (!conn_.ok()) return problem::unavailable("The database connection was lost.");
+    return problem::internal();
+}
+
+result<void> pg_txn::write_row(const collection_def& c, const std::string& sql, const json::object& record,
+                               bool must_exist) {
+    auto id = record.find("id");
+    if (id == record.end() || !id->value().is_string() || id->value().get_string().empty())
+        return problem::internal("The record to store has no id.");
+    params p;
+    p.reserve(std::size(sqlite::k_managed_columns) + c.fields.size());
+    for (auto m : sqlite::k_managed_columns) {
+        if (m == "owner" && !c.owned) {
+            p.emplace_back();
+            continue;
+        }
+        auto it = record.find(m);
+        p.push_back(it == record.end() ? std::nullopt : param_of(nullptr, it->value()));
+    }
+    for (const auto& f : c.fields) {
+        auto it = record.find(f.name);
+        p.push_back(it == record.end() ? std::nullopt : param_of(&f, it->value()));
+    }
+    auto r = conn_.query(sql, p);
+    if (!r) return write_error(c);
+    if (must_exist && r->affected() == 0) return problem::not_found();
+    return {};
+}
+
+void pg_txn::buffer(const collection_def& c, std::string_view op, const json::object& stored,
+                    const json::object* before) {
+    // A task made pending (submitted, retried, re-queued): idle workers elsewhere are told.
+    const bool task_ready = c.name == "tasks" && op != "delete" && get_string(stored, "state") == "pending";
+    pending_.push_back({now_ms(), c.name, std::string(op), std::string(get_string(stored, "id")),
+                        json::serialize(stored),
+                        before ? std::optional<std::string>(json::serialize(*before)) : std::nullopt, task_ready});
+}
+
+result<void> pg_txn::insert(const collection_def& c, const json::object& record) {
+    if (auto r = write_row(c, insert_sql(c), record, false); !r) return r;
+    buffer(c, "create", sqlite::normalize_record(c, record), nullptr);
+    return {};
+}
+
+result<void> pg_txn::update(const collection_def& c, const json::object& record, const json::object* before) {
+    std::optional<json::object> previous;
+    if (!before) {
+        auto id = get_string(record, "id");
+        if (id.empty()) return problem::internal("The record to store has no id.");
+        auto got = get(c, id);
+        if (!got) return std::move(got).error();
+        if (!*got) return problem::not_found();
+        previous = std::move(**got);
+        before = &*previous;
+    }
+    if (auto r = write_row(c, update_sql(c), record, true); !r) return r;
+    buffer(c, "update", sqlite::normalize_record(c, record), before);
+    return {};
+}
+
+result<void> pg_txn::remove(const collection_def& c, const json::object& before) {
+    auto r = conn_.query(delete_sql(c), {std::string(get_string(before, "id"))});
+    if (!r) return write_error(c);
+    if (r->affected() == 0) return problem::not_found();
+    buffer(c, "delete", sqlite::normalize_record(c, before), nullptr);
+    return {};
+}
+
+result<std::size_t> pg_txn::trim_changes(std::uint64_t keep, std::int64_t older_than_ms) {
+    auto newest = snapshot_seq();
+    if (!newest) return std::move(newest).error();
+    if (*newest <= 1) return std::size_t{0};
+    const std::uint64_t kept = std::max<std::uint64_t>(keep, 1);
+    auto by_count = scalar(k_keep_cut_sql, {num(static_cast<std::size_t>(kept))}, 0);
+    if (!by_count) return std::move(by_count).error();
+    auto first_young = scalar(k_young_sql, {num(older_than_ms)}, *newest + 1);
+    if (!first_young) return std::move(first_young).error();
+    const std::int64_t cut = std::min(std::max(*by_count, *first_young - 1), *newest - 1);
+    auto floor = history_floor();
+    if (!floor) return std::move(floor).error();
+    if (cut <= *floor) return std::size_t{0};
+    auto del = conn_.query(k_trim_sql, {num(cut)});
+    if (!del) return std::move(del).error();
+    auto set = conn_.query(k_set_floor_sql, {num(cut)});
+    if (!set) return std::move(set).error();
+    return static_cast<std::size_t>(del->affected());
+}
+
+result<std::int64_t> pg_txn::append_pending() {
+    if (pending_.empty()) return std::int64_t{0};
+    if (auto r = conn_.query(k_lock_sql); !r) return std::move(r).error();
+    auto seqs = conn_.query(k_nextval_sql, {num(pending_.size())});
+    if (!seqs) return std::move(seqs).error();
+    std::vector<std::int64_t> seq;
+    seq.reserve(pending_.size());
+    for (int i = 0; i < seqs->size(); ++i) seq.push_back(seqs->int64(i, 0));
+    if (seq.size() != pending_.size()) return problem::internal("The change log sequence answered short.");
+    std::sort(seq.begin(), seq.end());
+
+    bool task_ready = false;
+    for (std::size_t start = 0; start < pending_.size(); start += k_rows_per_insert) {
+        const std::size_t end = std::min(pending_.size(), start + k_rows_per_insert);
+        std::string sql = "INSERT INTO _changes (seq, ts, collection, op, record_id, record, \"before\") VALUES ";
+        params p;
+        p.reserve((end - start) * 7);
+        int n = 0;
+        for (std::size_t i = start; i < end; ++i) {
+            auto& ch = pending_[i];
+            task_ready = task_ready || ch.task_ready;
+            if (i > start) sql += ", ";
+            sql += "(";
+            for (int k = 0; k < 7; ++k) {
+                if (k) sql += ", ";
+                sql += "$" + std::to_string(++n);
+            }
+            sql += ")";
+            p.push_back(std::to_string(seq[i]));
+            p.push_back(std::to_string(ch.ts));
+            p.push_back(std::move(ch.collection));
+            p.push_back(std::move(ch.op));
+            p.push_back(std::move(ch.id));
+            p.push_back(std::move(ch.record));
+            p.push_back(std::move(ch.before));
+        }
+        // Full batches share one prepared statement; the last, shorter one is sent once.
+        auto r = end - start == k_rows_per_insert ? conn_.query(sql, p) : conn_.query_once(sql, p);
+        if (!r) return std::move(r).error();
+    }
+    pending_.clear();
+    const std::int64_t last = seq.back();
+    if (channels_) {
+        if (auto r = conn_.query(k_notify_sql, {channels_->changes, std::to_string(last)}); !r)
+            return std::move(r).error();
+        if (task_ready) {
+            if (auto r = conn_.query(k_notify_sql, {channels_->tasks, std::string()}); !r)
+                return std::move(r).error();
+        }
+    }
+    return last;
+}
+
+}  // namespace livebase::pg
