@@ -3,6 +3,9 @@
 # filtered list (20 rows) and POST create against the cars example on embedded SQLite with 1,000
 # rows, driven by wrk over loopback.
 # Usage: bench/run.sh [seconds-per-run=10] [connections=32] [rounds=3]
+# BENCH_STORAGE=postgres runs the server on a private PostgreSQL 15 instead (scripts/pg.sh, a temp
+# dir, port BENCH_PG_PORT=56432, stopped on exit; a fresh schema per run). BENCH_PORT sets the
+# server's port (default 18080).
 # Prints one line per run and the median req/s, p50 and p99 per scenario.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,9 +20,13 @@ cmake --build "$build" --target cars
 . bench/lib.sh
 
 work=$(mktemp -d)
-trap 'kill $srv 2>/dev/null || true; wait $srv 2>/dev/null || true; rm -rf "$work"' EXIT
-port=18080
-LIVEBASE_STORAGE_URL="sqlite:$work/bench.db" LIVEBASE_SERVER_LISTEN="127.0.0.1:$port" \
+srv=
+trap 'if [ -n "$srv" ]; then kill $srv 2>/dev/null || true; wait $srv 2>/dev/null || true; fi; bench_storage_stop; rm -rf "$work"' EXIT
+port=${BENCH_PORT:-18080}
+bench_storage_start
+echo "storage: $BENCH_STORAGE"
+bench_storage_url "$work" bench
+LIVEBASE_STORAGE_URL="$bench_url" LIVEBASE_SERVER_LISTEN="127.0.0.1:$port" \
   "$build"/examples/cars/cars serve --log-level warn 2>"$work/server.log" &
 srv=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/health" >/dev/null && break; sleep 0.1; done
@@ -59,7 +66,7 @@ for scenario in get_by_id:get_by_id_auth list create; do
    done
   done
 done
-echo "--- medians over $rounds rounds (${secs}s, $conns connections, 1 wrk thread)"
+echo "--- medians over $rounds rounds (${secs}s, $conns connections, 1 wrk thread; storage $BENCH_STORAGE)"
 for scenario in $scenarios; do
   python3 - "$scenario" "${results[$scenario]}" <<'PY'
 import statistics, sys

@@ -1,6 +1,7 @@
 // WebSocket load client for bench/ws_run.sh (no livebase code: it speaks realtime.md on the wire).
 //
 //   ws_bench --port P --mode fanout   --sockets N --seconds S [--rate R] [--writers W]
+//            [--write-port Q]
 //   ws_bench --port P --mode idle     --sockets N --pid SERVER_PID
 //   ws_bench --port P --mode reqreply --sockets N --seconds S [--depth D] --pk ID
 //
@@ -8,6 +9,9 @@
 //           creates/s in total, 0 = as fast as the server answers). Every record carries its send
 //           time in `make` ("t<steady ns>"), so each receipt yields a write -> receipt latency.
 //           Prints events/s delivered (all sockets) and p50/p99 latency, and sockets closed early.
+//           --write-port Q: the writers create on another server (port Q, e.g. a second node on
+//           the same PostgreSQL) while the sockets stay on P: cross-node fan-out. The send time
+//           is taken on this machine's steady clock, so both ends must be on this host.
 // idle:     opens N subscribed sockets, waits, and prints the server's RSS before and after.
 // reqreply: N sockets each keep D `retrieve` requests in flight; prints replies/s.
 // Last line: "RESULT key=value ..." for the script.
@@ -49,6 +53,7 @@ namespace {
 
 struct options {
     unsigned short port = 8080;
+    unsigned short write_port = 0;  // 0 = port
     std::string mode = "fanout";
     std::size_t sockets = 100;
     double seconds = 10;
@@ -309,6 +314,7 @@ int main(int argc, char** argv) {
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string k = argv[i], v = argv[i + 1];
         if (k == "--port") o.port = static_cast<unsigned short>(std::stoi(v));
+        else if (k == "--write-port") o.write_port = static_cast<unsigned short>(std::stoi(v));
         else if (k == "--mode") o.mode = v;
         else if (k == "--sockets") o.sockets = std::stoul(v);
         else if (k == "--seconds") o.seconds = std::stod(v);
@@ -372,7 +378,8 @@ int main(int argc, char** argv) {
     if (o.mode == "fanout") {
         for (std::size_t i = 0; i < o.writers; ++i) {
             writers.push_back(std::make_shared<writer>(
-                ioc, o.port, o.rate > 0 ? o.rate / static_cast<double>(o.writers) : 0, until, o.token));
+                ioc, o.write_port ? o.write_port : o.port,
+                o.rate > 0 ? o.rate / static_cast<double>(o.writers) : 0, until, o.token));
             writers.back()->start();
         }
     }

@@ -53,8 +53,8 @@ run_node_suite() {  # name, command...
   local rc=${PIPESTATUS[0]}
   set -e
   local pass fail
-  pass=$(grep -E "^# pass [0-9]+" "$log" | tail -1 | awk '{print $3}')
-  fail=$(grep -E "^# fail [0-9]+" "$log" | tail -1 | awk '{print $3}')
+  pass=$(grep -E "^# pass [0-9]+" "$log" | tail -1 | awk '{print $3}' || true)
+  fail=$(grep -E "^# fail [0-9]+" "$log" | tail -1 | awk '{print $3}' || true)
   # The browser suite prints "browser tests: passed (N checks)".
   [ -n "$pass" ] || pass=$(grep -oE "passed \([0-9]+ checks\)" "$log" | tail -1 | grep -oE "[0-9]+" || true)
   pass=${pass:-0}; fail=${fail:-0}

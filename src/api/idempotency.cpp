@@ -117,7 +117,13 @@ void api::with_idempotency(operation op, done_fn done) {
                              {"scope", scope}, {"fingerprint", fp}, {"state", "pending"},
                              {"status", nullptr}, {"response", nullptr}, {"location", nullptr},
                              {"record_version", nullptr}, {"headers", nullptr}};
-            if (auto r = t.insert(ic, row); !r) return std::move(r).error();
+            if (auto r = t.insert(ic, row); !r) {
+                // Another node inserted the same key at the same moment (PostgreSQL: the insert
+                // waited for its commit): the same answer as a key found pending above.
+                if (r.error().status == 409)
+                    return problem::conflict("A request with this Idempotency-Key is still being handled.");
+                return std::move(r).error();
+            }
             return json::value(nullptr);  // first time: handle it
         },
         [this, &ic, op = std::move(op), row_id, now, done = std::move(done)](result<json::value> r) mutable {

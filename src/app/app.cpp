@@ -168,8 +168,17 @@ std::unique_ptr<hub> app::impl::make_hub() {
         return narrow_query(c, who, q);
     };
     // Revocations from any process on the database (logout, password change, disable) reach
-    // the hub through the change log. The authenticator outlives the hub (stop() stops it first).
-    hooks.on_change = [a = auth.get()](const change& ch) { return a->on_change(ch); };
+    // the hub through the change log. The authenticator and the waiters outlive the hub (stop()
+    // stops it first).
+    // Long polls learn of tasks finished by other processes (`livebase worker`, other nodes)
+    // from the log too, instead of at the waiters' next poll.
+    hooks.on_change = [a = auth.get(), w = waiters.get()](const change& ch) {
+        if (ch.collection == tasks_collection().name) {
+            auto st = task_state_from_string(get_string(ch.record, "state"));
+            if (ch.op == "delete" || (st && is_finished(*st))) w->notify(ch.id);
+        }
+        return a->on_change(ch);
+    };
     hub_options ho;
     ho.history = cfg.realtime.history;
     ho.history_age = cfg.realtime.history_age;
