@@ -120,7 +120,7 @@ node -e '
 # ---- the browser ---------------------------------------------------------------------------
 log "running console.test.mjs in $CHROMIUM"
 CONSOLE_URL="http://127.0.0.1:$PORT/_/" LB_USER="$USER_NAME" LB_PASS="$USER_PASS" SHOT_DIR="$TMP/shots" CHROMIUM="$CHROMIUM" \
-  node "$HERE/console.test.mjs" &
+  timeout --kill-after=10 600 node "$HERE/console.test.mjs" &  # bounded: a hung browser fails the run
 TEST_PID=$!
 wait "$TEST_PID"
 TEST_PID=""

@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export LIVEBASE_BIN="${LIVEBASE_BIN:-build/test/examples/cars/cars}"
 npm ci --no-audit --no-fund
-node --test
+node --test --test-timeout=180000 --test-force-exit
