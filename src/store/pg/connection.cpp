@@ -18,16 +18,6 @@ std::int64_t rows::affected() const noexcept {
     return v;
 }
 
-std::string quote_ident(std::string_view name) {
-    std::string out = "\"";
-    for (char ch : name) {
-        if (ch == '"') out += '"';
-        out += ch;
-    }
-    out += '"';
-    return out;
-}
-
 namespace {
 
 bool valid_schema(std::string_view s) {

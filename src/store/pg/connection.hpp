@@ -5,6 +5,8 @@
 #include <livebase/core/log.hpp>
 #include <livebase/core/result.hpp>
 
+#include "store/sqlite/sql.hpp"
+
 #include <libpq-fe.h>
 
 #include <cstdint>
@@ -92,8 +94,8 @@ private:
     std::uint64_t next_name_ = 0;
 };
 
-/// "\"name\"" with embedded quotes doubled.
-std::string quote_ident(std::string_view name);
+/// Identifiers are quoted as for SQLite ("name", embedded quotes doubled).
+using sqlite::quote_ident;
 
 /// A storage URL split for libpq: the URL without livebase's own `schema=` parameter, and that
 /// schema (empty when absent). Problem when the schema is not [a-z_][a-z0-9_]{0,62}.

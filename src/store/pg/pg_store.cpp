@@ -5,6 +5,8 @@
 #include "store/pg/migrate.hpp"
 #include "store/pg/txn.hpp"
 
+#include "store/failed_txn.hpp"
+
 #include <livebase/store/store.hpp>
 
 #include <poll.h>
@@ -23,7 +25,7 @@ namespace livebase {
 namespace {
 
 using pg::connection;
-using pg::failed_txn;
+using store_detail::failed_txn;
 using pg::pg_txn;
 
 constexpr std::size_t k_max_queued_writes = 100000;

@@ -72,24 +72,6 @@ private:
     std::vector<pending_change> pending_;
 };
 
-/// A transaction that could not be opened: every call returns the same problem.
-class failed_txn final : public write_txn {
-public:
-    explicit failed_txn(problem p) : p_(std::move(p)) {}
-    result<std::optional<json::object>> get(const collection_def&, std::string_view) override { return p_; }
-    result<page> list(const collection_def&, const query&) override { return p_; }
-    result<std::vector<change>> changes_after(std::int64_t, std::size_t) override { return p_; }
-    result<std::int64_t> history_floor() override { return p_; }
-    result<std::int64_t> snapshot_seq() override { return p_; }
-    result<void> insert(const collection_def&, const json::object&) override { return p_; }
-    result<void> update(const collection_def&, const json::object&, const json::object*) override { return p_; }
-    result<void> remove(const collection_def&, const json::object&) override { return p_; }
-    result<std::size_t> trim_changes(std::uint64_t, std::int64_t) override { return p_; }
-
-private:
-    problem p_;
-};
-
 /// "Key (f_vin)=(X) already exists." -> "vin" ("id" for the primary key); empty otherwise.
 std::string unique_violation_field(const collection_def& c, std::string_view detail);
 

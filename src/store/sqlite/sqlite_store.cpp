@@ -4,6 +4,8 @@
 #include "store/sqlite/migrate.hpp"
 #include "store/sqlite/txn.hpp"
 
+#include "store/failed_txn.hpp"
+
 #include <livebase/store/store.hpp>
 
 #include <algorithm>
@@ -21,7 +23,7 @@ namespace livebase {
 namespace {
 
 using sqlite::connection;
-using sqlite::failed_txn;
+using store_detail::failed_txn;
 using sqlite::sqlite_txn;
 
 // Bounds of the job queues: a full queue refuses work with 503 instead of growing memory.
