@@ -130,6 +130,25 @@ result<void> check_refs(const registry& reg, const collection_def& c, const json
     return {};
 }
 
+// The finisher a task-run operation hands to its write (see task_finish), or null.
+std::shared_ptr<task_finish> take_finish(const operation& op) {
+    if (op.finish && op.finish->take()) return op.finish;
+    return nullptr;
+}
+
+// Inside the write, after its effect: the task's success joins the transaction.
+result<void> finish_in(const std::shared_ptr<task_finish>& fin, write_txn& t, const outcome& o) {
+    if (!fin) return {};
+    return fin->in_txn(t, o);
+}
+
+// After the write: committed (the task is finished) or not (the next write may finish it).
+void settle(const std::shared_ptr<task_finish>& fin, bool committed) {
+    if (!fin) return;
+    if (committed) fin->set_committed();
+    else fin->give_back();
+}
+
 json::object with_fields(json::object base, const json::object& fields) {
     for (const auto& kv : fields) base[kv.key()] = kv.value();
     return base;
@@ -210,6 +229,12 @@ result<std::vector<std::string>> detail_fields(const collection_def& c, const qu
     auto q = parse_query_params(c, only);
     if (!q) return std::move(q).error();
     return std::move(q->fields);
+}
+
+outcome deleted_outcome() {
+    outcome o;
+    o.status = 204;
+    return o;
 }
 
 outcome record_outcome(int status, const collection_def& c, const json::object& rec,
@@ -419,27 +444,33 @@ void api::do_create(operation op, const collection_def& c, std::function<void(ou
     if (!fields) return done(outcome::from_problem(fields.error()));
     auto rec = new_record(c, op.who, *fields);
     if (!permission_allows(c, op.who, "create", &rec)) return done(refused(decision::forbidden));
-    if (!*password) return insert_record(c, std::move(rec), std::move(done));
+    if (!*password) return insert_record(c, std::move(rec), take_finish(op), std::move(done));
     hash_then(std::move(**password), std::move(done),
-              [this, &c, rec = std::move(rec)](std::string hash, done_fn done) mutable {
+              [this, &c, rec = std::move(rec), fin = take_finish(op)](std::string hash, done_fn done) mutable {
                   rec["password_hash"] = std::move(hash);
-                  insert_record(c, std::move(rec), std::move(done));
+                  insert_record(c, std::move(rec), std::move(fin), std::move(done));
               });
 }
 
-void api::insert_record(const collection_def& c, json::object rec, done_fn done) {
+outcome api::created_outcome(const collection_def& c, const json::object& rec) const {
+    auto o = record_outcome(201, c, rec);
+    o.location = record_path(c.name, get_string(rec, "id"));
+    return o;
+}
+
+void api::insert_record(const collection_def& c, json::object rec, std::shared_ptr<task_finish> fin,
+                        done_fn done) {
     db_.write(
-        [this, &c, rec = std::move(rec)](write_txn& t) -> result<json::value> {
+        [this, &c, rec = std::move(rec), fin](write_txn& t) -> result<json::value> {
             if (auto r = check_refs(reg_, c, rec, t); !r) return std::move(r).error();
             if (auto r = t.insert(c, rec); !r) return std::move(r).error();
+            if (auto r = finish_in(fin, t, created_outcome(c, rec)); !r) return std::move(r).error();
             return json::value(rec);
         },
-        [this, &c, done = std::move(done)](result<json::value> r) {
+        [this, &c, fin, done = std::move(done)](result<json::value> r) {
+            settle(fin, r.has_value());
             if (!r) return done(outcome::from_problem(r.error()));
-            const auto& rec = r->get_object();
-            auto o = record_outcome(201, c, rec);
-            o.location = record_path(c.name, get_string(rec, "id"));
-            done(std::move(o));
+            done(created_outcome(c, r->get_object()));
         });
 }
 
@@ -473,10 +504,11 @@ void api::write_update(operation op, const collection_def& c, json::object body,
     if (!expected) return done(outcome::from_problem(expected.error()));
     auto mode = op.kind == op_kind::patch ? write_mode::patch : write_mode::replace;
     std::string action(detail_action(op));
+    auto fin = take_finish(op);
 
     db_.write(
         [this, &c, id = std::move(op.id), who = std::move(op.who), action = std::move(action),
-         body = std::move(body), expected = *expected, mode,
+         body = std::move(body), expected = *expected, mode, fin,
          password_hash = std::move(password_hash)](write_txn& t) -> result<json::value> {
             auto got = t.get(c, id);
             if (!got) return std::move(got).error();
@@ -496,9 +528,11 @@ void api::write_update(operation op, const collection_def& c, json::object body,
             if (auto r = t.update(c, rec, &stored); !r) return std::move(r).error();
             if (password_hash)
                 if (auto r = delete_tokens(t, id); !r) return std::move(r).error();
+            if (auto r = finish_in(fin, t, record_outcome(200, c, rec)); !r) return std::move(r).error();
             return json::value(std::move(rec));
         },
-        [&c, done = std::move(done)](result<json::value> r) {
+        [&c, fin, done = std::move(done)](result<json::value> r) {
+            settle(fin, r.has_value());
             if (!r) return done(outcome::from_problem(r.error()));
             done(record_outcome(200, c, r->get_object()));
         });
@@ -506,9 +540,10 @@ void api::write_update(operation op, const collection_def& c, json::object body,
 
 void api::do_remove(operation op, const collection_def& c, std::function<void(outcome)> done) {
     if (auto r = refuse_anonymous(c.rule_for("delete"), op.who)) return done(std::move(*r));
+    auto fin = take_finish(op);
     db_.write(
-        [this, &c, id = std::move(op.id), who = std::move(op.who),
-         expected = op.if_match](write_txn& t) -> result<json::value> {
+        [this, &c, id = std::move(op.id), who = std::move(op.who), expected = op.if_match,
+         fin](write_txn& t) -> result<json::value> {
             auto got = t.get(c, id);
             if (!got) return std::move(got).error();
             if (!got.value()) return problem::not_found();
@@ -520,13 +555,13 @@ void api::do_remove(operation op, const collection_def& c, std::function<void(ou
             if (is_users(c))
                 if (auto r = delete_tokens(t, id); !r) return std::move(r).error();
             if (auto r = remove_record(reg_, c, stored, t, 0); !r) return std::move(r).error();
+            if (auto r = finish_in(fin, t, deleted_outcome()); !r) return std::move(r).error();
             return json::value(nullptr);
         },
-        [done = std::move(done)](result<json::value> r) {
+        [fin, done = std::move(done)](result<json::value> r) {
+            settle(fin, r.has_value());
             if (!r) return done(outcome::from_problem(r.error()));
-            outcome o;
-            o.status = 204;
-            done(std::move(o));
+            done(deleted_outcome());
         });
 }
 

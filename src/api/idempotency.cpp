@@ -57,6 +57,7 @@ const collection_def& idempotency_collection() {
     static const collection_def def = [] {
         collection_def c;
         c.name = "idempotency_keys";
+        c.built_in = true;
         c.fields = {field("scope", field_type::string, true), field("fingerprint", field_type::string),
                     field("state", field_type::string), field("status", field_type::integer),
                     field("response", field_type::json), field("location", field_type::string),

@@ -77,6 +77,11 @@ void api::enable_tasks(task_queue& queue, worker_pool& pool, task_waiters& waite
     waiters_ = &waiters;
 }
 
+bool api::watch_task(const std::string& id, std::chrono::steady_clock::time_point deadline,
+                     std::function<void()> cb) {
+    return waiters_ && waiters_->watch(id, deadline, std::move(cb));
+}
+
 std::string api::tasks_path() const {
     std::string p = base_path_;
     if (!p.empty() && p.back() == '/') p.pop_back();

@@ -57,12 +57,7 @@ result<void> app::impl::open_services() {
     queue = std::make_unique<task_queue>(*db);
     // Tasks made pending by other processes (PostgreSQL NOTIFY) wake idle workers at once.
     db->on_task_ready([q = queue.get()] { q->notify(); });
-    waiters = std::make_unique<task_waiters>([this](const std::string& id) {
-        auto got = db->get_sync(tasks_collection(), id);
-        if (!got || !got.value()) return true;  // gone: let the waiter answer
-        auto st = task_state_from_string(get_string(*got.value(), "state"));
-        return st && is_finished(*st);
-    });
+    waiters = std::make_unique<task_waiters>();
     worker_pool_options wo;
     wo.workers = cfg.tasks.workers;
     wo.lease = cfg.tasks.lease;
@@ -100,6 +95,8 @@ result<void> app::impl::open_services() {
         auto op = operation_from_request(ctx.input());
         if (!op) return std::move(op).error();
         op->from_task = true;
+        // Its write commits the task's success with it (exactly-once record tasks).
+        op->finish = ctx.finisher();
         return a->execute_sync(std::move(op).value());
     };
     for (const auto* c : reg.collections()) {
@@ -170,12 +167,12 @@ std::unique_ptr<hub> app::impl::make_hub() {
     // Revocations from any process on the database (logout, password change, disable) reach
     // the hub through the change log. The authenticator and the waiters outlive the hub (stop()
     // stops it first).
-    // Long polls learn of tasks finished by other processes (`livebase worker`, other nodes)
-    // from the log too, instead of at the waiters' next poll.
+    // Long polls and task streams learn of every task change from the log too: those made
+    // here, and those of other processes (`livebase worker`, other nodes).
     hooks.on_change = [a = auth.get(), w = waiters.get()](const change& ch) {
         if (ch.collection == tasks_collection().name) {
             auto st = task_state_from_string(get_string(ch.record, "state"));
-            if (ch.op == "delete" || (st && is_finished(*st))) w->notify(ch.id);
+            w->notify(ch.id, ch.op == "delete" || (st && is_finished(*st)));
         }
         return a->on_change(ch);
     };

@@ -19,6 +19,7 @@ field_def field(std::string name, field_type type, bool required = false, bool u
 collection_def build_users_collection() {
     collection_def c;
     c.name = "users";
+    c.built_in = true;
     c.owned = false;
     auto username = field("username", field_type::string, /*required=*/true, /*unique=*/true);
     username.min_length = 1;
@@ -46,6 +47,7 @@ collection_def build_users_collection() {
 collection_def build_tokens_collection() {
     collection_def c;
     c.name = "auth_tokens";
+    c.built_in = true;
     c.owned = false;
     c.fields = {field("token_hash", field_type::string, /*required=*/true, /*unique=*/true),
                 field("user", field_type::string, /*required=*/true), field("expires", field_type::integer)};

@@ -29,8 +29,8 @@
 //   bytes (the whole response on the wire). Metrics use the same latency.
 // - Server-Sent Events (realtime.md "SSE"): `GET {base}/tasks/{id}` whose Accept contains
 //   text/event-stream streams `event: task` snapshots (`id:` counts 1, 2, ...): the current
-//   task at once, then a new one whenever its JSON changed (the api is polled every
-//   k_sse_poll), a `: keep-alive` comment after sse_keep_alive without output, and the
+//   task at once, then a new one whenever its JSON changed (looked up again at each change
+//   the change log reports), a `: keep-alive` comment after sse_keep_alive without output, and the
 //   response ends after the snapshot of a finished task (or when the task disappears). HTTP/1.1
 //   streams are chunked, HTTP/1.0 ones close-delimited. An SSE request is always the last on its
 //   connection (Connection: close; pipelined requests after it are discarded, unanswered), also
@@ -39,7 +39,7 @@
 //   beyond sse_max_pending closes the connection. The peer closing ends the stream. drain()
 //   completes the event being written, ends the response and closes; close_all() closes at once.
 //   The access log line and metrics (route "{base}/tasks/{id}") are written when the stream
-//   ends; bytes counts the whole stream. Streams use a second timer (polls and keep-alives).
+//   ends; bytes counts the whole stream. Change streams use a second timer (keep-alives).
 // - Change streams (http.md section 4): `GET {base}/{c}/events?<filters>` subscribes through
 //   the hub (Last-Event-ID or ?since= resumes) whatever the Accept header says (the path only
 //   streams). Problems of the subscription (404 unknown collection, 400 bad filter, 410 history
@@ -120,7 +120,6 @@ constexpr std::chrono::milliseconds k_linger{1500};
 /// Back-off after a failed accept (e.g. EMFILE) so the loop does not spin.
 constexpr std::chrono::milliseconds k_accept_retry{100};
 /// How often a task stream asks the api for the task.
-constexpr std::chrono::milliseconds k_sse_poll{200};
 
 class session;
 
@@ -970,7 +969,8 @@ private:
         queue_.set_ready(id);
         if (phase_ == read_phase::none) do_discard();  // notices the peer going away
         do_write();
-        if (sse_ && !sse_->ending) schedule_poll();
+        // The first lookup ran before the watch: look once more, so no change falls between.
+        if (sse_ && !sse_->ending) watch_and_look();
         update_deadline();
     }
 
@@ -1014,26 +1014,31 @@ private:
         }
     }
 
-    void schedule_poll() {
-        poll_timer_.expires_after(k_sse_poll);
-        poll_timer_.async_wait(
-            beast::bind_front_handler(&session::on_poll_timer, shared_from_this()));
+    /// Waits for the task's next change (the change log reports it: api::watch_task) or the
+    /// keep-alive interval, then looks the task up again. Watching first, then looking, leaves
+    /// no gap where a change could slip by unseen.
+    void watch_and_look() {
+        const bool watching = state_->a.watch_task(sse_->op.id, sse_->last_output + keep_alive_interval(),
+                                                   [self = shared_from_this()] {
+                                                       net::post(self->ex_, [self] { self->on_task_change(); });
+                                                   });
+        // Not watching (shutting down, or too many watchers): this look is the last.
+        state_->a.execute(sse_->op, [self = shared_from_this(), last = !watching](outcome o) {
+            net::post(self->ex_, [self, last, o = std::move(o)]() mutable { self->on_poll(std::move(o), last); });
+        });
     }
 
-    void on_poll_timer(error_code ec) {
-        if (ec || closed_ || !sse_ || sse_->ending) return;
+    void on_task_change() {
+        if (closed_ || !sse_ || sse_->ending) return;
         if (steady::now() - sse_->last_output >= keep_alive_interval()) {
             add_output(http_detail::format_sse_comment("keep-alive"));
             if (closed_) return;
             pump();
         }
-        state_->a.execute(sse_->op, [self = shared_from_this()](outcome o) {
-            net::post(self->ex_,
-                      [self, o = std::move(o)]() mutable { self->on_poll(std::move(o)); });
-        });
+        watch_and_look();
     }
 
-    void on_poll(outcome o) {
+    void on_poll(outcome o, bool last) {
         if (closed_ || !sse_ || sse_->ending) return;
         if (o.is_problem || !o.body.is_object()) {
             // Purged, no longer visible, or the api is failing: end the stream (clients
@@ -1043,9 +1048,9 @@ private:
         } else {
             add_snapshot(o.body);
             if (closed_) return;
+            if (last) sse_->ending = true;
         }
         pump();
-        if (sse_ && !sse_->ending && !closed_) schedule_poll();
     }
 
     /// Writes the stream's header, then its queued output; ends the response once `ending`

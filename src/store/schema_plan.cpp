@@ -1,16 +1,11 @@
 #include "store/schema_plan.hpp"
 
-#include "store/sqlite/sql.hpp"
+#include "store/tables.hpp"
 
 #include <algorithm>
 #include <set>
 
 namespace livebase::store_detail {
-
-using sqlite::column_for;
-using sqlite::field_column;
-using sqlite::field_for_column;
-using sqlite::table_name;
 
 namespace {
 
@@ -122,8 +117,8 @@ result<void> plan_collection(const schema_reader& reader, const collection_def& 
     for (const auto& ix : *have_indexes) {
         const auto* want = find_wanted(ix.name);
         if (!want || want->unique != ix.unique || want->columns != ix.columns) {
-            plan.destructive.push_back("drop index " + ix.name + " on " + c.name + " (" +
-                                       field_names(ix.columns) + ")");
+            auto step = "drop index " + ix.name + " on " + c.name + " (" + field_names(ix.columns) + ")";
+            (c.built_in ? plan.steps : plan.destructive).push_back(std::move(step));
             w.drop_indexes.push_back(ix.name);
         } else if (dropped_column(ix)) {
             // Part of a retype: the indexed column is dropped. Re-created below, silently.
@@ -182,6 +177,55 @@ result<migration_plan> plan_migration(const schema_reader& reader, const stored_
         p.extra["destructive"] = std::move(steps);
         return p;
     }
+    return plan;
+}
+
+namespace {
+
+std::string create_index_sql(const ddl_target& ddl, const collection_def& c, const index_spec& ix) {
+    std::string cols;
+    for (const auto& col : ix.columns) cols += (cols.empty() ? "" : ", ") + quote_ident(col) + ddl.index_order;
+    return std::string(ix.unique ? "CREATE UNIQUE INDEX " : "CREATE INDEX ") + quote_ident(ix.name) + " ON " +
+           quote_ident(table_name(c.name)) + " (" + cols + ")";
+}
+
+result<void> apply(const ddl_target& ddl, const table_work& w) {
+    const auto& c = *w.c;
+    std::string table = quote_ident(table_name(c.name));
+    if (w.create) {
+        if (auto r = ddl.exec(ddl.create_table(c)); !r) return r;
+    }
+    for (const auto& name : w.drop_indexes)
+        if (auto r = ddl.exec("DROP INDEX " + quote_ident(name)); !r) return r;
+    for (const auto& col : w.drop_columns)
+        if (auto r = ddl.exec("ALTER TABLE " + table + " DROP COLUMN " + quote_ident(col)); !r) return r;
+    for (const auto* f : w.add_columns) {
+        std::string sql = "ALTER TABLE " + table + " ADD COLUMN " + quote_ident(field_column(f->name)) + " ";
+        sql += ddl.sql_type(f->type);
+        if (auto r = ddl.exec(sql); !r) return r;
+    }
+    for (const auto& ix : w.create_indexes) {
+        if (ddl.exec(create_index_sql(ddl, c, ix))) continue;
+        if (ix.unique && ddl.unique_violation())
+            return problem::conflict("Cannot make " + c.name + "." + field_names(ix.columns) +
+                                     " unique: some records share a value.");
+        return problem::internal();
+    }
+    return ddl.save_definition(c.name, definition_of(c));
+}
+
+}  // namespace
+
+result<migration_plan> run_migration(const schema_reader& reader, const ddl_target& ddl,
+                                     const std::vector<const collection_def*>& collections,
+                                     bool allow_destructive, bool dry_run) {
+    auto stored = ddl.read_stored();
+    if (!stored) return std::move(stored).error();
+    std::vector<table_work> work;
+    auto plan = plan_migration(reader, *stored, collections, allow_destructive, dry_run, work);
+    if (!plan || dry_run) return plan;
+    for (const auto& w : work)
+        if (auto r = apply(ddl, w); !r) return std::move(r).error();
     return plan;
 }
 

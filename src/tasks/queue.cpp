@@ -88,7 +88,8 @@ std::chrono::milliseconds task_queue::backoff(int attempt) const {
     return std::chrono::milliseconds(delay);
 }
 
-result<json::object> task_queue::submit_in(write_txn& txn, const task_submission& t, std::int64_t now) {
+result<json::object> task_queue::submit_in(write_txn& txn, const task_submission& t, std::int64_t now,
+                                           const claim_slot* claimed) {
     if (t.kind.empty()) return problem::bad_request("A task needs a kind.");
     if (t.max_attempts < 1) return problem::bad_request("max_attempts must be at least 1.");
     auto ts = format_timestamp(now);
@@ -118,6 +119,14 @@ result<json::object> task_queue::submit_in(write_txn& txn, const task_submission
                      {"cancel_requested", false},
                      {"timeout_ms", static_cast<std::int64_t>(t.timeout.count())}};
     rec["owner"] = t.who.user_id.empty() ? json::value(nullptr) : json::value(t.who.user_id);
+    if (claimed) {
+        rec["state"] = to_string(task_state::running);
+        rec["attempt"] = 1;
+        rec["started"] = ts;
+        rec["not_before"] = nullptr;
+        rec["lease_until"] = now + claimed->lease.count();
+        rec["worker"] = claimed->worker;
+    }
     if (auto r = txn.insert(tasks(), rec); !r) return std::move(r).error();
     return rec;
 }
@@ -133,17 +142,25 @@ result<json::object> task_queue::submit(const task_submission& t) {
     return r;
 }
 
-void task_queue::submit_async(const task_submission& t, std::function<void(result<json::object>)> done) {
+void task_queue::submit_async(const task_submission& t, done_fn done) {
     auto at = now();
+    task_intake* intake = intake_.load();
+    std::optional<claim_slot> slot;
+    if (intake) slot = intake->reserve(t.kind);
     store_.write(
-        [t, at](write_txn& txn) -> result<json::value> {
-            auto rec = submit_in(txn, t, at);
+        [t, at, slot](write_txn& txn) -> result<json::value> {
+            auto rec = submit_in(txn, t, at, slot ? &*slot : nullptr);
             if (!rec) return std::move(rec).error();
             return json::value(std::move(*rec));
         },
-        [this, done = std::move(done)](result<json::value> r) {
+        [this, intake, slot, done = std::move(done)](result<json::value> r) {
             auto obj = as_object(std::move(r));
-            if (obj) notify();
+            if (slot) {
+                if (obj) intake->deliver(*obj);
+                else intake->unreserve();
+            } else if (obj) {
+                notify();
+            }
             if (done) done(std::move(obj));
         });
 }
@@ -151,6 +168,17 @@ void task_queue::submit_async(const task_submission& t, std::function<void(resul
 result<std::optional<json::object>> task_queue::claim(const std::string& worker_id, std::int64_t now,
                                                       std::chrono::milliseconds lease,
                                                       const std::vector<std::string>& kinds) {
+    auto r = claim_batch(worker_id, now, lease, kinds, 1);
+    if (!r) return std::move(r).error();
+    if (r->empty()) return std::optional<json::object>{};
+    return std::optional<json::object>(std::move(r->front()));
+}
+
+result<std::vector<json::object>> task_queue::claim_batch(const std::string& worker_id, std::int64_t now,
+                                                          std::chrono::milliseconds lease,
+                                                          const std::vector<std::string>& kinds, std::size_t max) {
+    std::vector<json::object> out;
+    if (max == 0) return out;
     query q;
     q.filters.push_back(term("state", lookup::exact, json::value("pending")));
     q.filters.push_back(term("not_before", lookup::lte, json::value(now)));
@@ -160,43 +188,93 @@ result<std::optional<json::object>> task_queue::claim(const std::string& worker_
         q.filters.push_back(term("kind", lookup::in, std::move(names)));
     }
     q.ordering = {order_term{"not_before", false}};
-    q.limit = 1;
-    q.with_count = false;  // a claim needs the oldest row, not a scan of the whole backlog
+    q.limit = max;
+    q.with_count = false;  // a claim needs the oldest rows, not a scan of the whole backlog
     auto r = store_.write_sync([&](write_txn& txn) -> result<json::value> {
         auto found = txn.list_locked(tasks(), q);
         if (!found) return std::move(found).error();
-        if (found->items.empty()) return json::value(nullptr);
-        // The row as read is the change log's `before` (saves the store a second read).
-        const json::object& before = found->items.front();
-        json::object t = before;
-        t["state"] = to_string(task_state::running);
-        t["attempt"] = int_or(t, "attempt", 0) + 1;
-        t["lease_until"] = now + lease.count();
-        t["worker"] = worker_id;
-        t["started"] = format_timestamp(now);
-        t["not_before"] = nullptr;
-        touch(t, now);
-        if (auto w = txn.update(tasks(), t, &before); !w) return std::move(w).error();
-        return json::value(std::move(t));
+        json::array claimed;
+        claimed.reserve(found->items.size());
+        for (const auto& before : found->items) {
+            // The row as read is the change log's `before` (saves the store a second read).
+            json::object t = before;
+            t["state"] = to_string(task_state::running);
+            t["attempt"] = int_or(t, "attempt", 0) + 1;
+            t["lease_until"] = now + lease.count();
+            t["worker"] = worker_id;
+            t["started"] = format_timestamp(now);
+            t["not_before"] = nullptr;
+            touch(t, now);
+            if (auto w = txn.update(tasks(), t, &before); !w) return std::move(w).error();
+            claimed.emplace_back(std::move(t));
+        }
+        return json::value(std::move(claimed));
     });
     if (!r) return std::move(r).error();
-    if (r->is_null()) return std::optional<json::object>{};
-    if (!r->is_object()) return problem::internal("The claim returned no task.");
-    return std::optional<json::object>(std::move(r->get_object()));
+    if (!r->is_array()) return problem::internal("The claim returned no tasks.");
+    out.reserve(r->get_array().size());
+    for (auto& t : r->get_array())
+        if (t.is_object()) out.push_back(std::move(t.get_object()));
+    return out;
+}
+
+namespace {
+// Loads the task, checks it is running under `worker`, applies `fn`, writes it back.
+result<json::object> mutate_in(write_txn& txn, const std::string& id, const std::string& worker,
+                               const std::function<result<void>(json::object&)>& fn) {
+    auto t = load(txn, id);
+    if (!t) return std::move(t).error();
+    if (state_of(*t) != task_state::running || get_string(*t, "worker") != worker)
+        return problem::conflict("The task is no longer held by this worker.");
+    const json::object before = *t;
+    if (auto m = fn(*t); !m) return std::move(m).error();
+    if (auto w = txn.update(tasks(), *t, &before); !w) return std::move(w).error();
+    return std::move(*t);
+}
+
+void complete_task(json::object& t, const outcome& out, std::int64_t at) {
+    finish(t, out.is_problem ? task_state::failed : task_state::succeeded, at);
+    t["result_status"] = out.status;
+    if (out.is_problem) {
+        t["error"] = out.body;
+        t["result"] = nullptr;
+    } else {
+        t["result"] = out.body;
+        t["error"] = nullptr;
+    }
+    t["location"] = out.location.empty() ? json::value(nullptr) : json::value(out.location);
+    touch(t, at);
+}
+}  // namespace
+
+result<json::object> task_queue::complete_in(write_txn& txn, const std::string& id, const std::string& worker,
+                                             const outcome& out, std::int64_t now) {
+    return mutate_in(txn, id, worker, [&](json::object& t) -> result<void> {
+        complete_task(t, out, now);
+        return {};
+    });
 }
 
 result<json::object> task_queue::mutate_owned(const std::string& id, const std::string& worker,
                                               mutate_fn fn) {
     return as_object(store_.write_sync([&](write_txn& txn) -> result<json::value> {
-        auto t = load(txn, id);
+        auto t = mutate_in(txn, id, worker, fn);
         if (!t) return std::move(t).error();
-        if (state_of(*t) != task_state::running || get_string(*t, "worker") != worker)
-            return problem::conflict("The task is no longer held by this worker.");
-        const json::object before = *t;
-        if (auto m = fn(*t); !m) return std::move(m).error();
-        if (auto w = txn.update(tasks(), *t, &before); !w) return std::move(w).error();
         return json::value(std::move(*t));
     }));
+}
+
+void task_queue::mutate_owned_async(const std::string& id, const std::string& worker, mutate_fn fn,
+                                    done_fn done) {
+    store_.write(
+        [id, worker, fn = std::move(fn)](write_txn& txn) -> result<json::value> {
+            auto t = mutate_in(txn, id, worker, fn);
+            if (!t) return std::move(t).error();
+            return json::value(std::move(*t));
+        },
+        [done = std::move(done)](result<json::value> r) {
+            if (done) done(as_object(std::move(r)));
+        });
 }
 
 result<heartbeat_status> task_queue::heartbeat(const std::string& id, const std::string& worker,
@@ -227,29 +305,52 @@ result<heartbeat_status> task_queue::heartbeat(const std::string& id, const std:
     return s;
 }
 
-result<json::object> task_queue::complete(const std::string& id, const std::string& worker,
-                                          const outcome& out) {
+result<std::vector<heartbeat_status>> task_queue::heartbeat_batch(const std::vector<heartbeat_request>& requests,
+                                                                  std::chrono::milliseconds lease) {
     auto at = now();
-    return mutate_owned(id, worker, [&](json::object& t) -> result<void> {
-        finish(t, out.is_problem ? task_state::failed : task_state::succeeded, at);
-        t["result_status"] = out.status;
-        if (out.is_problem) {
-            t["error"] = out.body;
-            t["result"] = nullptr;
-        } else {
-            t["result"] = out.body;
-            t["error"] = nullptr;
+    auto r = store_.write_sync([&](write_txn& txn) -> result<json::value> {
+        json::array answers;
+        answers.reserve(requests.size());
+        for (const auto& rq : requests) {
+            auto got = txn.get(tasks(), rq.id);
+            if (!got) return std::move(got).error();
+            if (!*got || state_of(**got) != task_state::running || get_string(**got, "worker") != rq.worker) {
+                answers.emplace_back(json::array{false, false});
+                continue;
+            }
+            json::object t = std::move(**got);
+            const json::object before = t;
+            t["lease_until"] = at + lease.count();
+            if (rq.progress.progress) t["progress"] = *rq.progress.progress;
+            if (rq.progress.message) t["message"] = *rq.progress.message;
+            if (rq.progress.eta) t["eta"] = *rq.progress.eta;
+            if (rq.progress.steps) t["steps"] = *rq.progress.steps;
+            touch(t, at);
+            if (auto w = txn.update(tasks(), t, &before); !w) return std::move(w).error();
+            answers.emplace_back(json::array{true, bool_field(t, "cancel_requested")});
         }
-        t["location"] = out.location.empty() ? json::value(nullptr) : json::value(out.location);
-        touch(t, at);
-        return {};
+        return json::value(std::move(answers));
     });
+    if (!r) return std::move(r).error();
+    std::vector<heartbeat_status> out;
+    if (r->is_array()) {
+        for (const auto& a : r->get_array()) {
+            const auto& pair = a.get_array();
+            out.push_back({pair[0].get_bool(), pair[1].get_bool()});
+        }
+    }
+    return out;
 }
 
-result<json::object> task_queue::fail(const std::string& id, const std::string& worker,
-                                      const problem& p, bool retryable) {
-    auto at = now();
-    return mutate_owned(id, worker, [&](json::object& t) -> result<void> {
+task_queue::mutate_fn task_queue::completing(const outcome& out, std::int64_t at) const {
+    return [out, at](json::object& t) -> result<void> {
+        complete_task(t, out, at);
+        return {};
+    };
+}
+
+task_queue::mutate_fn task_queue::failing(const problem& p, bool retryable, std::int64_t at) const {
+    return [this, p, retryable, at](json::object& t) -> result<void> {
         auto attempt = int_or(t, "attempt", 1);
         t["error"] = p.to_json();
         if (retryable && attempt < int_or(t, "max_attempts", 1)) {
@@ -263,21 +364,19 @@ result<json::object> task_queue::fail(const std::string& id, const std::string& 
         }
         touch(t, at);
         return {};
-    });
+    };
 }
 
-result<json::object> task_queue::finish_cancelled(const std::string& id, const std::string& worker) {
-    auto at = now();
-    return mutate_owned(id, worker, [&](json::object& t) -> result<void> {
+task_queue::mutate_fn task_queue::cancelling(std::int64_t at) const {
+    return [at](json::object& t) -> result<void> {
         finish_as_cancelled(t, at);
         touch(t, at);
         return {};
-    });
+    };
 }
 
-result<json::object> task_queue::release(const std::string& id, const std::string& worker) {
-    auto at = now();
-    return mutate_owned(id, worker, [&](json::object& t) -> result<void> {
+task_queue::mutate_fn task_queue::releasing(std::int64_t at) const {
+    return [at](json::object& t) -> result<void> {
         t["state"] = to_string(task_state::pending);
         t["attempt"] = std::max<std::int64_t>(int_or(t, "attempt", 1) - 1, 0);
         t["not_before"] = at;
@@ -285,6 +384,49 @@ result<json::object> task_queue::release(const std::string& id, const std::strin
         t["worker"] = nullptr;
         touch(t, at);
         return {};
+    };
+}
+
+result<json::object> task_queue::complete(const std::string& id, const std::string& worker, const outcome& out) {
+    return mutate_owned(id, worker, completing(out, now()));
+}
+
+result<json::object> task_queue::fail(const std::string& id, const std::string& worker, const problem& p,
+                                      bool retryable) {
+    return mutate_owned(id, worker, failing(p, retryable, now()));
+}
+
+result<json::object> task_queue::finish_cancelled(const std::string& id, const std::string& worker) {
+    return mutate_owned(id, worker, cancelling(now()));
+}
+
+result<json::object> task_queue::release(const std::string& id, const std::string& worker) {
+    return mutate_owned(id, worker, releasing(now()));
+}
+
+void task_queue::complete_async(const std::string& id, const std::string& worker, const outcome& out,
+                                done_fn done) {
+    mutate_owned_async(id, worker, completing(out, now()), std::move(done));
+}
+
+void task_queue::fail_async(const std::string& id, const std::string& worker, const problem& p, bool retryable,
+                            done_fn done) {
+    // A retry makes the task pending again: idle workers (here and elsewhere) look for it.
+    mutate_owned_async(id, worker, failing(p, retryable, now()),
+                       [this, retryable, done = std::move(done)](result<json::object> r) {
+                           if (r && retryable && get_string(*r, "state") == "pending") notify();
+                           if (done) done(std::move(r));
+                       });
+}
+
+void task_queue::finish_cancelled_async(const std::string& id, const std::string& worker, done_fn done) {
+    mutate_owned_async(id, worker, cancelling(now()), std::move(done));
+}
+
+void task_queue::release_async(const std::string& id, const std::string& worker, done_fn done) {
+    mutate_owned_async(id, worker, releasing(now()), [this, done = std::move(done)](result<json::object> r) {
+        if (r) notify();
+        if (done) done(std::move(r));
     });
 }
 
@@ -371,6 +513,7 @@ void task_queue::notify() {
         ++generation_;
     }
     wake_cv_.notify_all();
+    if (auto* intake = intake_.load()) intake->work_available();
 }
 
 std::uint64_t task_queue::generation() const {

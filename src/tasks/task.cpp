@@ -35,6 +35,7 @@ collection_def build_tasks_collection() {
     collection_def c;
     c.name = "tasks";
     c.owned = true;
+    c.built_in = true;
     c.fields = {
         field("kind", field_type::string, true),
         field("state", field_type::string),
@@ -60,7 +61,11 @@ collection_def build_tasks_collection() {
     };
     c.fields[1].choices = {json::value("pending"), json::value("running"), json::value("succeeded"),
                            json::value("failed"), json::value("cancelled")};
-    c.indexes = {{"state", "not_before"}, {"state", "lease_until"}, {"state", "finished"}};
+    // Claims read the first due rows of (state, not_before, id) in index order; reaping and
+    // purging find expired leases and old finished tasks; lists and counts of one owner's
+    // tasks by state use the last.
+    c.indexes = {{"state", "not_before", "id"}, {"state", "lease_until"}, {"state", "finished"},
+                 {"owner", "state", "created"}};
     c.rules = {{"list", access_rule::owner},     {"retrieve", access_rule::owner},
                {"create", access_rule::nobody},  {"update", access_rule::nobody},
                {"delete", access_rule::owner}};

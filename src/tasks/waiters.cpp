@@ -1,36 +1,46 @@
 #include <livebase/tasks/waiters.hpp>
 
-#include <set>
 #include <vector>
 
 namespace livebase {
 
-task_waiters::task_waiters(std::function<bool(const std::string&)> is_finished,
-                           std::chrono::milliseconds poll)
-    : is_finished_(std::move(is_finished)), poll_(poll), thread_([this] { run(); }) {}
+task_waiters::task_waiters() : thread_([this] { run(); }) {}
 
 task_waiters::~task_waiters() { stop(); }
 
-void task_waiters::wait(const std::string& task_id, std::chrono::steady_clock::time_point deadline,
-                        std::function<void()> cb) {
-    {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (!stopping_ && waiting_.size() < k_max_waiters) {
-            waiting_.emplace(task_id, entry{deadline, std::move(cb)});
-            cv_.notify_one();
-            return;
-        }
-    }
-    cb();
+bool task_waiters::add(const std::string& task_id, entry& e) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || waiting_.size() >= k_max_waiters) return false;
+    waiting_.emplace(task_id, std::move(e));
+    cv_.notify_one();
+    return true;
 }
 
-void task_waiters::notify(const std::string& task_id) {
+void task_waiters::wait(const std::string& task_id, std::chrono::steady_clock::time_point deadline,
+                        std::function<void()> cb) {
+    entry e{deadline, std::move(cb), false};
+    if (!add(task_id, e)) e.cb();  // answered now, with the task as it is
+}
+
+bool task_waiters::watch(const std::string& task_id, std::chrono::steady_clock::time_point deadline,
+                         std::function<void()> cb) {
+    entry e{deadline, std::move(cb), true};
+    return add(task_id, e);
+}
+
+void task_waiters::notify(const std::string& task_id, bool finished) {
     std::vector<std::function<void()>> ready;
     {
         std::lock_guard<std::mutex> lock(mu_);
         auto [first, last] = waiting_.equal_range(task_id);
-        for (auto it = first; it != last; ++it) ready.push_back(std::move(it->second.cb));
-        waiting_.erase(first, last);
+        for (auto it = first; it != last;) {
+            if (finished || it->second.any_change) {
+                ready.push_back(std::move(it->second.cb));
+                it = waiting_.erase(it);
+            } else {
+                ++it;
+            }
+        }
     }
     for (auto& cb : ready) cb();
 }
@@ -49,11 +59,15 @@ void task_waiters::stop() {
     for (auto& cb : ready) cb();
 }
 
+// Only deadlines need this thread: notify() runs callbacks on the notifier's thread.
 void task_waiters::run() {
-    auto next_poll = std::chrono::steady_clock::now() + poll_;
     std::unique_lock<std::mutex> lock(mu_);
     while (!stopping_) {
-        auto wake = next_poll;
+        if (waiting_.empty()) {
+            cv_.wait(lock);
+            continue;
+        }
+        auto wake = std::chrono::steady_clock::time_point::max();
         for (const auto& [_, e] : waiting_) wake = std::min(wake, e.deadline);
         cv_.wait_until(lock, wake);
         if (stopping_) break;
@@ -68,15 +82,8 @@ void task_waiters::run() {
                 ++it;
             }
         }
-        std::set<std::string> to_check;
-        if (is_finished_ && now >= next_poll) {
-            for (const auto& [id, _] : waiting_) to_check.insert(id);
-            next_poll = now + poll_;
-        }
         lock.unlock();
         for (auto& cb : ready) cb();
-        for (const auto& id : to_check)
-            if (is_finished_(id)) notify(id);
         lock.lock();
     }
 }

@@ -28,12 +28,29 @@ std::string default_prefix() {
 }
 }  // namespace
 
+/// Finishes a task inside the write of the operation it runs (see task_finish).
+class queue_finish final : public task_finish {
+public:
+    queue_finish(task_queue& q, std::string id, std::string worker)
+        : queue_(q), id_(std::move(id)), worker_(std::move(worker)) {}
+    result<void> in_txn(write_txn& t, const outcome& out) override {
+        auto r = task_queue::complete_in(t, id_, worker_, out, queue_.now());
+        if (!r) return std::move(r).error();
+        return {};
+    }
+
+private:
+    task_queue& queue_;
+    std::string id_, worker_;
+};
+
 /// The task_context of one running attempt. Progress calls record a pending patch under mu_;
 /// the maintenance thread (or the final flush) writes it. Flags are atomics read anywhere.
 class worker_pool::context final : public task_context {
 public:
-    context(json::object task, std::string worker, std::chrono::milliseconds timeout)
-        : worker_(std::move(worker)),
+    context(task_queue& queue, json::object task, std::string worker, std::chrono::milliseconds timeout)
+        : queue_(queue),
+          worker_(std::move(worker)),
           id_(get_string(task, "id")),
           kind_(get_string(task, "kind")),
           attempt_(static_cast<int>(get_int(task, "attempt").value_or(1))),
@@ -86,6 +103,16 @@ public:
     bool cancelled() const noexcept override {
         return cancel_requested_.load() || timed_out_.load() || released_.load() || lost_.load();
     }
+    std::shared_ptr<task_finish> finisher() override {
+        std::lock_guard lock(mu_);
+        if (!finish_) finish_ = std::make_shared<queue_finish>(queue_, id_, worker_);
+        return finish_;
+    }
+    /// The task was finished by the operation's own write.
+    bool finished_in_write() const {
+        std::lock_guard lock(mu_);
+        return finish_ && finish_->committed();
+    }
 
     /// Takes the pending patch (empty when nothing changed since the last take).
     task_progress take_patch() {
@@ -97,6 +124,7 @@ public:
         return !patch_.empty();
     }
 
+    task_queue& queue_;
     const std::string worker_;
     std::atomic<bool> cancel_requested_{false};
     std::atomic<bool> timed_out_{false};
@@ -115,6 +143,7 @@ private:
     mutable std::mutex mu_;
     task_progress patch_;
     json::array steps_;
+    std::shared_ptr<task_finish> finish_;
 
 public:
     bool past_deadline() const noexcept { return steady::now() >= deadline_; }
@@ -168,9 +197,9 @@ void worker_pool::start() {
     std::lock_guard lock(lifecycle_mu_);
     if (started_) return;
     started_ = true;
-    for (std::size_t i = 0; i < options_.workers; ++i)
-        workers_.emplace_back([this, name = prefix_ + "/" + std::to_string(i)] { worker_main(name); });
+    for (std::size_t i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { worker_main(); });
     maintenance_ = std::thread([this] { maintenance_main(); });
+    if (options_.workers > 0) queue_.set_intake(this);
 }
 
 std::size_t worker_pool::running() const {
@@ -178,28 +207,87 @@ std::size_t worker_pool::running() const {
     return running_.size();
 }
 
+std::optional<claim_slot> worker_pool::reserve(std::string_view kind) {
+    if (!known_kind(kind)) return std::nullopt;
+    std::lock_guard lock(mu_);
+    // Tasks that may be waiting in the store go first: the submission is stored pending.
+    if (stopping_ || handing_back_ || backlog_ || claiming_) return std::nullopt;
+    if (idle_ <= reserved_ + ready_.size()) return std::nullopt;
+    ++reserved_;
+    return claim_slot{prefix_, options_.lease};
+}
+
+void worker_pool::deliver(json::object task) {
+    std::lock_guard lock(mu_);
+    --reserved_;
+    if (handing_back_) {
+        hand_back({std::move(task)});
+    } else {
+        ready_.push_back(std::move(task));
+    }
+    if (stopping_) cv_.notify_all();  // stop() waits for reservations
+    else cv_.notify_one();
+}
+
+void worker_pool::unreserve() {
+    std::lock_guard lock(mu_);
+    --reserved_;
+    cv_.notify_all();
+}
+
+void worker_pool::work_available() {
+    std::lock_guard lock(mu_);
+    ++work_gen_;
+    backlog_ = true;
+    cv_.notify_one();  // one idle thread claims for every idle one
+}
+
+void worker_pool::hand_back(std::vector<json::object> tasks) {
+    for (auto& t : tasks) {
+        ++writes_in_flight_;
+        std::string id(get_string(t, "id"));
+        queue_.release_async(id, prefix_, [this, id](result<json::object> r) {
+            if (!r)
+                log(log_level::warn, "could not hand a task back", {{"task", id}, {"detail", r.error().detail}});
+            write_done();
+        });
+    }
+}
+
+void worker_pool::write_done() {
+    std::lock_guard lock(mu_);
+    --writes_in_flight_;
+    if (stopping_ && writes_in_flight_ == 0) cv_.notify_all();  // stop() waits for the last one
+}
+
 void worker_pool::stop() {
     std::lock_guard lifecycle(lifecycle_mu_);
     if (stopped_) return;
     stopped_ = true;
-    stopping_ = true;
-    queue_.notify();
+    queue_.set_intake(nullptr);  // no new reservations; those in flight still arrive
+    std::vector<std::shared_ptr<context>> to_release;
     {
         std::unique_lock lock(mu_);
+        stopping_ = true;
         cv_.notify_all();
         cv_.wait_for(lock, options_.shutdown_grace, [&] { return running_.empty(); });
-        handing_back_ = true;  // a task claimed but not yet registered hands itself back
-        for (auto& ctx : running_) {
-            ctx->released_ = true;
-            std::lock_guard flush(ctx->flush_mu_);
-            if (auto r = queue_.release(ctx->id(), ctx->worker_); !r)
-                log(log_level::warn, "could not hand a task back", {{"task", ctx->id()}, {"detail", r.error().detail}});
-        }
+        handing_back_ = true;  // a task claimed or delivered from now on hands itself back
+        hand_back({std::make_move_iterator(ready_.begin()), std::make_move_iterator(ready_.end())});
+        ready_.clear();
+        for (auto& ctx : running_) ctx->released_ = true;
+        to_release = running_;
+    }
+    for (auto& ctx : to_release) {
+        std::lock_guard flush(ctx->flush_mu_);
+        if (auto r = queue_.release(ctx->id(), ctx->worker_); !r)
+            log(log_level::warn, "could not hand a task back", {{"task", ctx->id()}, {"detail", r.error().detail}});
     }
     for (auto& t : workers_) t.join();
     workers_.clear();
     {
-        std::lock_guard lock(mu_);
+        std::unique_lock lock(mu_);
+        // Outcomes, hand-backs and submissions that reserved a worker all end in the store.
+        cv_.wait(lock, [&] { return writes_in_flight_ == 0 && reserved_ == 0; });
         workers_joined_ = true;
         cv_.notify_all();
     }
@@ -210,21 +298,54 @@ void worker_pool::log(log_level level, std::string_view msg, json::object fields
     if (options_.log) options_.log->log(level, msg, fields);
 }
 
-void worker_pool::worker_main(std::string name) {
+void worker_pool::worker_main() {
+    std::unique_lock lock(mu_);
+    ++idle_;
     while (!stopping_) {
-        auto seen = queue_.generation();
-        auto claimed = queue_.claim(name, now_ms(), options_.lease, kind_names_);
-        if (!claimed) {
-            log(log_level::error, "task claim failed", {{"detail", claimed.error().detail}});
-            queue_.wait_for_work(seen, options_.poll_interval);
+        if (!ready_.empty()) {
+            json::object task = std::move(ready_.front());
+            ready_.pop_front();
+            --idle_;
+            lock.unlock();
+            run_task(std::move(task));
+            lock.lock();
+            ++idle_;
             continue;
         }
-        if (!*claimed) {
-            if (!stopping_) queue_.wait_for_work(seen, options_.poll_interval);
+        const auto now = steady::now();
+        const bool due = backlog_ || work_gen_ != claimed_gen_ || now >= last_claim_ + options_.poll_interval;
+        const std::size_t want = idle_ > reserved_ ? idle_ - reserved_ : 0;
+        if (!claiming_ && due && want > 0) {
+            claim_for_idle(lock, want);
             continue;
         }
-        run_task(std::move(**claimed), name);
+        cv_.wait_until(lock, last_claim_ + options_.poll_interval);
     }
+    --idle_;
+}
+
+void worker_pool::claim_for_idle(std::unique_lock<std::mutex>& lock, std::size_t want) {
+    claiming_ = true;
+    claimed_gen_ = work_gen_;
+    last_claim_ = steady::now();
+    lock.unlock();
+    auto claimed = queue_.claim_batch(prefix_, now_ms(), options_.lease, kind_names_, want);
+    lock.lock();
+    claiming_ = false;
+    if (!claimed) {
+        // Wait for the next wake-up or poll rather than retrying at once.
+        backlog_ = false;
+        log(log_level::error, "task claim failed", {{"detail", claimed.error().detail}});
+    } else {
+        // A full batch may have left more behind; a short one emptied what was due.
+        backlog_ = claimed->size() == want;
+        if (handing_back_) {
+            hand_back(std::move(*claimed));
+        } else {
+            for (auto& t : *claimed) ready_.push_back(std::move(t));
+        }
+    }
+    cv_.notify_all();
 }
 
 void worker_pool::flush(context& ctx) {
@@ -241,6 +362,32 @@ void worker_pool::flush(context& ctx) {
     if (hb->cancel_requested) ctx.cancel_requested_ = true;
 }
 
+// One transaction for every task whose lease or progress is due.
+void worker_pool::heartbeat_due(const std::vector<std::shared_ptr<context>>& tasks) {
+    std::vector<std::unique_lock<std::mutex>> locks;
+    std::vector<context*> sent;
+    std::vector<heartbeat_request> requests;
+    for (const auto& ctx : tasks) {
+        std::unique_lock l(ctx->flush_mu_);
+        if (ctx->released_) continue;
+        requests.push_back({ctx->id(), ctx->worker_, ctx->take_patch()});
+        sent.push_back(ctx.get());
+        locks.push_back(std::move(l));
+    }
+    if (requests.empty()) return;
+    auto answers = queue_.heartbeat_batch(requests, options_.lease);
+    const auto now = steady::now();
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+        sent[i]->last_flush_ = sent[i]->last_heartbeat_ = now;
+        if (!answers || i >= answers->size()) continue;
+        if (!(*answers)[i].ours) sent[i]->lost_ = true;
+        if ((*answers)[i].cancel_requested) sent[i]->cancel_requested_ = true;
+    }
+    if (!answers)
+        log(log_level::warn, "task heartbeat failed", {{"tasks", static_cast<std::int64_t>(sent.size())},
+                                                      {"detail", answers.error().detail}});
+}
+
 void worker_pool::maintenance_main() {
     auto tick = std::max(std::chrono::milliseconds(5), std::min(options_.progress_interval, options_.lease / 3));
     auto heartbeat_every = options_.lease / 3;
@@ -252,12 +399,14 @@ void worker_pool::maintenance_main() {
         auto tasks = running_;
         lock.unlock();
         auto now = steady::now();
+        std::vector<std::shared_ptr<context>> due;
         for (auto& ctx : tasks) {
             if (ctx->past_deadline()) ctx->timed_out_ = true;
-            bool due = now - ctx->last_heartbeat_ >= heartbeat_every ||
-                       (ctx->dirty() && now - ctx->last_flush_ >= options_.progress_interval);
-            if (due) flush(*ctx);
+            if (now - ctx->last_heartbeat_ >= heartbeat_every ||
+                (ctx->dirty() && now - ctx->last_flush_ >= options_.progress_interval))
+                due.push_back(ctx);
         }
+        heartbeat_due(due);
         if (now - last_reap >= reap_every) {
             last_reap = now;
             auto reaped = queue_.reap(now_ms());
@@ -271,33 +420,31 @@ void worker_pool::maintenance_main() {
     }
 }
 
-void worker_pool::run_task(json::object task, const std::string& worker) {
+namespace {
+// What an attempt produced; decided once, recorded once.
+enum verdict { succeeded, failed, retry, cancelled };
+}  // namespace
+
+void worker_pool::run_task(json::object task) {
     std::string kind(get_string(task, "kind"));
     auto entry = kinds_.find(kind);
     auto timeout = std::chrono::milliseconds(get_int(task, "timeout_ms").value_or(options_.timeout.count()));
     if (timeout.count() <= 0) timeout = options_.timeout;
-    auto ctx = std::make_shared<context>(task, worker, timeout);
-    if (entry == kinds_.end()) {  // cannot happen: claims filter by registered kinds
-        (void)queue_.fail(ctx->id(), worker, problem::internal("Unknown task kind."), false);
-        return;
-    }
-    bool registered = false;
+    auto ctx = std::make_shared<context>(queue_, std::move(task), prefix_, timeout);
     {
         std::lock_guard lock(mu_);
-        if (!handing_back_) {
-            running_.push_back(ctx);
-            registered = true;
+        if (handing_back_) {  // stop() already handed the running tasks back: this one goes back unrun
+            hand_back({json::object{{"id", ctx->id()}}});
+            return;
         }
+        running_.push_back(ctx);
     }
-    if (!registered) {  // stop() already handed the running tasks back: this one goes back unrun
-        if (auto r = queue_.release(ctx->id(), worker); !r)
-            log(log_level::warn, "could not hand a task back", {{"task", ctx->id()}, {"detail", r.error().detail}});
+    if (entry == kinds_.end()) {  // cannot happen: claims filter by registered kinds
+        record(ctx, failed, outcome{}, problem::internal("Unknown task kind."));
         return;
     }
 
-    // What the attempt produced; decided below, recorded once.
-    enum class verdict { succeeded, failed, retry, cancelled };
-    verdict v = verdict::failed;
+    verdict v = failed;
     outcome out;
     problem p = problem::internal();
 
@@ -314,11 +461,11 @@ void worker_pool::run_task(json::object task, const std::string& worker) {
         std::string tail;
         for (const auto& l : r.stderr_tail) tail += (tail.empty() ? "" : "\n") + l;
         if (r.how == end::exited && r.exit_code == 0 && r.result) {
-            v = verdict::succeeded;
+            v = succeeded;
             out.status = 200;
             out.body = *r.result;
         } else if (r.how == end::stopped) {
-            v = verdict::cancelled;
+            v = cancelled;
         } else if (r.how == end::line_too_long) {
             p = problem::make(500, "/problems/task-failed", "Task failed",
                              "The command wrote a line over " + std::to_string(def.max_line) + " bytes.");
@@ -327,7 +474,7 @@ void worker_pool::run_task(json::object task, const std::string& worker) {
         } else if (r.how == end::exited && r.exit_code == 0) {
             p = problem::make(500, "/problems/task-failed", "Task failed", "The command wrote no result.");
         } else if (r.how == end::exited && r.exit_code == 75) {
-            v = verdict::retry;
+            v = retry;
             p = problem::make(503, "/problems/task-retry", "Task failed, will retry",
                              tail.empty() ? "The command asked to be retried (exit 75)." : tail);
         } else {
@@ -340,14 +487,14 @@ void worker_pool::run_task(json::object task, const std::string& worker) {
             auto r = entry->second.handler(*ctx);
             if (r) {
                 out = std::move(*r);
-                v = verdict::succeeded;
+                v = succeeded;
             } else {
                 p = std::move(r).error();
             }
         } catch (const task_cancelled&) {
-            v = verdict::cancelled;
+            v = cancelled;
         } catch (const task_retry& e) {
-            v = verdict::retry;
+            v = retry;
             p = problem::make(503, "/problems/task-retry", "Task failed, will retry", e.what());
         } catch (const std::exception& e) {
             log(log_level::error, "task handler threw", {{"task", ctx->id()}, {"kind", kind}, {"what", e.what()}});
@@ -360,34 +507,48 @@ void worker_pool::run_task(json::object task, const std::string& worker) {
 
     // A stop that was not asked for by the client is not a cancellation: a timeout fails the
     // attempt (retryable); a lost lease or a shutdown hand-back records nothing.
-    if (v == verdict::cancelled && !ctx->cancel_requested_ && ctx->timed_out_) {
-        v = verdict::retry;
+    if (v == cancelled && !ctx->cancel_requested_ && ctx->timed_out_) {
+        v = retry;
         p = timed_out_problem();
     }
 
+    record(ctx, v, out, p);
+}
+
+void worker_pool::record(const std::shared_ptr<context>& ctx, int v, const outcome& out, const problem& p) {
     {
         std::lock_guard lock(mu_);
         running_.erase(std::find(running_.begin(), running_.end(), ctx));
         cv_.notify_all();
     }
     if (ctx->released_ || ctx->lost_) return;
+    if (ctx->finished_in_write()) {  // the operation's own write finished the task
+        if (options_.on_finished) options_.on_finished(ctx->id());
+        return;
+    }
     if (ctx->dirty()) flush(*ctx);
     if (ctx->released_) return;
 
-    result<json::object> recorded = problem::internal();
+    const std::string id = ctx->id();
+    auto done = [this, id](result<json::object> recorded) {
+        if (!recorded) {
+            log(log_level::warn, "could not record a task's outcome", {{"task", id}, {"detail", recorded.error().detail}});
+        } else {
+            auto state = task_state_from_string(get_string(*recorded, "state"));
+            if (options_.on_finished && state && is_finished(*state)) options_.on_finished(id);
+        }
+        write_done();
+    };
+    {
+        std::lock_guard lock(mu_);
+        ++writes_in_flight_;
+    }
     switch (v) {
-        case verdict::succeeded: recorded = queue_.complete(ctx->id(), worker, out); break;
-        case verdict::cancelled: recorded = queue_.finish_cancelled(ctx->id(), worker); break;
-        case verdict::retry: recorded = queue_.fail(ctx->id(), worker, p, true); break;
-        case verdict::failed: recorded = queue_.fail(ctx->id(), worker, p, false); break;
+        case succeeded: return queue_.complete_async(id, ctx->worker_, out, std::move(done));
+        case cancelled: return queue_.finish_cancelled_async(id, ctx->worker_, std::move(done));
+        case retry: return queue_.fail_async(id, ctx->worker_, p, true, std::move(done));
+        default: return queue_.fail_async(id, ctx->worker_, p, false, std::move(done));
     }
-    if (!recorded) {
-        log(log_level::warn, "could not record a task's outcome",
-            {{"task", ctx->id()}, {"detail", recorded.error().detail}});
-        return;
-    }
-    auto state = task_state_from_string(get_string(*recorded, "state"));
-    if (options_.on_finished && state && is_finished(*state)) options_.on_finished(ctx->id());
 }
 
 }  // namespace livebase

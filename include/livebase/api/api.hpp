@@ -127,6 +127,12 @@ public:
     /// Blocking form of execute() for action handlers and tools. Never call from an I/O thread.
     outcome execute_sync(operation op);
 
+    /// Runs `cb` once, at the next change of task `id` the change log reports, or at
+    /// `deadline`. False (and `cb` never runs) when tasks are off or shutting down. Task
+    /// streams (SSE) wait with it. Thread-safe.
+    bool watch_task(const std::string& id, std::chrono::steady_clock::time_point deadline,
+                    std::function<void()> cb);
+
     const registry& reg() const noexcept { return reg_; }
     store& db() noexcept { return db_; }
     const std::string& base_path() const noexcept { return base_path_; }
@@ -146,8 +152,12 @@ private:
     /// writes, in one write transaction. `password_hash`: a new password (users only).
     void write_update(operation op, const collection_def& c, json::object body,
                       std::optional<std::string> password_hash, done_fn done);
-    /// Stores a new record (its rule and callback already allowed it).
-    void insert_record(const collection_def& c, json::object rec, done_fn done);
+    /// Stores a new record (its rule and callback already allowed it); `fin` (may be null)
+    /// finishes the task that runs the create in the same transaction.
+    void insert_record(const collection_def& c, json::object rec, std::shared_ptr<task_finish> fin,
+                       done_fn done);
+    /// 201 with the record and its Location.
+    outcome created_outcome(const collection_def& c, const json::object& rec) const;
     /// Runs Argon2id for a password given to the users collection on the handler pool, then
     /// `next` with the hash (or answers the problem).
     void hash_then(std::string password, done_fn done, std::function<void(std::string, done_fn)> next);

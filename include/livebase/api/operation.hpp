@@ -2,9 +2,12 @@
 /// Operation -> Outcome: the one pipeline every door (REST, WebSocket, task worker) calls.
 #include <livebase/core/principal.hpp>
 #include <livebase/core/problem.hpp>
+#include <livebase/core/result.hpp>
 #include <livebase/schema/query.hpp>
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -14,6 +17,34 @@ namespace livebase {
 
 enum class op_kind { list, retrieve, create, replace, patch, remove, action };
 std::string_view to_string(op_kind k) noexcept;  ///< "list", "retrieve", "create", "update", "patch", "delete", "action"
+
+class write_txn;
+struct outcome;
+
+/// Finishes the task that runs an operation in the same transaction as the operation's write
+/// (a create, update or delete, or the one such write an action makes through the api): the
+/// effect and the task's success commit together or not at all, so a task that ran again after
+/// a crash finds itself either pending with no effect or finished with it. Set by the task
+/// worker; the api uses it for the first write of the operation and marks it committed.
+/// Thread-safe.
+class task_finish {
+public:
+    virtual ~task_finish() = default;
+    /// Inside the write's transaction: records `out` as the task's outcome. A problem (the task
+    /// is no longer held by this worker) makes the write roll back.
+    virtual result<void> in_txn(write_txn& t, const outcome& out) = 0;
+    /// Takes the finisher for one write; false when another write of the run has it.
+    bool take() noexcept { return !taken_.exchange(true); }
+    /// The write that took it failed: the next write may take it.
+    void give_back() noexcept { taken_.store(false); }
+    /// The write that took it committed: the task is finished.
+    void set_committed() noexcept { committed_.store(true); }
+    bool committed() const noexcept { return committed_.load(); }
+
+private:
+    std::atomic<bool> taken_{false};
+    std::atomic<bool> committed_{false};
+};
 
 /// A request, independent of the door it came through.
 struct operation {
@@ -35,6 +66,7 @@ struct operation {
     principal who;
     std::string client_ip;          ///< the peer's address ("" when unknown, e.g. in a task)
     std::string request_id;
+    std::shared_ptr<task_finish> finish;  ///< set when a task worker runs the operation
 };
 
 /// What an operation produced, independent of encoding.

@@ -62,6 +62,9 @@ struct collection_def {
     std::string name;
     std::vector<field_def> fields;
     bool owned = false;
+    /// Defined by livebase itself (tasks, tokens, users, ...): migrations rebuild its indexes
+    /// as its definition changes, without --allow-destructive (an index holds no data).
+    bool built_in = false;
     std::vector<std::vector<std::string>> indexes;
     /// list, retrieve, create, update, delete -> rule. Missing keys use defaults (see rule_for).
     std::map<std::string, access_rule> rules;

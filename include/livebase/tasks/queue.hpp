@@ -5,8 +5,10 @@
 /// so two workers, in this process or any other, can never claim the same task.
 ///
 /// States and transitions (`attempt` = number of the current or last attempt):
-///   submit              -> pending (attempt 0, not_before = now)
+///   submit              -> pending (attempt 0, not_before = now); or, when a worker of this
+///                          process is idle (task_intake), running under it at once (attempt 1)
 ///   claim               pending (not_before <= now)  -> running, attempt + 1, lease, worker
+///                       (up to N tasks in one transaction: claim_batch)
 ///   heartbeat           running (ours)               -> lease renewed, progress written
 ///   complete            running (ours)               -> succeeded (or failed for a problem outcome)
 ///   fail retryable      running (ours), attempt < max -> pending, not_before = now + backoff
@@ -24,6 +26,7 @@
 #include <livebase/store/store.hpp>
 #include <livebase/tasks/task.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -60,6 +63,36 @@ struct heartbeat_status {
     bool cancel_requested = false;
 };
 
+/// One task's heartbeat in heartbeat_batch().
+struct heartbeat_request {
+    std::string id;
+    std::string worker;
+    task_progress progress;
+};
+
+/// A worker reserved for a task at its submission (see task_intake).
+struct claim_slot {
+    std::string worker;                 ///< the id the task is claimed under
+    std::chrono::milliseconds lease{30'000};
+};
+
+/// A worker pool of this process that takes tasks the moment they are submitted: a submission
+/// that finds a reserved worker commits as already running under it (one transaction instead
+/// of a submit and a claim) and is handed over after the commit. Thread-safe.
+class task_intake {
+public:
+    virtual ~task_intake() = default;
+    /// Reserves an idle worker for a task of `kind`. nullopt when none is idle, the kind is not
+    /// served here, or tasks may be waiting in the store (those go first).
+    virtual std::optional<claim_slot> reserve(std::string_view kind) = 0;
+    /// The submission that reserved a worker committed: `task` (running under it) is its to run.
+    virtual void deliver(json::object task) = 0;
+    /// The submission that reserved a worker failed: the worker is free again.
+    virtual void unreserve() = 0;
+    /// task_queue::notify() was called: a task may have become due.
+    virtual void work_available() {}
+};
+
 /// Thread-safe. Every operation blocks the calling thread until its write commits (never call
 /// from an I/O or store thread), except submit_async(). The store must outlive the queue.
 class task_queue {
@@ -78,14 +111,24 @@ public:
     task_queue(const task_queue&) = delete;
     task_queue& operator=(const task_queue&) = delete;
 
+    using done_fn = std::function<void(result<json::object>)>;
+
+    /// The pool that takes submissions at once and hears notify() (see task_intake); null: every
+    /// submission is stored pending. A pool sets itself when it starts and clears it when it
+    /// stops (then waits for the submissions it reserved a worker for).
+    void set_intake(task_intake* intake) noexcept { intake_.store(intake); }
+
     /// Stores a new pending task and wakes waiting workers. Returns the stored task.
     /// Problems: 400 for an empty kind or max_attempts < 1; store problems (503 when closed).
     result<json::object> submit(const task_submission& t);
     /// As submit(), without blocking: `done` runs on the store's writer thread after commit.
-    void submit_async(const task_submission& t, std::function<void(result<json::object>)> done);
+    /// When the intake reserves a worker, the task is stored running under it and handed over.
+    void submit_async(const task_submission& t, done_fn done);
     /// The write step of submit(), for callers composing it into their own transaction (e.g.
-    /// with an idempotency record). Call notify() after that transaction commits.
-    static result<json::object> submit_in(write_txn& txn, const task_submission& t, std::int64_t now);
+    /// with an idempotency record). Call notify() after that transaction commits. `claimed`:
+    /// store it running under that worker instead (attempt 1, started and lease set).
+    static result<json::object> submit_in(write_txn& txn, const task_submission& t, std::int64_t now,
+                                          const claim_slot* claimed = nullptr);
 
     /// Claims the oldest eligible pending task (not_before <= now, ordered by not_before then
     /// id) whose kind is in `kinds` (empty = any kind): it becomes running with attempt + 1,
@@ -93,6 +136,10 @@ public:
     result<std::optional<json::object>> claim(const std::string& worker_id, std::int64_t now,
                                               std::chrono::milliseconds lease,
                                               const std::vector<std::string>& kinds = {});
+    /// As claim(), up to `max` tasks in one transaction (oldest first). Empty when none.
+    result<std::vector<json::object>> claim_batch(const std::string& worker_id, std::int64_t now,
+                                                  std::chrono::milliseconds lease,
+                                                  const std::vector<std::string>& kinds, std::size_t max);
 
     /// Renews the lease of a task `worker` runs (lease_until = clock() + lease) and writes the
     /// set members of `progress`. ours = false (and nothing written) when the task is no longer
@@ -100,6 +147,10 @@ public:
     result<heartbeat_status> heartbeat(const std::string& id, const std::string& worker,
                                        std::chrono::milliseconds lease,
                                        const task_progress& progress = {});
+    /// heartbeat() of many tasks in one transaction; the answers in the order of `requests`
+    /// (a task that is gone answers ours = false).
+    result<std::vector<heartbeat_status>> heartbeat_batch(const std::vector<heartbeat_request>& requests,
+                                                          std::chrono::milliseconds lease);
 
     /// Records the attempt's outcome: succeeded with result = body, result_status = status,
     /// location; a problem outcome (is_problem) fails the task with error = body.
@@ -115,6 +166,20 @@ public:
     /// Hands a running task back (graceful shutdown): pending, lease and worker cleared,
     /// not_before = now, attempt - 1 so the interrupted attempt does not count. 409/404 as complete.
     result<json::object> release(const std::string& id, const std::string& worker);
+
+    /// complete(), fail(), finish_cancelled() and release() without blocking: `done` (may be
+    /// empty) runs on the store's writer thread after commit. Writes of many workers queued
+    /// together commit in one group.
+    void complete_async(const std::string& id, const std::string& worker, const outcome& out, done_fn done);
+    void fail_async(const std::string& id, const std::string& worker, const problem& p, bool retryable,
+                    done_fn done);
+    void finish_cancelled_async(const std::string& id, const std::string& worker, done_fn done);
+    void release_async(const std::string& id, const std::string& worker, done_fn done);
+    /// The write step of complete(), inside a caller's transaction (task_finish: the task's
+    /// success commits with the effect it made). 409 when the task is not running under
+    /// `worker`, 404 when gone.
+    static result<json::object> complete_in(write_txn& txn, const std::string& id, const std::string& worker,
+                                            const outcome& out, std::int64_t now);
 
     /// DELETE /api/tasks/{id}: pending -> cancelled at once (finished set); running ->
     /// cancel_requested = true (the state stays running; the worker stops it); finished -> 409.
@@ -133,21 +198,30 @@ public:
     /// The retry delay after a failed attempt number `attempt` (>= 1), jitter included.
     std::chrono::milliseconds backoff(int attempt) const;
 
-    /// Wakes threads in wait_for_work(). Called by submit(); call it after submit_in() commits.
+    /// Wakes threads in wait_for_work() and tells the intake. Called by submit(); call it after
+    /// submit_in() commits.
     void notify();
     /// The current wake generation; pass it to wait_for_work().
     std::uint64_t generation() const;
     /// Blocks until notify() moved the generation past `seen` or `timeout` passed.
     void wait_for_work(std::uint64_t seen, std::chrono::milliseconds timeout);
 
-private:
+    /// Milliseconds since the epoch by options::clock.
     std::int64_t now() const;
+
+private:
     using mutate_fn = std::function<result<void>(json::object& task)>;
     /// Loads the task, checks it is running under `worker`, applies `fn`, writes it back.
     result<json::object> mutate_owned(const std::string& id, const std::string& worker, mutate_fn fn);
+    void mutate_owned_async(const std::string& id, const std::string& worker, mutate_fn fn, done_fn done);
+    mutate_fn completing(const outcome& out, std::int64_t at) const;
+    mutate_fn failing(const problem& p, bool retryable, std::int64_t at) const;
+    mutate_fn cancelling(std::int64_t at) const;
+    mutate_fn releasing(std::int64_t at) const;
 
     store& store_;
     options options_;
+    std::atomic<task_intake*> intake_{nullptr};
     mutable std::mutex wake_mu_;
     std::condition_variable wake_cv_;
     std::uint64_t generation_ = 0;

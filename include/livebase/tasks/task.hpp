@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -75,6 +76,10 @@ public:
 
     /// True once cancellation was requested (DELETE /api/tasks/{id}) or the attempt timed out.
     virtual bool cancelled() const noexcept = 0;
+    /// The finisher of this attempt (api/operation.hpp): set on the operation a records task
+    /// runs, it commits the task's success together with the operation's write. Null when the
+    /// context offers none (the worker then records the outcome after the handler returns).
+    virtual std::shared_ptr<task_finish> finisher() { return nullptr; }
     void throw_if_cancelled() const {
         if (cancelled()) throw task_cancelled{};
     }

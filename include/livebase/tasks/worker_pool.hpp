@@ -1,9 +1,20 @@
 #pragma once
-/// The worker pool: N threads that claim tasks from a task_queue and run them, either a C++
-/// task_handler or a command (a child process, see config.md "Command tasks"). One maintenance
-/// thread renews leases (every lease/3), writes coalesced progress (at most every
-/// progress_interval per task), enforces per-attempt timeouts, and reaps/purges the queue
-/// (every lease/2).
+/// The worker pool: N threads that run tasks from a task_queue, either a C++ task_handler or a
+/// command (a child process, see config.md "Command tasks").
+///
+/// Tasks reach the threads three ways, each costing as few store transactions as it can:
+/// - at submission: a task submitted in this process while a thread is idle is stored already
+///   running under this pool (task_intake) and handed over after its commit;
+/// - by batched claims: an idle thread that finds nothing to run claims, in one transaction, as
+///   many due tasks as there are idle threads, and shares them out;
+/// - by wake-ups: task_queue::notify() (a task made pending here, a NOTIFY or a commit from
+///   another process) and, failing those, a poll every poll_interval (delayed retries).
+/// An attempt's outcome is written without blocking the thread, so outcomes (and heartbeats)
+/// of many threads commit together in one group. Leases are renewed by one maintenance
+/// thread (every lease/3, all due tasks in one transaction), which also writes coalesced
+/// progress (at most every progress_interval per task), enforces per-attempt timeouts, and
+/// reaps/purges the queue (every lease/2). Every task is claimed under the pool's id
+/// (options.worker_id or host:pid:ulid).
 #include <livebase/core/log.hpp>
 #include <livebase/tasks/queue.hpp>
 #include <livebase/tasks/task.hpp>
@@ -11,6 +22,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -56,7 +68,7 @@ struct worker_pool_options {
 
 /// Thread-safety: register_*() before start(); submit(), known_kind() and stop() from any
 /// thread. The queue (and its store) must outlive the pool; the destructor calls stop().
-class worker_pool {
+class worker_pool final : public task_intake {
 public:
     worker_pool(task_queue& queue, worker_pool_options options);
     ~worker_pool();
@@ -76,7 +88,8 @@ public:
     result<json::object> submit(std::string_view kind, json::value input, json::value request,
                                 const principal& who);
 
-    /// Starts the worker threads (options.workers, may be 0) and the maintenance thread.
+    /// Starts the worker threads (options.workers, may be 0) and the maintenance thread, and
+    /// takes submissions of the queue (task_intake) while workers > 0.
     void start();
     /// Stops claiming, gives running tasks shutdown_grace to finish, then hands the rest back to
     /// the queue (release(): pending, attempt unchanged for the next claim) and signals them to
@@ -86,6 +99,14 @@ public:
 
     /// How many tasks run right now.
     std::size_t running() const;
+    /// The id tasks are claimed under.
+    const std::string& id() const noexcept { return prefix_; }
+
+    // task_intake (called by the queue).
+    std::optional<claim_slot> reserve(std::string_view kind) override;
+    void deliver(json::object task) override;
+    void unreserve() override;
+    void work_available() override;
 
 private:
     struct kind_entry {
@@ -95,10 +116,18 @@ private:
     };
     class context;
 
-    void worker_main(std::string name);
+    void worker_main();
+    /// Claims tasks for the idle threads (lock held on entry and exit, released meanwhile).
+    void claim_for_idle(std::unique_lock<std::mutex>& lock, std::size_t want);
     void maintenance_main();
-    void run_task(json::object task, const std::string& worker);
+    void run_task(json::object task);
+    /// Writes an attempt's outcome without blocking (counted in writes_in_flight_).
+    void record(const std::shared_ptr<context>& ctx, int verdict, const outcome& out, const problem& p);
+    /// Hands claimed but unstarted tasks back without blocking (lock held).
+    void hand_back(std::vector<json::object> tasks);
+    void write_done();
     void flush(context& ctx);
+    void heartbeat_due(const std::vector<std::shared_ptr<context>>& tasks);
     void log(log_level level, std::string_view msg, json::object fields = {}) const;
 
     task_queue& queue_;
@@ -114,9 +143,18 @@ private:
     std::vector<std::thread> workers_;
     std::thread maintenance_;
 
-    mutable std::mutex mu_;                   ///< guards running_ and maintenance wake-ups
-    std::condition_variable cv_;
+    mutable std::mutex mu_;                   ///< guards everything below
+    std::condition_variable cv_;              ///< workers and the maintenance thread wait here
     std::vector<std::shared_ptr<context>> running_;
+    std::deque<json::object> ready_;          ///< claimed or delivered, not started yet
+    std::size_t idle_ = 0;                    ///< threads waiting for a task
+    std::size_t reserved_ = 0;                ///< idle threads promised to submissions in flight
+    std::size_t writes_in_flight_ = 0;        ///< outcome and hand-back writes not yet committed
+    bool claiming_ = false;                   ///< a thread is claiming for the idle ones
+    bool backlog_ = true;                     ///< due tasks may be waiting in the store
+    std::uint64_t work_gen_ = 0;              ///< bumped by work_available()
+    std::uint64_t claimed_gen_ = ~std::uint64_t{0};  ///< work_gen_ when the last claim started
+    std::chrono::steady_clock::time_point last_claim_{};
     bool workers_joined_ = false;             ///< set by stop(); ends the maintenance thread
     bool handing_back_ = false;               ///< set by stop() once it released running_
 };

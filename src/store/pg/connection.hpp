@@ -5,7 +5,7 @@
 #include <livebase/core/log.hpp>
 #include <livebase/core/result.hpp>
 
-#include "store/sqlite/sql.hpp"
+#include "store/tables.hpp"
 
 #include <libpq-fe.h>
 
@@ -94,8 +94,7 @@ private:
     std::uint64_t next_name_ = 0;
 };
 
-/// Identifiers are quoted as for SQLite ("name", embedded quotes doubled).
-using sqlite::quote_ident;
+using store_detail::quote_ident;
 
 /// A storage URL split for libpq: the URL without livebase's own `schema=` parameter, and that
 /// schema (empty when absent). Problem when the schema is not [a-z_][a-z0-9_]{0,62}.

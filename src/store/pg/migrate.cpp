@@ -3,7 +3,6 @@
 #include "store/pg/sql.hpp"
 #include "store/pg/txn.hpp"
 #include "store/schema_plan.hpp"
-#include "store/sqlite/sql.hpp"
 
 namespace livebase::pg {
 
@@ -11,7 +10,6 @@ namespace {
 
 using store_detail::index_spec;
 using store_detail::stored_types;
-using store_detail::table_work;
 
 const std::string k_lock_sql =
     "SELECT pg_advisory_xact_lock(" + std::to_string(k_lock_class_migrate) + ", hashtext(current_schema()))";
@@ -66,43 +64,6 @@ result<stored_types> read_stored_types(connection& conn) {
     return out;
 }
 
-std::string create_index_sql(const collection_def& c, const index_spec& ix) {
-    std::string cols;
-    for (const auto& col : ix.columns) cols += (cols.empty() ? "" : ", ") + quote_ident(col);
-    return std::string(ix.unique ? "CREATE UNIQUE INDEX " : "CREATE INDEX ") + quote_ident(ix.name) + " ON " +
-           quote_ident(sqlite::table_name(c.name)) + " (" + cols + ")";
-}
-
-result<void> apply(connection& conn, const table_work& w) {
-    const auto& c = *w.c;
-    std::string table = quote_ident(sqlite::table_name(c.name));
-    if (w.create) {
-        if (auto r = conn.exec(create_table_sql(c)); !r) return r;
-    }
-    for (const auto& name : w.drop_indexes)
-        if (auto r = conn.exec("DROP INDEX " + quote_ident(name)); !r) return r;
-    for (const auto& col : w.drop_columns)
-        if (auto r = conn.exec("ALTER TABLE " + table + " DROP COLUMN " + quote_ident(col)); !r) return r;
-    for (const auto* f : w.add_columns) {
-        std::string sql = "ALTER TABLE " + table + " ADD COLUMN " + quote_ident(sqlite::field_column(f->name)) + " ";
-        sql += sql_type(f->type);
-        if (auto r = conn.exec(sql); !r) return r;
-    }
-    for (const auto& ix : w.create_indexes) {
-        if (conn.exec(create_index_sql(c, ix))) continue;
-        if (ix.unique && conn.last_error().sqlstate == "23505")
-            return problem::conflict("Cannot make " + c.name + "." + store_detail::field_names(ix.columns) +
-                                     " unique: some records share a value.");
-        return problem::internal();
-    }
-    auto r = conn.query(
-        "INSERT INTO _livebase_schema (collection, definition) VALUES ($1, $2)"
-        " ON CONFLICT (collection) DO UPDATE SET definition = excluded.definition",
-        {c.name, store_detail::definition_of(c)});
-    if (!r) return std::move(r).error();
-    return {};
-}
-
 }  // namespace
 
 result<void> create_system_tables(connection& conn) {
@@ -130,18 +91,26 @@ result<void> create_system_tables(connection& conn) {
 result<migration_plan> migrate_schema(connection& conn, const std::vector<const collection_def*>& collections,
                                       bool allow_destructive, bool dry_run) {
     if (auto r = conn.exec(k_lock_sql); !r) return std::move(r).error();
-    auto stored = read_stored_types(conn);
-    if (!stored) return std::move(stored).error();
     store_detail::schema_reader reader{
         [&](const std::string& table) { return table_exists(conn, table); },
         [&](const std::string& table) { return table_columns(conn, table); },
         [&](const std::string& table) { return table_indexes(conn, table); }};
-    std::vector<table_work> work;
-    auto plan = store_detail::plan_migration(reader, *stored, collections, allow_destructive, dry_run, work);
-    if (!plan || dry_run) return plan;
-    for (const auto& w : work)
-        if (auto r = apply(conn, w); !r) return std::move(r).error();
-    return plan;
+    store_detail::ddl_target ddl;
+    ddl.exec = [&](const std::string& sql) { return conn.exec(sql); };
+    ddl.unique_violation = [&] { return conn.last_error().sqlstate == "23505"; };
+    ddl.create_table = [](const collection_def& c) { return create_table_sql(c); };
+    ddl.sql_type = &sql_type;
+    ddl.index_order = " NULLS FIRST";
+    ddl.read_stored = [&] { return read_stored_types(conn); };
+    ddl.save_definition = [&](const std::string& collection, const std::string& definition) -> result<void> {
+        auto r = conn.query(
+            "INSERT INTO _livebase_schema (collection, definition) VALUES ($1, $2)"
+            " ON CONFLICT (collection) DO UPDATE SET definition = excluded.definition",
+            {collection, definition});
+        if (!r) return std::move(r).error();
+        return {};
+    };
+    return store_detail::run_migration(reader, ddl, collections, allow_destructive, dry_run);
 }
 
 }  // namespace livebase::pg

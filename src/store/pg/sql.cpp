@@ -1,6 +1,6 @@
 #include "store/pg/sql.hpp"
 
-#include "store/sqlite/sql.hpp"
+#include "store/tables.hpp"
 
 #include <charconv>
 #include <cmath>
@@ -8,11 +8,12 @@
 
 namespace livebase::pg {
 
-using sqlite::column_for;
-using sqlite::field_column;
-using sqlite::k_managed_columns;
-using sqlite::storage_value;
-using sqlite::table_name;
+using store_detail::column_for;
+using store_detail::escape_like;
+using store_detail::k_first_field_column;
+using store_detail::k_managed_columns;
+using store_detail::storage_value;
+using store_detail::text_of;
 
 std::string_view sql_type(field_type t) noexcept {
     switch (t) {
@@ -24,71 +25,19 @@ std::string_view sql_type(field_type t) noexcept {
 }
 
 std::string create_table_sql(const collection_def& c) {
-    std::string sql = "CREATE TABLE " + quote_ident(table_name(c.name)) +
-                      " (\"id\" TEXT COLLATE \"C\" PRIMARY KEY NOT NULL, \"created\" TEXT COLLATE \"C\","
-                      " \"updated\" TEXT COLLATE \"C\", \"version\" BIGINT, \"owner\" TEXT COLLATE \"C\"";
-    for (const auto& f : c.fields) {
-        sql += ", " + quote_ident(field_column(f.name)) + " ";
-        sql += sql_type(f.type);
-    }
-    sql += ")";
-    return sql;
+    return store_detail::create_table_sql(c, "TEXT COLLATE \"C\"", &sql_type);
 }
+std::string select_sql(const collection_def& c) { return store_detail::select_sql(c); }
+std::string get_sql(const collection_def& c, bool for_update) {
+    return store_detail::get_sql(c, '$') + (for_update ? " FOR UPDATE" : "");
+}
+std::string insert_sql(const collection_def& c) { return store_detail::insert_sql(c, '$'); }
+std::string update_sql(const collection_def& c) { return store_detail::update_sql(c, '$'); }
+std::string delete_sql(const collection_def& c) { return store_detail::delete_sql(c, '$'); }
 
 namespace {
-std::string column_list(const collection_def& c) {
-    std::string out;
-    for (auto m : k_managed_columns) {
-        if (!out.empty()) out += ", ";
-        out += quote_ident(m);
-    }
-    for (const auto& f : c.fields) out += ", " + quote_ident(field_column(f.name));
-    return out;
-}
-
-std::string placeholder(int n) {
-    std::string s = "$";
-    s += std::to_string(n);
-    return s;
-}
+std::string placeholder(int n) { return store_detail::placeholder('$', n); }
 }  // namespace
-
-std::string select_sql(const collection_def& c) {
-    return "SELECT " + column_list(c) + " FROM " + quote_ident(table_name(c.name));
-}
-
-std::string get_sql(const collection_def& c, bool for_update) {
-    return select_sql(c) + " WHERE \"id\" = $1" + (for_update ? " FOR UPDATE" : "");
-}
-
-std::string insert_sql(const collection_def& c) {
-    std::string sql = "INSERT INTO " + quote_ident(table_name(c.name)) + " (" + column_list(c) + ") VALUES (";
-    const std::size_t n = std::size(k_managed_columns) + c.fields.size();
-    for (std::size_t i = 0; i < n; ++i) {
-        if (i) sql += ", ";
-        sql += placeholder(static_cast<int>(i + 1));
-    }
-    return sql + ")";
-}
-
-std::string update_sql(const collection_def& c) {
-    std::string sql = "UPDATE " + quote_ident(table_name(c.name)) + " SET ";
-    int n = 1;
-    bool first = true;
-    auto set = [&](std::string_view col) {
-        ++n;
-        if (!first) sql += ", ";
-        first = false;
-        sql += quote_ident(col) + " = " + placeholder(n);
-    };
-    for (std::size_t i = 1; i < std::size(k_managed_columns); ++i) set(k_managed_columns[i]);
-    for (const auto& f : c.fields) set(field_column(f.name));
-    return sql + " WHERE \"id\" = $1";
-}
-
-std::string delete_sql(const collection_def& c) {
-    return "DELETE FROM " + quote_ident(table_name(c.name)) + " WHERE \"id\" = $1";
-}
 
 std::optional<std::string> param_of(const field_def* f, const json::value& raw) {
     json::value v = storage_value(f, raw);
@@ -121,7 +70,7 @@ json::object read_record(const collection_def& c, const rows& res, int r) {
     out["updated"] = text(2);
     out["version"] = res.is_null(r, 3) ? json::value(nullptr) : json::value(res.int64(r, 3));
     if (c.owned) out["owner"] = text(4);
-    int col = sqlite::k_first_field_column;
+    int col = k_first_field_column;
     for (const auto& f : c.fields) {
         json::value& v = out[f.name];
         if (res.is_null(r, col)) {
@@ -153,11 +102,6 @@ json::object read_record(const collection_def& c, const rows& res, int r) {
 }
 
 namespace {
-std::string text_of(const json::value& v) {
-    if (v.is_string()) return std::string(v.get_string());
-    return json::serialize(v);
-}
-
 bool text_column(const field_def* f) {
     return !f || !(f->type == field_type::integer || f->type == field_type::number ||
                    f->type == field_type::boolean);
@@ -191,14 +135,14 @@ result<where_clause> build_where(const collection_def& c, const std::vector<filt
             case lookup::iexact: cond = "lower(" + text_col + ") = lower(" + text_param(text_of(t.value)) + ")"; break;
             case lookup::contains: cond = "strpos(" + text_col + ", " + text_param(text_of(t.value)) + ") > 0"; break;
             case lookup::icontains:
-                cond = text_col + " ILIKE " + text_param("%" + sqlite::escape_like(text_of(t.value)) + "%") +
+                cond = text_col + " ILIKE " + text_param("%" + escape_like(text_of(t.value)) + "%") +
                        " ESCAPE '\\'";
                 break;
             case lookup::startswith:
                 cond = "starts_with(" + text_col + ", " + text_param(text_of(t.value)) + ")";
                 break;
             case lookup::istartswith:
-                cond = text_col + " ILIKE " + text_param(sqlite::escape_like(text_of(t.value)) + "%") + " ESCAPE '\\'";
+                cond = text_col + " ILIKE " + text_param(escape_like(text_of(t.value)) + "%") + " ESCAPE '\\'";
                 break;
             case lookup::endswith: {
                 // right() and char_length() both count characters.
@@ -246,7 +190,7 @@ result<std::string> build_order_by(const collection_def& c, const std::vector<or
         if (*column == "id") return sql + "\"id\"" + (o.descending ? " DESC" : " ASC");
         sql += quote_ident(*column) + (o.descending ? " DESC NULLS LAST, " : " ASC NULLS FIRST, ");
     }
-    return sql + "\"id\" ASC";
+    return sql + "\"id\" ASC NULLS FIRST";  // id is never NULL; the clause matches the indexes
 }
 
 }  // namespace livebase::pg

@@ -1,5 +1,5 @@
 #pragma once
-/// The PostgreSQL dialect of the collection tables (names as in store/sqlite/sql.hpp: c_<name>,
+/// The PostgreSQL dialect of the collection tables (names as in store/tables.hpp: c_<name>,
 /// f_<field>): integer BIGINT, number DOUBLE PRECISION, boolean BOOLEAN, every other type TEXT
 /// with the "C" collation (byte order, as SQLite compares), json as serialized JSON text. Lists
 /// order NULL first ascending and last descending, as SQLite does, so both backends answer a

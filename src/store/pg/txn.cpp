@@ -1,7 +1,7 @@
 #include "store/pg/txn.hpp"
 
 #include "store/pg/sql.hpp"
-#include "store/sqlite/sql.hpp"
+#include "store/tables.hpp"
 
 #include <livebase/core/clock.hpp>
 
@@ -22,13 +22,7 @@ const std::string k_changes_sql =
     "SELECT seq, ts, collection, op, record_id, record, \"before\" FROM _changes WHERE seq > $1 ORDER BY seq"
     " LIMIT $2";
 const std::string k_snapshot_seq_sql = "SELECT coalesce(max(seq), 0) FROM _changes";
-const std::string k_floor_sql = "SELECT value FROM _livebase_meta WHERE key = 'history_floor'";
-const std::string k_set_floor_sql =
-    "INSERT INTO _livebase_meta (key, value) VALUES ('history_floor', $1)"
-    " ON CONFLICT (key) DO UPDATE SET value = greatest(_livebase_meta.value, excluded.value)";
-const std::string k_keep_cut_sql = "SELECT seq FROM _changes ORDER BY seq DESC LIMIT 1 OFFSET $1";
-const std::string k_young_sql = "SELECT seq FROM _changes WHERE ts >= $1 ORDER BY seq LIMIT 1";
-const std::string k_trim_sql = "DELETE FROM _changes WHERE seq <= $1";
+const store_detail::change_log_sql k_log_sql = store_detail::make_change_log_sql('$', "greatest");
 const std::string k_lock_sql =
     "SELECT pg_advisory_xact_lock(" + std::to_string(k_lock_class_append) + ", hashtext(current_schema()))";
 const std::string k_nextval_sql = "SELECT nextval('_changes_seq') FROM generate_series(1, $1)";
@@ -53,7 +47,7 @@ std::string unique_violation_field(const collection_def& c, std::string_view det
     column = column.substr(0, column.find(','));  // a composite key: the first column
     if (!column.empty() && column.front() == '"') column = column.substr(1, column.size() - 2);
     if (column == "id") return "id";
-    if (const auto* f = sqlite::field_for_column(c, column)) return f->name;
+    if (const auto* f = store_detail::field_for_column(c, column)) return f->name;
     return {};
 }
 
@@ -74,7 +68,7 @@ result<page> pg_txn::select_page(const collection_def& c, const query& q, bool l
     page pg;
     const bool count = q.with_count && !locked;
     if (count) {
-        auto r = conn_.query("SELECT count(*) FROM " + quote_ident(sqlite::table_name(c.name)) + where_sql,
+        auto r = conn_.query("SELECT count(*) FROM " + quote_ident(store_detail::table_name(c.name)) + where_sql,
                              where->values);
         if (!r) return std::move(r).error();
         pg.count = r->int64(0, 0);
@@ -122,16 +116,35 @@ result<std::vector<change>> pg_txn::changes_after(std::int64_t after, std::size_
     return out;
 }
 
-result<std::int64_t> pg_txn::scalar(const std::string& sql, const params& p, std::int64_t fallback) {
-    auto r = conn_.query(sql, p);
+namespace {
+params int_params(std::initializer_list<std::int64_t> args) {
+    params p;
+    p.reserve(args.size());
+    for (auto a : args) p.push_back(std::to_string(a));
+    return p;
+}
+}  // namespace
+
+result<std::optional<std::int64_t>> pg_txn::scalar(const std::string& sql, std::initializer_list<std::int64_t> args) {
+    auto r = conn_.query(sql, int_params(args));
     if (!r) return std::move(r).error();
-    if (r->size() == 0 || r->is_null(0, 0)) return fallback;
-    return r->int64(0, 0);
+    if (r->size() == 0 || r->is_null(0, 0)) return std::optional<std::int64_t>();
+    return std::optional<std::int64_t>(r->int64(0, 0));
 }
 
-result<std::int64_t> pg_txn::history_floor() { return scalar(k_floor_sql, {}, 0); }
+result<std::int64_t> pg_txn::execute(const std::string& sql, std::initializer_list<std::int64_t> args) {
+    auto r = conn_.query(sql, int_params(args));
+    if (!r) return std::move(r).error();
+    return r->affected();
+}
 
-result<std::int64_t> pg_txn::snapshot_seq() { return scalar(k_snapshot_seq_sql, {}, 0); }
+result<std::int64_t> pg_txn::history_floor() { return store_detail::history_floor(*this, k_log_sql); }
+
+result<std::int64_t> pg_txn::snapshot_seq() {
+    auto r = scalar(k_snapshot_seq_sql, {});
+    if (!r) return std::move(r).error();
+    return r->value_or(0);
+}
 
 problem pg_txn::write_error(const collection_def& c) {
     const auto& e = conn_.last_error();
@@ -156,8 +169,8 @@ result<void> pg_txn::write_row(const collection_def& c, const std::string& sql, 
     if (id == record.end() || !id->value().is_string() || id->value().get_string().empty())
         return problem::internal("The record to store has no id.");
     params p;
-    p.reserve(std::size(sqlite::k_managed_columns) + c.fields.size());
-    for (auto m : sqlite::k_managed_columns) {
+    p.reserve(std::size(store_detail::k_managed_columns) + c.fields.size());
+    for (auto m : store_detail::k_managed_columns) {
         if (m == "owner" && !c.owned) {
             p.emplace_back();
             continue;
@@ -186,7 +199,7 @@ void pg_txn::buffer(const collection_def& c, std::string_view op, const json::ob
 
 result<void> pg_txn::insert(const collection_def& c, const json::object& record) {
     if (auto r = write_row(c, insert_sql(c), record, false); !r) return r;
-    buffer(c, "create", sqlite::normalize_record(c, record), nullptr);
+    buffer(c, "create", store_detail::normalize_record(c, record), nullptr);
     return {};
 }
 
@@ -202,7 +215,7 @@ result<void> pg_txn::update(const collection_def& c, const json::object& record,
         before = &*previous;
     }
     if (auto r = write_row(c, update_sql(c), record, true); !r) return r;
-    buffer(c, "update", sqlite::normalize_record(c, record), before);
+    buffer(c, "update", store_detail::normalize_record(c, record), before);
     return {};
 }
 
@@ -210,28 +223,12 @@ result<void> pg_txn::remove(const collection_def& c, const json::object& before)
     auto r = conn_.query(delete_sql(c), {std::string(get_string(before, "id"))});
     if (!r) return write_error(c);
     if (r->affected() == 0) return problem::not_found();
-    buffer(c, "delete", sqlite::normalize_record(c, before), nullptr);
+    buffer(c, "delete", store_detail::normalize_record(c, before), nullptr);
     return {};
 }
 
 result<std::size_t> pg_txn::trim_changes(std::uint64_t keep, std::int64_t older_than_ms) {
-    auto newest = snapshot_seq();
-    if (!newest) return std::move(newest).error();
-    if (*newest <= 1) return std::size_t{0};
-    const std::uint64_t kept = std::max<std::uint64_t>(keep, 1);
-    auto by_count = scalar(k_keep_cut_sql, {num(static_cast<std::size_t>(kept))}, 0);
-    if (!by_count) return std::move(by_count).error();
-    auto first_young = scalar(k_young_sql, {num(older_than_ms)}, *newest + 1);
-    if (!first_young) return std::move(first_young).error();
-    const std::int64_t cut = std::min(std::max(*by_count, *first_young - 1), *newest - 1);
-    auto floor = history_floor();
-    if (!floor) return std::move(floor).error();
-    if (cut <= *floor) return std::size_t{0};
-    auto del = conn_.query(k_trim_sql, {num(cut)});
-    if (!del) return std::move(del).error();
-    auto set = conn_.query(k_set_floor_sql, {num(cut)});
-    if (!set) return std::move(set).error();
-    return static_cast<std::size_t>(del->affected());
+    return store_detail::trim_changes(*this, k_log_sql, keep, older_than_ms);
 }
 
 result<std::int64_t> pg_txn::append_pending() {

@@ -9,6 +9,7 @@
 /// to commit, so seq order is commit order across every node, and a reader that has seen seq N
 /// has seen every seq below N. The lock is the last one a transaction takes (only _changes
 /// rows are written after it), so it cannot close a deadlock cycle.
+#include "store/change_log.hpp"
 #include "store/pg/connection.hpp"
 
 #include <livebase/store/store.hpp>
@@ -22,7 +23,7 @@ struct channels {
 };
 channels channels_for(std::string_view schema);
 
-class pg_txn final : public write_txn {
+class pg_txn final : public write_txn, public store_detail::sql_runner {
 public:
     pg_txn(connection& conn, bool writer, const channels* ch = nullptr) noexcept
         : conn_(conn), writer_(writer), channels_(ch) {}
@@ -38,6 +39,9 @@ public:
                         const json::object* before = nullptr) override;
     result<void> remove(const collection_def& c, const json::object& before) override;
     result<std::size_t> trim_changes(std::uint64_t keep, std::int64_t older_than_ms) override;
+    result<std::optional<std::int64_t>> scalar(const std::string& sql,
+                                               std::initializer_list<std::int64_t> args) override;
+    result<std::int64_t> execute(const std::string& sql, std::initializer_list<std::int64_t> args) override;
 
     connection& conn() noexcept { return conn_; }
 
@@ -60,7 +64,6 @@ private:
     };
     void buffer(const collection_def& c, std::string_view op, const json::object& stored,
                 const json::object* before);
-    result<std::int64_t> scalar(const std::string& sql, const params& p, std::int64_t fallback);
     result<void> write_row(const collection_def& c, const std::string& sql, const json::object& record,
                            bool must_exist);
     problem write_error(const collection_def& c);

@@ -114,6 +114,12 @@ result<void> connection::exec(std::string_view sql) {
     return {};
 }
 
+result<void> connection::run(const std::string& sql) {
+    auto cur = prepare(sql);
+    if (!cur) return std::move(cur).error();
+    return cur->run();
+}
+
 result<cursor> connection::prepare(const std::string& sql) {
     if (auto it = cache_.find(sql); it != cache_.end()) {
         lru_.splice(lru_.begin(), lru_, it->second);

@@ -85,6 +85,9 @@ public:
     result<void> exec(std::string_view sql);
     /// A cursor over the cached statement for `sql` (prepared on first use).
     result<cursor> prepare(const std::string& sql);
+    /// Runs one statement without parameters or results through the statement cache (the
+    /// writer's BEGIN, SAVEPOINT, RELEASE, COMMIT: no parsing per use). Errors as exec().
+    result<void> run(const std::string& sql);
 
     sqlite3* handle() const noexcept { return db_; }
     std::string error_message() const;

@@ -12,9 +12,7 @@ namespace livebase::sqlite {
 namespace {
 
 using store_detail::index_spec;
-using store_detail::table_work;
 using store_detail::stored_types;
-using store_detail::field_names;
 
 result<bool> table_exists(connection& conn, const std::string& table) {
     std::string sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1";
@@ -78,45 +76,6 @@ result<stored_types> read_stored_types(connection& conn) {
     return out;
 }
 
-std::string create_index_sql(const collection_def& c, const index_spec& ix) {
-    std::string cols;
-    for (const auto& col : ix.columns) cols += (cols.empty() ? "" : ", ") + quote_ident(col);
-    return std::string(ix.unique ? "CREATE UNIQUE INDEX " : "CREATE INDEX ") + quote_ident(ix.name) + " ON " +
-           quote_ident(table_name(c.name)) + " (" + cols + ")";
-}
-
-result<void> apply(connection& conn, const table_work& w) {
-    const auto& c = *w.c;
-    std::string table = quote_ident(table_name(c.name));
-    if (w.create) {
-        if (auto r = conn.exec(create_table_sql(c)); !r) return r;
-    }
-    for (const auto& name : w.drop_indexes)
-        if (auto r = conn.exec("DROP INDEX " + quote_ident(name)); !r) return r;
-    for (const auto& col : w.drop_columns)
-        if (auto r = conn.exec("ALTER TABLE " + table + " DROP COLUMN " + quote_ident(col)); !r) return r;
-    for (const auto* f : w.add_columns) {
-        std::string sql = "ALTER TABLE " + table + " ADD COLUMN " + quote_ident(field_column(f->name)) + " ";
-        sql += sql_type(f->type);
-        if (auto r = conn.exec(sql); !r) return r;
-    }
-    for (const auto& ix : w.create_indexes) {
-        if (conn.exec(create_index_sql(c, ix))) continue;
-        if (ix.unique && (conn.extended_error() & 0xff) == SQLITE_CONSTRAINT)
-            return problem::conflict("Cannot make " + c.name + "." + field_names(ix.columns) +
-                                     " unique: some records share a value.");
-        return problem::internal();
-    }
-    std::string sql =
-        "INSERT INTO _livebase_schema (collection, definition) VALUES (?1, ?2)"
-        " ON CONFLICT (collection) DO UPDATE SET definition = excluded.definition";
-    auto cur = conn.prepare(sql);
-    if (!cur) return std::move(cur).error();
-    cur->bind_text(1, c.name);
-    cur->bind_text(2, store_detail::definition_of(c));
-    return cur->run();
-}
-
 }  // namespace
 
 result<void> create_system_tables(connection& conn) {
@@ -141,18 +100,27 @@ result<void> create_system_tables(connection& conn) {
 
 result<migration_plan> migrate_schema(connection& conn, const std::vector<const collection_def*>& collections,
                                       bool allow_destructive, bool dry_run) {
-    auto stored = read_stored_types(conn);
-    if (!stored) return std::move(stored).error();
     store_detail::schema_reader reader{
         [&](const std::string& table) { return table_exists(conn, table); },
         [&](const std::string& table) { return table_columns(conn, table); },
         [&](const std::string& table) { return table_indexes(conn, table); }};
-    std::vector<table_work> work;
-    auto plan = store_detail::plan_migration(reader, *stored, collections, allow_destructive, dry_run, work);
-    if (!plan || dry_run) return plan;
-    for (const auto& w : work)
-        if (auto r = apply(conn, w); !r) return std::move(r).error();
-    return plan;
+    store_detail::ddl_target ddl;
+    ddl.exec = [&](const std::string& sql) { return conn.exec(sql); };
+    ddl.unique_violation = [&] { return (conn.extended_error() & 0xff) == SQLITE_CONSTRAINT; };
+    ddl.create_table = [](const collection_def& c) { return create_table_sql(c); };
+    ddl.sql_type = &sql_type;
+    ddl.read_stored = [&] { return read_stored_types(conn); };
+    ddl.save_definition = [&](const std::string& collection, const std::string& definition) -> result<void> {
+        std::string sql =
+            "INSERT INTO _livebase_schema (collection, definition) VALUES (?1, ?2)"
+            " ON CONFLICT (collection) DO UPDATE SET definition = excluded.definition";
+        auto cur = conn.prepare(sql);
+        if (!cur) return std::move(cur).error();
+        cur->bind_text(1, collection);
+        cur->bind_text(2, definition);
+        return cur->run();
+    };
+    return store_detail::run_migration(reader, ddl, collections, allow_destructive, dry_run);
 }
 
 }  // namespace livebase::sqlite

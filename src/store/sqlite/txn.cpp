@@ -20,23 +20,12 @@ const std::string k_append_sql =
 const std::string k_changes_sql =
     "SELECT seq, ts, collection, op, record_id, record, \"before\" FROM _changes WHERE seq > ?1 ORDER BY seq"
     " LIMIT ?2";
-// sqlite_sequence remembers the highest seq ever used even if that row were gone; max(seq)
-// covers a database whose sequence row was never written.
-// sqlite_sequence remembers the highest seq ever used, even after old changes are pruned.
+// sqlite_sequence remembers the highest seq ever used, even after old changes are trimmed;
+// max(seq) covers a database whose sequence row was never written.
 const std::string k_snapshot_seq_sql =
     "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = '_changes'), 0),"
     " coalesce((SELECT max(seq) FROM _changes), 0))";
-const std::string k_floor_sql = "SELECT value FROM _livebase_meta WHERE key = 'history_floor'";
-const std::string k_set_floor_sql =
-    "INSERT INTO _livebase_meta (key, value) VALUES ('history_floor', ?1)"
-    " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)";
-const std::string k_newest_sql = "SELECT max(seq) FROM _changes";
-// The newest row of those to delete when `keep` rows stay.
-const std::string k_keep_cut_sql = "SELECT seq FROM _changes ORDER BY seq DESC LIMIT 1 OFFSET ?1";
-// The oldest row young enough to stay. Rows are visited in seq order, so the scan stops at the
-// first young row and never reads more than the rows it is about to delete.
-const std::string k_young_sql = "SELECT seq FROM _changes WHERE ts >= ?1 ORDER BY seq LIMIT 1";
-const std::string k_trim_sql = "DELETE FROM _changes WHERE seq <= ?1";
+const store_detail::change_log_sql k_log_sql = store_detail::make_change_log_sql('?', "max");
 }  // namespace
 
 std::string unique_violation_field(const collection_def& c, std::string_view message) {
@@ -164,53 +153,37 @@ result<void> sqlite_txn::write_row(const collection_def& c, const std::string& s
     return {};
 }
 
-result<std::int64_t> sqlite_txn::scalar(const std::string& sql, std::optional<std::int64_t> param,
-                                        std::int64_t fallback, std::string_view what) {
+result<std::optional<std::int64_t>> sqlite_txn::scalar(const std::string& sql,
+                                                       std::initializer_list<std::int64_t> args) {
     auto cur = conn_.prepare(sql);
     if (!cur) return std::move(cur).error();
-    if (param) cur->bind_int(1, *param);
+    int i = 0;
+    for (auto a : args) cur->bind_int(++i, a);
     int rc = cur->step();
-    if (rc == SQLITE_ROW) return cur->is_null(0) ? fallback : cur->column_int(0);
-    if (rc == SQLITE_DONE) return fallback;
-    return conn_.fail(what, sql);
+    if (rc == SQLITE_ROW) return cur->is_null(0) ? std::nullopt : std::optional<std::int64_t>(cur->column_int(0));
+    if (rc == SQLITE_DONE) return std::optional<std::int64_t>();
+    return conn_.fail("reading the change log failed", sql);
 }
 
-result<std::int64_t> sqlite_txn::history_floor() {
-    return scalar(k_floor_sql, std::nullopt, 0, "reading the history floor failed");
+result<std::int64_t> sqlite_txn::execute(const std::string& sql, std::initializer_list<std::int64_t> args) {
+    auto cur = conn_.prepare(sql);
+    if (!cur) return std::move(cur).error();
+    int i = 0;
+    for (auto a : args) cur->bind_int(++i, a);
+    if (auto r = cur->run(); !r) return std::move(r).error();
+    return conn_.changes();
 }
+
+result<std::int64_t> sqlite_txn::history_floor() { return store_detail::history_floor(*this, k_log_sql); }
 
 result<std::int64_t> sqlite_txn::snapshot_seq() {
-    return scalar(k_snapshot_seq_sql, std::nullopt, 0, "reading the change log failed");
+    auto r = scalar(k_snapshot_seq_sql, {});
+    if (!r) return std::move(r).error();
+    return r->value_or(0);
 }
 
 result<std::size_t> sqlite_txn::trim_changes(std::uint64_t keep, std::int64_t older_than_ms) {
-    auto newest = scalar(k_newest_sql, std::nullopt, 0, "trimming the change log failed");
-    if (!newest) return std::move(newest).error();
-    if (*newest <= 1) return std::size_t{0};
-    // The newest row always stays: it is what keeps the sequence from going back after a
-    // restart if sqlite_sequence were ever lost, and a resume at last_seq needs no rows anyway.
-    const std::uint64_t kept = std::max<std::uint64_t>(keep, 1);
-    auto by_count = scalar(k_keep_cut_sql, clamp_size(kept), 0, "trimming the change log failed");
-    if (!by_count) return std::move(by_count).error();
-    // Only a prefix of the log is deleted, even if the clock went back and a younger row sits
-    // before an older one: the floor must mean "everything above it is here".
-    auto first_young = scalar(k_young_sql, older_than_ms, *newest + 1, "trimming the change log failed");
-    if (!first_young) return std::move(first_young).error();
-    const std::int64_t cut = std::min(std::max(*by_count, *first_young - 1), *newest - 1);
-    auto floor = history_floor();
-    if (!floor) return std::move(floor).error();
-    if (cut <= *floor) return std::size_t{0};
-
-    auto del = conn_.prepare(k_trim_sql);
-    if (!del) return std::move(del).error();
-    del->bind_int(1, cut);
-    if (del->step() != SQLITE_DONE) return conn_.fail("trimming the change log failed", k_trim_sql);
-    const auto deleted = static_cast<std::size_t>(conn_.changes());
-    auto set = conn_.prepare(k_set_floor_sql);
-    if (!set) return std::move(set).error();
-    set->bind_int(1, cut);
-    if (auto r = set->run(); !r) return std::move(r).error();
-    return deleted;
+    return store_detail::trim_changes(*this, k_log_sql, keep, older_than_ms);
 }
 
 result<void> sqlite_txn::append(const collection_def& c, std::string_view op, const json::object& stored,

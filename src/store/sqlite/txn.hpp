@@ -2,6 +2,7 @@
 /// The read/write transaction objects handed to store::read() and store::write() callbacks.
 /// The caller (a reader or the writer thread) opens and ends the SQL transaction; these only
 /// run statements on its connection.
+#include "store/change_log.hpp"
 #include "store/sqlite/connection.hpp"
 
 #include <livebase/store/store.hpp>
@@ -10,7 +11,7 @@ namespace livebase::sqlite {
 
 /// Operations on one connection inside an open transaction. Used as read_txn by readers (the
 /// connection is query_only, so writes would fail) and as write_txn by the writer.
-class sqlite_txn final : public write_txn {
+class sqlite_txn final : public write_txn, public store_detail::sql_runner {
 public:
     explicit sqlite_txn(connection& conn) noexcept : conn_(conn) {}
 
@@ -24,6 +25,9 @@ public:
                         const json::object* before = nullptr) override;
     result<void> remove(const collection_def& c, const json::object& before) override;
     result<std::size_t> trim_changes(std::uint64_t keep, std::int64_t older_than_ms) override;
+    result<std::optional<std::int64_t>> scalar(const std::string& sql,
+                                               std::initializer_list<std::int64_t> args) override;
+    result<std::int64_t> execute(const std::string& sql, std::initializer_list<std::int64_t> args) override;
 
     connection& conn() noexcept { return conn_; }
     /// The seq of the last change appended through this object (writer bookkeeping: the writer
@@ -35,10 +39,6 @@ private:
     /// `before`: the previous stored record of an update, null otherwise.
     result<void> append(const collection_def& c, std::string_view op, const json::object& stored,
                         const json::object* before = nullptr);
-    /// The single int64 of a one-row, one-column query with at most one parameter (`fallback`
-    /// when it yields no row or NULL).
-    result<std::int64_t> scalar(const std::string& sql, std::optional<std::int64_t> param,
-                                std::int64_t fallback, std::string_view what);
     /// Binds every column of `record` (normalized) in insert_sql/update_sql order.
     result<void> write_row(const collection_def& c, const std::string& sql, const json::object& record,
                            bool must_exist);

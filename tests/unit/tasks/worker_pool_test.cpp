@@ -3,6 +3,7 @@
 #include "unit/tasks/worker_pool_test_fixture.hpp"
 
 #include <atomic>
+#include <future>
 
 namespace livebase {
 namespace {
@@ -226,6 +227,42 @@ TEST_F(worker_pool_test, many_tasks_on_several_workers) {
         EXPECT_EQ(done.at("result"), json::value(static_cast<std::int64_t>(i)));
     }
     EXPECT_EQ(runs.load(), 40);
+}
+
+// An idle pool takes a submission at once: the task is stored running under the pool (one
+// transaction instead of a submit and a claim) and finishes without ever being pending.
+TEST_F(worker_pool_test, a_submission_to_an_idle_pool_is_never_pending) {
+    pool_->register_handler("quick", [](task_context&) -> result<outcome> { return ok_body(json::value(1)); });
+    pool_->start();
+    std::string direct;
+    // The pool takes submissions once its first claim found nothing waiting; bounded tries.
+    for (int i = 0; i < 200 && direct.empty(); ++i) {
+        std::promise<result<json::object>> p;
+        queue_.submit_async(test::submission("quick"), [&](result<json::object> r) { p.set_value(std::move(r)); });
+        auto r = p.get_future().get();
+        ASSERT_TRUE(r.has_value());
+        if (get_string(*r, "state") == "running") direct = std::string(get_string(*r, "id"));
+        else wait_finished(std::string(get_string(*r, "id")));
+    }
+    ASSERT_FALSE(direct.empty());
+    auto done = wait_finished(direct);
+    EXPECT_EQ(get_string(done, "state"), "succeeded");
+    EXPECT_EQ(get_string(done, "worker"), "");
+    EXPECT_EQ(get_int(done, "attempt"), 1);
+}
+
+// Outcomes are written without blocking the threads: many tasks finish, each recorded once.
+TEST_F(worker_pool_test, many_short_tasks_all_finish_once) {
+    std::atomic<int> runs{0};
+    pool_->register_handler("quick", [&](task_context&) -> result<outcome> {
+        ++runs;
+        return ok_body(json::value(1));
+    });
+    pool_->start();
+    std::vector<std::string> ids;
+    for (int i = 0; i < 300; ++i) ids.push_back(submit("quick"));
+    for (const auto& id : ids) EXPECT_EQ(get_string(wait_finished(id), "state"), "succeeded");
+    EXPECT_EQ(runs.load(), 300);
 }
 
 }  // namespace
