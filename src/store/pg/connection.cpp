@@ -122,15 +122,60 @@ bool connection::in_transaction() const noexcept {
 
 bool connection::ensure() {
     if (PQstatus(conn_) == CONNECTION_OK) return true;
+    const bool pipelined = pipelined_;
     PQreset(conn_);
     prepared_.clear();
+    queued_.clear();
+    pipelined_ = false;
     if (PQstatus(conn_) != CONNECTION_OK) return false;
-    return static_cast<bool>(set_search_path());
+    if (!set_search_path()) return false;
+    for (const auto& statement : settings_)
+        if (!exec(statement)) return false;
+    return !pipelined || static_cast<bool>(enter_pipeline());
+}
+
+result<void> connection::configure(std::string statement) {
+    if (auto r = exec(statement); !r) return r;
+    settings_.push_back(std::move(statement));
+    return {};
 }
 
 void connection::forget_statements() {
     if (!prepared_.empty()) (void)exec("DEALLOCATE ALL");
     prepared_.clear();
+}
+
+result<void> connection::enter_pipeline() {
+    if (pipelined_) return {};
+    if (PQenterPipelineMode(conn_) != 1) return fail("entering pipeline mode failed");
+    pipelined_ = true;
+    return {};
+}
+
+void connection::flush() noexcept {
+    if (pipelined_) (void)PQflush(conn_);
+}
+
+problem connection::broken(std::string_view sql) {
+    queued_.clear();
+    prepared_.clear();  // a reconnect starts without them
+    last_error_ = {};
+    last_error_.message = PQerrorMessage(conn_);
+    while (!last_error_.message.empty() && last_error_.message.back() == '\n') last_error_.message.pop_back();
+    return fail("a PostgreSQL statement failed", sql);
+}
+
+void connection::set_error(PGresult* r) {
+    last_error_ = {};
+    if (r) {
+        if (const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE)) last_error_.sqlstate = s;
+        if (const char* s = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)) last_error_.message = s;
+        if (const char* s = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL)) last_error_.detail = s;
+    }
+    if (last_error_.message.empty()) {
+        last_error_.message = PQerrorMessage(conn_);
+        while (!last_error_.message.empty() && last_error_.message.back() == '\n') last_error_.message.pop_back();
+    }
 }
 
 problem connection::fail(std::string_view what, std::string_view sql) {
@@ -151,17 +196,12 @@ result<rows> connection::finish(PGresult* r, std::string_view sql) {
         last_error_ = {};
         return rows(r);
     }
-    last_error_ = {};
-    if (r) {
-        if (const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE)) last_error_.sqlstate = s;
-        if (const char* s = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)) last_error_.message = s;
-        if (const char* s = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL)) last_error_.detail = s;
-        PQclear(r);
-    }
-    if (last_error_.message.empty()) {
-        last_error_.message = PQerrorMessage(conn_);
-        while (!last_error_.message.empty() && last_error_.message.back() == '\n') last_error_.message.pop_back();
-    }
+    set_error(r);
+    if (r) PQclear(r);
+    return failed(sql);
+}
+
+problem connection::failed(std::string_view sql) {
     // Expected outcomes the caller turns into answers are not errors of the store.
     const auto& code = last_error_.sqlstate;
     if (code == "23505" || code == "40P01" || code == "40001" || code == "25P02") {
@@ -173,7 +213,7 @@ result<rows> connection::finish(PGresult* r, std::string_view sql) {
 
 result<void> connection::exec(std::string_view sql) {
     std::string text(sql);
-    auto r = finish(PQexec(conn_, text.c_str()), sql);
+    auto r = pipelined_ ? await(text, {}, false) : finish(PQexec(conn_, text.c_str()), sql);
     if (!r) return std::move(r).error();
     return {};
 }
@@ -190,26 +230,115 @@ struct param_arrays {
 };
 }  // namespace
 
-result<rows> connection::query(const std::string& sql, const params& p) {
-    auto it = prepared_.find(sql);
-    if (it == prepared_.end()) {
-        // Bounded: statements whose text varies with the query (filters) are many.
-        if (prepared_.size() >= k_max_prepared && PQtransactionStatus(conn_) != PQTRANS_INERROR) {
+std::string connection::statement_name(const std::string& sql) {
+    if (auto it = prepared_.find(sql); it != prepared_.end()) return it->second;
+    // Bounded: statements whose text varies with the query (filters) are many.
+    if (prepared_.size() >= k_max_prepared && PQtransactionStatus(conn_) != PQTRANS_INERROR) {
+        if (pipelined_) {
+            if (PQsendQueryParams(conn_, "DEALLOCATE ALL", 0, nullptr, nullptr, nullptr, nullptr, 0) != 1) return {};
+            queued_.push_back({"DEALLOCATE ALL", {}});
+        } else {
             (void)exec("DEALLOCATE ALL");
-            prepared_.clear();
         }
-        std::string name = "lb" + std::to_string(next_name_++);
-        auto r = finish(PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr), sql);
-        if (!r) return std::move(r).error();
-        it = prepared_.emplace(sql, std::move(name)).first;
+        prepared_.clear();
     }
+    std::string name = "lb" + std::to_string(next_name_++);
+    if (pipelined_) {
+        if (PQsendPrepare(conn_, name.c_str(), sql.c_str(), 0, nullptr) != 1) return {};
+        queued_.push_back({sql, {}});
+    } else if (!finish(PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr), sql)) {
+        return {};
+    }
+    prepared_.emplace(sql, name);
+    return name;
+}
+
+bool connection::send(const std::string& sql, const params& p, bool prepare) {
     param_arrays a(p);
-    return finish(PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(p.size()), a.values.data(),
-                                 nullptr, nullptr, 0),
+    const int n = static_cast<int>(p.size());
+    if (!prepare) return PQsendQueryParams(conn_, sql.c_str(), n, nullptr, a.values.data(), nullptr, nullptr, 0) == 1;
+    auto name = statement_name(sql);
+    if (name.empty()) return false;
+    return PQsendQueryPrepared(conn_, name.c_str(), n, a.values.data(), nullptr, nullptr, 0) == 1;
+}
+
+result<void> connection::defer(const std::string& sql, const params& p, std::function<void(const rows&)> on_rows,
+                               bool prepare) {
+    if (!pipelined_) {
+        auto r = prepare ? query(sql, p) : query_once(sql, p);
+        if (!r) return std::move(r).error();
+        if (on_rows) on_rows(*r);
+        return {};
+    }
+    if (!send(sql, p, prepare)) return broken(sql);
+    queued_.push_back({sql, std::move(on_rows)});
+    return {};
+}
+
+result<rows> connection::await(const std::string& sql, const params& p, bool prepare) {
+    if (!send(sql, p, prepare)) return broken(sql);
+    queued_.push_back({sql, {}});
+    if (PQpipelineSync(conn_) != 1) return broken(sql);
+    // Every queued statement's result, in order (each ends with a null); ours is the last.
+    PGresult* mine = nullptr;
+    std::string failed_sql;
+    while (!queued_.empty()) {
+        queued q = std::move(queued_.front());
+        queued_.pop_front();
+        PGresult* r = PQgetResult(conn_);
+        if (!r) {
+            if (mine) PQclear(mine);
+            return broken(q.sql);
+        }
+        while (PGresult* more = PQgetResult(conn_)) PQclear(more);
+        const auto st = PQresultStatus(r);
+        const bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+        if (!ok && st != PGRES_PIPELINE_ABORTED && failed_sql.empty()) {
+            failed_sql = q.sql;
+            set_error(r);
+            // A statement whose preparation failed is not prepared.
+            for (auto it = prepared_.begin(); it != prepared_.end(); ++it)
+                if (it->first == q.sql) {
+                    prepared_.erase(it);
+                    break;
+                }
+        }
+        if (queued_.empty()) {
+            mine = r;
+        } else if (ok && q.on_rows) {
+            rows owned(r);
+            q.on_rows(owned);
+        } else {
+            PQclear(r);
+        }
+    }
+    // The sync point (no null follows it).
+    PGresult* sync = PQgetResult(conn_);
+    const bool synced = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+    if (sync) PQclear(sync);
+    if (!synced) {
+        PQclear(mine);
+        return broken(sql);
+    }
+    if (!failed_sql.empty()) {
+        // A deferred statement (or ours) failed; what PostgreSQL said is in last_error_.
+        PQclear(mine);
+        return failed(failed_sql);
+    }
+    return finish(mine, sql);
+}
+
+result<rows> connection::query(const std::string& sql, const params& p) {
+    if (pipelined_) return await(sql, p, true);
+    auto name = statement_name(sql);
+    if (name.empty()) return failed(sql);
+    param_arrays a(p);
+    return finish(PQexecPrepared(conn_, name.c_str(), static_cast<int>(p.size()), a.values.data(), nullptr, nullptr, 0),
                   sql);
 }
 
 result<rows> connection::query_once(const std::string& sql, const params& p) {
+    if (pipelined_) return await(sql, p, false);
     param_arrays a(p);
     return finish(PQexecParams(conn_, sql.c_str(), static_cast<int>(p.size()), nullptr, a.values.data(), nullptr,
                                nullptr, 0),

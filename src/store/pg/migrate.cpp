@@ -77,6 +77,12 @@ result<void> create_system_tables(connection& conn) {
             "CREATE TABLE IF NOT EXISTS _changes (seq BIGINT PRIMARY KEY, ts BIGINT NOT NULL,"
             " collection TEXT NOT NULL, op TEXT NOT NULL, record_id TEXT NOT NULL, record TEXT NOT NULL,"
             " \"before\" TEXT);"
+            // Appends take seq from the sequence row by row (pg/txn.hpp). Altered only once:
+            // ALTER TABLE would lock out the other nodes' appends at every start.
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE"
+            " table_schema = current_schema() AND table_name = '_changes' AND column_name = 'seq'"
+            " AND column_default IS NOT NULL) THEN"
+            " ALTER TABLE _changes ALTER COLUMN seq SET DEFAULT nextval('_changes_seq'); END IF; END $$;"
             "CREATE TABLE IF NOT EXISTS _livebase_schema (collection TEXT PRIMARY KEY NOT NULL,"
             " definition TEXT NOT NULL);"
             "CREATE TABLE IF NOT EXISTS _livebase_meta (key TEXT PRIMARY KEY NOT NULL, value BIGINT);");

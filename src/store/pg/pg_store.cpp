@@ -36,31 +36,40 @@ problem unreachable() { return problem::unavailable("The database is not reachab
 class pg_session final : public store_detail::session {
 public:
     pg_session(std::unique_ptr<connection> conn, bool writer, const pg::channels* ch)
-        : conn_(std::move(conn)), txn_(*conn_, writer, ch) {}
+        : conn_(std::move(conn)), txn_(*conn_, writer, ch) {
+        // The writer's queries (claims, reaping, purging) read the first rows of an index in
+        // its order and stop: a plain index scan, which also marks the dead entries a busy
+        // queue leaves behind so the next scan skips them. A bitmap scan would read and sort
+        // every matching entry, dead ones included, at each claim.
+        if (writer) (void)conn_->configure("SET enable_bitmapscan = off");
+        // Transaction control travels with the statements (pg/connection.hpp).
+        (void)conn_->enter_pipeline();
+    }
 
     write_txn& txn() noexcept override { return txn_; }
     connection& conn() noexcept { return *conn_; }
 
+    // A read costs one round trip: BEGIN goes with its first statement, and COMMIT is sent at
+    // once but read with the next read's first statement.
     result<void> begin_read() override {
-        if (!conn_->ensure() || !conn_->exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) return unreachable();
+        if (!conn_->ensure() || !conn_->defer("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) return unreachable();
         return {};
     }
     void end_read() override {
-        if (conn_->in_transaction() && !conn_->exec("COMMIT")) {
-            if (conn_->in_transaction()) (void)conn_->exec("ROLLBACK");
-        }
+        if (!conn_->defer("COMMIT")) return;
+        conn_->flush();
     }
 
     result<void> begin_write(std::int64_t) override {
         txn_.drop_pending_from(0);
-        if (!conn_->ensure() || !conn_->exec("BEGIN")) return unreachable();
+        if (!conn_->ensure() || !conn_->defer("BEGIN")) return unreachable();
         return {};
     }
-    result<void> savepoint() override { return conn_->exec("SAVEPOINT w"); }
-    result<void> release() override { return conn_->exec("RELEASE w"); }
+    result<void> savepoint() override { return conn_->defer("SAVEPOINT w"); }
+    result<void> release() override { return conn_->defer("RELEASE w"); }
     result<void> undo() override {
         if (auto r = conn_->exec("ROLLBACK TO w"); !r) return r;
-        return conn_->exec("RELEASE w");
+        return conn_->defer("RELEASE w");
     }
     bool in_transaction() const override { return conn_->in_transaction(); }
     bool retryable() const override { return conn_->retryable(); }
@@ -68,10 +77,9 @@ public:
     void undo_to(std::int64_t mark) override { txn_.drop_pending_from(static_cast<std::size_t>(mark)); }
     // The group's changes are appended at the end, under the append lock (pg/txn.hpp).
     result<std::int64_t> commit(std::int64_t committed) override {
-        auto last = txn_.append_pending();
-        if (!last) return std::move(last).error();
+        if (auto r = txn_.append_pending(); !r) return std::move(r).error();
         if (auto r = conn_->exec("COMMIT"); !r) return std::move(r).error();
-        return *last > 0 ? *last : committed;
+        return std::max(committed, txn_.appended_last());
     }
     void rollback() override { (void)conn_->exec("ROLLBACK"); }
     problem lost() const override {
@@ -123,8 +131,7 @@ private:
     }
 
     bool listen(connection& conn) {
-        return conn.ensure() && conn.exec("LISTEN " + pg::quote_ident(channels_.changes)) &&
-               conn.exec("LISTEN " + pg::quote_ident(channels_.tasks));
+        return conn.ensure() && conn.exec("LISTEN " + pg::quote_ident(channels_.changes));
     }
 
     void poll_last_seq(connection& conn) {
@@ -159,12 +166,12 @@ private:
             std::int64_t newest = 0;
             while (PGnotify* n = PQnotifies(conn.handle())) {
                 if (channels_.changes == n->relname) {
+                    // "<last seq>" or "<last seq> t" (a task became pending).
+                    std::string_view payload = n->extra ? n->extra : "";
                     std::int64_t seq = 0;
-                    const char* p = n->extra ? n->extra : "";
-                    std::from_chars(p, p + std::char_traits<char>::length(p), seq);
-                    newest = std::max(newest, seq);
-                } else if (channels_.tasks == n->relname) {
-                    tasks = true;
+                    auto [end, ec] = std::from_chars(payload.data(), payload.data() + payload.size(), seq);
+                    if (ec == std::errc()) newest = std::max(newest, seq);
+                    tasks = tasks || std::string_view(end, payload.data() + payload.size() - end) == " t";
                 }
                 PQfreemem(n);
             }

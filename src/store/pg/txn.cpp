@@ -25,16 +25,13 @@ const std::string k_snapshot_seq_sql = "SELECT coalesce(max(seq), 0) FROM _chang
 const store_detail::change_log_sql k_log_sql = store_detail::make_change_log_sql('$', "greatest");
 const std::string k_lock_sql =
     "SELECT pg_advisory_xact_lock(" + std::to_string(k_lock_class_append) + ", hashtext(current_schema()))";
-const std::string k_nextval_sql = "SELECT nextval('_changes_seq') FROM generate_series(1, $1)";
-const std::string k_notify_sql = "SELECT pg_notify($1, $2)";
+const std::string k_notify_sql = "SELECT pg_notify($1, (SELECT max(seq) FROM _changes)::text || $2)";
 
-constexpr std::size_t k_rows_per_insert = 500;  // 7 parameters each, far below the 65535 limit
+constexpr std::size_t k_rows_per_insert = 500;  // 6 parameters each, far below the 65535 limit
 
 }  // namespace
 
-channels channels_for(std::string_view schema) {
-    return {"livebase_changes:" + std::string(schema), "livebase_tasks:" + std::string(schema)};
-}
+channels channels_for(std::string_view schema) { return {"livebase_changes:" + std::string(schema)}; }
 
 std::string unique_violation_field(const collection_def& c, std::string_view detail) {
     // Key (f_vin)=(ABC) already exists.  /  Key (id)=(...) already exists.
@@ -231,35 +228,28 @@ result<std::size_t> pg_txn::trim_changes(std::uint64_t keep, std::int64_t older_
     return store_detail::trim_changes(*this, k_log_sql, keep, older_than_ms);
 }
 
-result<std::int64_t> pg_txn::append_pending() {
-    if (pending_.empty()) return std::int64_t{0};
-    if (auto r = conn_.query(k_lock_sql); !r) return std::move(r).error();
-    auto seqs = conn_.query(k_nextval_sql, {num(pending_.size())});
-    if (!seqs) return std::move(seqs).error();
-    std::vector<std::int64_t> seq;
-    seq.reserve(pending_.size());
-    for (int i = 0; i < seqs->size(); ++i) seq.push_back(seqs->int64(i, 0));
-    if (seq.size() != pending_.size()) return problem::internal("The change log sequence answered short.");
-    std::sort(seq.begin(), seq.end());
-
+result<void> pg_txn::append_pending() {
+    appended_last_ = 0;
+    if (pending_.empty()) return {};
+    if (auto r = conn_.defer(k_lock_sql); !r) return r;
     bool task_ready = false;
     for (std::size_t start = 0; start < pending_.size(); start += k_rows_per_insert) {
         const std::size_t end = std::min(pending_.size(), start + k_rows_per_insert);
-        std::string sql = "INSERT INTO _changes (seq, ts, collection, op, record_id, record, \"before\") VALUES ";
+        // seq comes from its default, nextval('_changes_seq'), taken row by row in this order.
+        std::string sql = "INSERT INTO _changes (ts, collection, op, record_id, record, \"before\") VALUES ";
         params p;
-        p.reserve((end - start) * 7);
+        p.reserve((end - start) * 6);
         int n = 0;
         for (std::size_t i = start; i < end; ++i) {
             auto& ch = pending_[i];
             task_ready = task_ready || ch.task_ready;
             if (i > start) sql += ", ";
             sql += "(";
-            for (int k = 0; k < 7; ++k) {
+            for (int k = 0; k < 6; ++k) {
                 if (k) sql += ", ";
                 sql += "$" + std::to_string(++n);
             }
             sql += ")";
-            p.push_back(std::to_string(seq[i]));
             p.push_back(std::to_string(ch.ts));
             p.push_back(std::move(ch.collection));
             p.push_back(std::move(ch.op));
@@ -267,21 +257,22 @@ result<std::int64_t> pg_txn::append_pending() {
             p.push_back(std::move(ch.record));
             p.push_back(std::move(ch.before));
         }
-        // Full batches share one prepared statement; the last, shorter one is sent once.
-        auto r = end - start == k_rows_per_insert ? conn_.query(sql, p) : conn_.query_once(sql, p);
-        if (!r) return std::move(r).error();
+        sql += " RETURNING seq";
+        // Full batches share one prepared statement; the last, shorter one is sent as it is.
+        auto r = conn_.defer(
+            sql, p,
+            [this](const rows& seqs) {
+                for (int i = 0; i < seqs.size(); ++i) appended_last_ = std::max(appended_last_, seqs.int64(i, 0));
+            },
+            end - start == k_rows_per_insert);
+        if (!r) return r;
     }
     pending_.clear();
-    const std::int64_t last = seq.back();
-    if (channels_) {
-        if (auto r = conn_.query(k_notify_sql, {channels_->changes, std::to_string(last)}); !r)
-            return std::move(r).error();
-        if (task_ready) {
-            if (auto r = conn_.query(k_notify_sql, {channels_->tasks, std::string()}); !r)
-                return std::move(r).error();
-        }
-    }
-    return last;
+    // One notification per group: the new last seq (read in this transaction, under the
+    // append lock), and " t" when a task became pending.
+    if (channels_)
+        if (auto r = conn_.defer(k_notify_sql, {channels_->changes, std::string(task_ready ? " t" : "")}); !r) return r;
+    return {};
 }
 
 }  // namespace livebase::pg

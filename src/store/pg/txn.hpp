@@ -8,7 +8,8 @@
 /// scoped advisory lock that is held until COMMIT: every appender waits for the previous one
 /// to commit, so seq order is commit order across every node, and a reader that has seen seq N
 /// has seen every seq below N. The lock is the last one a transaction takes (only _changes
-/// rows are written after it), so it cannot close a deadlock cycle.
+/// rows are written after it), so it cannot close a deadlock cycle. The lock, the rows and the
+/// NOTIFY travel in the COMMIT's round trip (pipeline mode), once per group commit.
 #include "store/change_log.hpp"
 #include "store/pg/connection.hpp"
 
@@ -16,10 +17,10 @@
 
 namespace livebase::pg {
 
-/// Names of the NOTIFY channels of one schema's store.
+/// The NOTIFY channel of one schema's store. Payload: the new last seq, then " t" when the
+/// commit made a task pending (idle workers elsewhere claim it).
 struct channels {
-    std::string changes;  ///< payload: the new last seq
-    std::string tasks;    ///< a task became pending
+    std::string changes;
 };
 channels channels_for(std::string_view schema);
 
@@ -48,9 +49,11 @@ public:
     // Writer bookkeeping: changes made in this group, not yet in the log.
     std::size_t pending() const noexcept { return pending_.size(); }
     void drop_pending_from(std::size_t n) { pending_.resize(std::min(n, pending_.size())); }
-    /// Appends the pending changes to the log and queues the NOTIFYs (delivered at COMMIT).
-    /// Returns the last seq appended (0 when nothing was pending) and clears the list.
-    result<std::int64_t> append_pending();
+    /// Queues (connection::defer) the append lock, the pending changes and the NOTIFY
+    /// (delivered at COMMIT), and clears the list. The COMMIT that follows carries them;
+    /// after it, appended_last() is the last seq appended (0 when nothing was pending).
+    result<void> append_pending();
+    std::int64_t appended_last() const noexcept { return appended_last_; }
 
 private:
     struct pending_change {
@@ -73,6 +76,7 @@ private:
     bool writer_;
     const channels* channels_;
     std::vector<pending_change> pending_;
+    std::int64_t appended_last_ = 0;
 };
 
 /// "Key (f_vin)=(X) already exists." -> "vin" ("id" for the primary key); empty otherwise.
