@@ -106,7 +106,7 @@ std::optional<std::string> param_of(const field_def* f, const json::value& raw) 
         auto res = std::to_chars(buf, buf + sizeof buf, d);  // shortest round-trip form
         return std::string(buf, res.ptr);
     }
-    return json::serialize(v);
+    return to_json_text(v);
 }
 
 json::object read_record(const collection_def& c, const rows& res, int r) {
@@ -155,7 +155,7 @@ json::object read_record(const collection_def& c, const rows& res, int r) {
 namespace {
 std::string text_of(const json::value& v) {
     if (v.is_string()) return std::string(v.get_string());
-    return json::serialize(v);
+    return to_json_text(v);
 }
 
 bool text_column(const field_def* f) {
