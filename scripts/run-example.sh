@@ -19,7 +19,9 @@ if [ ! -f console/dist/index.html ] || [ -n "$(find console/src console/index.ht
   console_pid=$!
 fi
 
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DLIVEBASE_TESTS=OFF -DLIVEBASE_BENCH=OFF >/dev/null
+# -O2 rather than CMake's Release -O3: about as fast to run, quicker to build.
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" \
+  -DLIVEBASE_TESTS=OFF -DLIVEBASE_BENCH=OFF >/dev/null
 cmake --build build/release --target cars
 
 if [ -n "$console_pid" ]; then

@@ -339,14 +339,14 @@ result<void> app::impl::start() {
 
 void app::impl::log_console() {
     namespace fs = std::filesystem;
-    std::error_code ec;
     const fs::path dir = cfg.server.console_dir.empty() ? fs::path("console/dist") : fs::path(cfg.server.console_dir);
-    const fs::path abs = fs::absolute(dir, ec);
+    std::error_code abs_ec, ec;
+    const fs::path abs = fs::absolute(dir, abs_ec).lexically_normal();
     if (fs::is_regular_file(dir / "index.html", ec)) {
         log.info("console", {{"url", local_url(cfg.server, server->port()) + "/_/"}});
         return;
     }
-    json::object fields{{"looked_in", (ec ? dir : abs).string()}};
+    json::object fields{{"looked_in", (abs_ec ? dir : abs).string()}};
     // The repository's layout: the sources next to the default directory.
     if (cfg.server.console_dir.empty() && fs::is_regular_file("console/package.json", ec))
         fields["build"] = "(cd console && npm ci && npm run build)";
