@@ -2,7 +2,7 @@
 // the error banner.
 import { Livebase, ProblemError } from '@livebase/client';
 import { h, clear } from './dom';
-import type { Schema } from './schema';
+import type { Rule, Schema } from './schema';
 
 export interface User {
   id: string;
@@ -68,6 +68,109 @@ export const state = {
   schema: null as unknown as Schema,
   userChanged: new Emitter<User | null>(),
 };
+
+/**
+ * Whether the signed-in user may do what `rule` guards, on `record` for the owner rule. A rule
+ * the schema did not state is allowed (the server still decides; C++ permission callbacks may
+ * refuse more).
+ */
+export function may(rule: Rule, record?: Record<string, unknown> | null): boolean {
+  const u = state.user;
+  switch (rule) {
+    case undefined:
+    case 'public':
+      return true;
+    case 'authenticated':
+      return !!u;
+    case 'owner':
+      return !!u && (!!u.admin || !record || record.owner === u.id);
+    case 'admin':
+      return !!u?.admin;
+    case 'nobody':
+      return false;
+  }
+}
+
+/** Why `rule` refuses the user, for a disabled control's title. */
+export function refusal(rule: Rule): string {
+  switch (rule) {
+    case 'authenticated':
+      return 'Log in first.';
+    case 'owner':
+      return state.user ? "Only the record's owner or an admin may." : 'Log in first (only the owner or an admin may).';
+    case 'admin':
+      return 'Only admins may.';
+    case 'nobody':
+      return 'The server does not offer this.';
+    default:
+      return '';
+  }
+}
+
+// ---- owners -------------------------------------------------------------------------------
+
+// Usernames by user id: the signed-in user, and every user when an admin (GET /api/users).
+const usernames = new Map<string, string>();
+let usersListed: Promise<void> | null = null;
+
+/** The username of user `id` when the console may know it, else null. */
+export function usernameOf(id: string): string | null {
+  if (state.user && state.user.id === id) return state.user.username;
+  return usernames.get(id) ?? null;
+}
+
+/**
+ * Loads every username once (admins only: /api/users is admin-only) and calls `then` when new
+ * names are known.
+ */
+export function loadUsernames(then: () => void): void {
+  if (!state.user?.admin) return;
+  if (!usersListed) {
+    usersListed = (async () => {
+      for (let offset = 0; offset < 5000; offset += 500) {
+        const page = await state.lb.collection('users').list({ limit: 500, offset });
+        for (const u of page.items as Array<{ id: string; username: string }>) usernames.set(u.id, u.username);
+        if (page.items.length < 500) break;
+      }
+    })().catch((e) => {
+      console.warn('users:', e);
+      usersListed = null;
+    });
+  }
+  void usersListed.then(then);
+}
+
+/** An owner cell: the username (with "you"), or the id's end with the whole id on hover. */
+export function ownerEl(id: unknown): HTMLElement {
+  if (typeof id !== 'string' || !id) return h('span', { class: 'muted', title: 'no owner' }, '—');
+  const name = usernameOf(id);
+  const mine = state.user?.id === id;
+  if (name) return h('span', { title: `user ${id}`, class: mine ? 'owner mine' : 'owner' }, name, mine ? h('span', { class: 'muted' }, ' (you)') : null);
+  return h('span', { title: `user ${id} (usernames are shown to admins)`, class: 'owner mono' }, 'user …' + id.slice(-6));
+}
+
+// ---- toasts -------------------------------------------------------------------------------
+
+let toastHost: HTMLElement | null = null;
+
+export function mountToasts(el: HTMLElement): void {
+  toastHost = el;
+}
+
+/** A short confirmation at the bottom right (announced to screen readers), gone after 5 s. */
+export function toast(text: string, action?: { label: string; run: () => void }): void {
+  if (!toastHost) return;
+  const item = h(
+    'div',
+    { class: 'toast', 'data-testid': 'toast' },
+    h('span', null, text),
+    action ? h('button', { class: 'link', 'data-testid': 'toast-action', onclick: () => { item.remove(); action.run(); } }, action.label) : null,
+    h('button', { class: 'link', 'aria-label': 'Dismiss', onclick: () => item.remove() }, '×'),
+  );
+  toastHost.append(item);
+  while (toastHost.childElementCount > 4) toastHost.firstElementChild?.remove();
+  window.setTimeout(() => item.remove(), 5000);
+}
 
 export function savedToken(): string | undefined {
   return localStorage.getItem(TOKEN_KEY) ?? undefined;

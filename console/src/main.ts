@@ -1,7 +1,7 @@
 // livebase console: layout, login, sidebar and routing.
 import './style.css';
 import { h, clear } from './dom';
-import { state, makeClient, savedToken, saveToken, mountErrorBanner, showError, hideError, attempt, type User } from './app';
+import { state, makeClient, savedToken, saveToken, mountErrorBanner, mountToasts, showError, hideError, attempt, type User } from './app';
 import { loadSchema, fallbackNames, saveFallbackNames, type Schema } from './schema';
 import { parseRoute, navigate } from './router';
 import { recordsView } from './views/records';
@@ -14,11 +14,14 @@ const root = document.getElementById('app')!;
 const userBox = h('div', { class: 'user-box', 'data-testid': 'user-box' });
 const connBadge = h('span', { class: 'badge', 'data-testid': 'ws-status', title: 'WebSocket' }, 'offline');
 const errorBanner = h('div', { class: 'error-banner', 'data-testid': 'error', hidden: true, role: 'alert' });
-const nav = h('nav', { class: 'sidebar', 'data-testid': 'sidebar' });
+const nav = h('nav', { class: 'sidebar', 'data-testid': 'sidebar', 'aria-label': 'Collections and system pages' });
 const main = h('main', { class: 'content' });
-const feedPanel = h('aside', { class: 'feed-panel' });
+const feedPanel = h('aside', { class: 'feed-panel', 'aria-label': 'Live events' });
+const layout = h('div', { class: 'layout' }, nav, main, feedPanel);
+const toasts = h('div', { class: 'toasts', role: 'status', 'aria-live': 'polite', 'data-testid': 'toasts' });
 
 mountErrorBanner(errorBanner);
+mountToasts(toasts);
 
 append();
 function append(): void {
@@ -29,7 +32,8 @@ function append(): void {
       h('span', { class: 'grow' }),
       userBox),
     errorBanner,
-    h('div', { class: 'layout' }, nav, main, feedPanel),
+    layout,
+    toasts,
   );
 }
 
@@ -45,13 +49,15 @@ function renderUser(): void {
     );
     return;
   }
-  const username = h('input', { type: 'text', name: 'username', autocomplete: 'username', placeholder: 'username', 'data-testid': 'login-username', required: true });
-  const password = h('input', { type: 'password', name: 'password', autocomplete: 'current-password', placeholder: 'password', 'data-testid': 'login-password', required: true });
+  const username = h('input', { type: 'text', id: 'login-username', name: 'username', autocomplete: 'username', placeholder: 'username', 'data-testid': 'login-username', required: true });
+  const password = h('input', { type: 'password', id: 'login-password', name: 'password', autocomplete: 'current-password', placeholder: 'password', 'data-testid': 'login-password', required: true });
   const form = h(
     'form',
-    { class: 'login-form', 'data-testid': 'login-form' },
-    h('span', { class: 'muted', 'data-testid': 'anonymous' }, 'Not signed in'),
+    { class: 'login-form', 'data-testid': 'login-form', 'aria-label': 'Log in' },
+    h('span', { class: 'muted anon', 'data-testid': 'anonymous' }, 'Not signed in'),
+    h('label', { for: 'login-username', class: 'sr-only' }, 'Username'),
     username,
+    h('label', { for: 'login-password', class: 'sr-only' }, 'Password'),
     password,
     h('button', { type: 'submit', class: 'primary', 'data-testid': 'login-submit' }, 'Log in'),
     h('button', { type: 'button', 'data-testid': 'register-submit', title: 'Sign up (where the server allows it), then log in', onclick: () => void register() }, 'Sign up'),
@@ -105,7 +111,7 @@ function renderNav(): void {
   const schema: Schema = state.schema;
   const link = (href: string, label: string, testid: string, active: boolean) =>
     h('a', { href, 'data-testid': testid, class: active ? 'active' : '' }, label);
-  const addInput = h('input', { type: 'text', placeholder: 'collection name', 'data-testid': 'nav-add-input' });
+  const addInput = h('input', { type: 'text', placeholder: 'collection name', 'aria-label': 'Add a collection by name', 'data-testid': 'nav-add-input' });
   clear(
     nav,
     h('h4', null, 'Collections', h('span', { class: 'muted small-text', 'data-testid': 'schema-source' }, schema.source === 'openapi' ? ' (schema)' : ' (no schema)')),
@@ -196,7 +202,7 @@ async function start(): Promise<void> {
   state.lb.realtime.on('error', (e: Error) => console.warn('realtime:', e));
   state.schema = await loadSchema(location.origin);
   renderUser();
-  mountFeed(feedPanel);
+  mountFeed(feedPanel, layout);
   window.addEventListener('hashchange', route);
   void Promise.resolve(state.lb.realtime.connect()).catch((e) => console.warn('realtime connect:', e));
   route();

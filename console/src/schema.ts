@@ -16,17 +16,23 @@ export interface FieldDef {
   description?: string;
 }
 
+/** Who may call an operation (the server's `x-livebase-rule`); undefined when not known. */
+export type Rule = 'public' | 'authenticated' | 'owner' | 'admin' | 'nobody' | undefined;
+
 export interface ActionDef {
   name: string;
   detail: boolean;
   methods: string[];
   task: boolean;
+  rule?: Rule;
 }
 
 export interface CollectionDef {
   name: string;
   fields: FieldDef[] | null; // null: unknown (no schema) -> JSON textarea
   actions: ActionDef[];
+  /** Rules of the record operations, from the schema (missing: not known, or not offered). */
+  rules?: Partial<Record<'list' | 'retrieve' | 'create' | 'update' | 'delete', Rule>>;
 }
 
 export interface Schema {
@@ -101,6 +107,13 @@ function fieldsFromSchema(doc: Json, schema: Json): FieldDef[] {
   return out;
 }
 
+/** An operation's rule; an operation the server does not offer is "nobody". */
+function ruleOf(op: Json | undefined): Rule {
+  if (!op) return 'nobody';
+  const r = op['x-livebase-rule'];
+  return r === 'public' || r === 'authenticated' || r === 'owner' || r === 'admin' || r === 'nobody' ? r : undefined;
+}
+
 function bodySchema(op: Json | undefined): Json | undefined {
   const content = op?.requestBody?.content;
   if (!content) return undefined;
@@ -140,7 +153,9 @@ export function parseOpenApi(doc: Json, apiBase = '/api'): Schema {
     if (!sp || sp.rest !== '') continue;
     const ops = item as Json;
     if (!isCollection(sp.name, ops)) continue;
-    const c: CollectionDef = { name: sp.name, fields: null, actions: [] };
+    const c: CollectionDef = { name: sp.name, fields: null, actions: [], rules: {} };
+    c.rules!.list = ruleOf(ops.get);
+    c.rules!.create = ruleOf(ops.post);
     const body = bodySchema(ops.post);
     if (body) c.fields = fieldsFromSchema(doc, body);
     else if (schemas[sp.name]) c.fields = fieldsFromSchema(doc, schemas[sp.name]);
@@ -150,15 +165,22 @@ export function parseOpenApi(doc: Json, apiBase = '/api'): Schema {
     const sp = split(p);
     const c = sp && byName.get(sp.name);
     if (!sp || !c) continue;
+    const ops = item as Json;
+    if (/^\/\{[^}]+\}$/.exec(sp.rest)) {
+      // The detail path: what retrieve, update and delete require (an operation the server does
+      // not offer is "nobody").
+      c.rules = { ...c.rules, retrieve: ruleOf(ops.get), update: ruleOf(ops.patch ?? ops.put), delete: ruleOf(ops.delete) };
+      continue;
+    }
     const action = /^(\/\{[^}]+\})?:([A-Za-z_][A-Za-z0-9_]*)$/.exec(sp.rest);
     if (!action) continue;
-    const ops = item as Json;
     const detail = Boolean(action[1]);
     const methods = Object.keys(ops).filter((k) => ['get', 'post', 'put', 'patch', 'delete'].includes(k));
     // A task action names its kind (x-livebase-task) or always runs async.
     const isTask = methods.some((k) => Boolean(ops[k]['x-livebase-task']) || ops[k]['x-livebase-async'] === 'always');
     if (!c.actions.some((a) => a.name === action[2] && a.detail === detail)) {
-      c.actions.push({ name: action[2], detail, methods: methods.map((x) => x.toUpperCase()), task: isTask });
+      const rule = ruleOf(ops[methods.includes('post') ? 'post' : methods[0]]);
+      c.actions.push({ name: action[2], detail, methods: methods.map((x) => x.toUpperCase()), task: isTask, rule });
     }
   }
   const collections = [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));

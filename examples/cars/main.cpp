@@ -74,7 +74,7 @@ lb::result<lb::outcome> double_it(lb::task_context& ctx) {
     if (!in.is_object() || !in.get_object().contains("foo"))
         return lb::problem::validation({{"foo", {"This field is required."}}});
     const auto& v = in.get_object().at("foo");
-    std::string text = v.is_string() ? std::string(v.get_string()) : lb::json::serialize(v);
+    std::string text = v.is_string() ? std::string(v.get_string()) : lb::to_json_text(v);
     char* end = nullptr;
     double n = std::strtod(text.c_str(), &end);
     if (text.empty() || *end != '\0') return lb::problem::validation({{"foo", {"Must be a number."}}});

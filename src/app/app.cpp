@@ -5,11 +5,99 @@
 #include <livebase/schema/validate.hpp>
 #include <livebase/store/store.hpp>
 
+#include <boost/asio/ip/tcp.hpp>
+
+#include <filesystem>
+#include <algorithm>
 #include <thread>
 
 namespace livebase {
 
 std::string_view version() noexcept { return "0.1.0"; }
+
+std::optional<std::string> sqlite_file(std::string_view url) {
+    constexpr std::string_view prefix = "sqlite:";
+    if (url.substr(0, prefix.size()) != prefix) return std::nullopt;
+    auto path = url.substr(prefix.size());
+    if (path.substr(0, 2) == "//") path.remove_prefix(2);
+    if (path.empty()) return std::nullopt;
+    return std::string(path);
+}
+
+std::string storage_for_log(std::string_view url) {
+    auto file = sqlite_file(url);
+    if (!file) return redacted_storage_url(url);
+    std::error_code ec;
+    auto abs = std::filesystem::absolute(*file, ec);
+    return "sqlite:" + (ec ? *file : abs.lexically_normal().string());
+}
+
+namespace {
+
+/// "host:port" as server.listen spells it.
+std::string listen_text(const server_options& o) {
+    bool v6 = o.host.find(':') != std::string::npos;
+    return (v6 ? "[" + o.host + "]" : o.host) + ":" + std::to_string(o.port);
+}
+
+/// Where the address comes from, appended to every listen problem.
+constexpr std::string_view k_listen_hint =
+    " Choose another address with server.listen in the configuration file, or "
+    "LIVEBASE_SERVER_LISTEN=127.0.0.1:8081 in the environment.";
+
+/// Fails fast, before the database is opened and migrated, when the listen address cannot be
+/// bound (another server on the port). The server binds again for real once the services are
+/// up; that bind reports the rare port taken in between.
+result<void> check_listen_address(const server_options& o) {
+    if (o.port == 0) return {};
+    namespace ip = boost::asio::ip;
+    boost::asio::io_context ioc;
+    boost::system::error_code ec;
+    ip::tcp::resolver resolver(ioc);
+    auto found = resolver.resolve(o.host.empty() ? "0.0.0.0" : o.host, std::to_string(o.port),
+                                  ip::resolver_base::numeric_service, ec);
+    if (ec || found.empty()) return {};  // the server's own listen() reports it
+    ip::tcp::acceptor probe(ioc);
+    auto ep = found.begin()->endpoint();
+    probe.open(ep.protocol(), ec);
+    if (ec) return {};
+    probe.set_option(ip::tcp::acceptor::reuse_address(true), ec);
+    probe.bind(ep, ec);
+    if (!ec) return {};
+    problem p = problem::internal();
+    p.detail = "Cannot listen on " + listen_text(o) + ": " + ec.message() +
+               (ec == boost::asio::error::address_in_use ? " (another server is running there?)." : ".") +
+               std::string(k_listen_hint);
+    return p;
+}
+
+/// One line for a whole migration: "create table: 5, create index: 11".
+std::string migration_summary(const std::vector<std::string>& steps) {
+    std::vector<std::pair<std::string, std::size_t>> counts;  // in order of first appearance
+    for (const auto& step : steps) {
+        auto second_space = step.find(' ', step.find(' ') + 1);
+        auto what = step.substr(0, second_space);
+        auto it = std::find_if(counts.begin(), counts.end(), [&](const auto& c) { return c.first == what; });
+        if (it == counts.end())
+            counts.emplace_back(what, 1);
+        else
+            ++it->second;
+    }
+    std::string out;
+    for (const auto& [what, n] : counts) out += (out.empty() ? "" : ", ") + what + ": " + std::to_string(n);
+    return out;
+}
+
+/// The address a browser on this machine uses for the server.
+std::string local_url(const server_options& o, std::uint16_t port) {
+    std::string host = o.host;
+    if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+    if (host == "::") host = "::1";
+    if (host.find(':') != std::string::npos) host = "[" + host + "]";
+    return "http://" + host + ":" + std::to_string(port);
+}
+
+}  // namespace
 
 result<void> app::impl::build_registry() {
     reg = registry{};
@@ -52,7 +140,10 @@ result<void> app::impl::open_services() {
         close_services();
         return std::move(plan).error();
     }
-    for (const auto& step : plan->steps) log.info("migrated", {{"step", step}});
+    if (!plan->steps.empty()) {
+        for (const auto& step : plan->steps) log.debug("migrated", {{"step", step}});
+        log.info("database migrated", {{"steps", plan->steps.size()}, {"summary", migration_summary(plan->steps)}});
+    }
 
     queue = std::make_unique<task_queue>(*db);
     // Tasks made pending by other processes (PostgreSQL NOTIFY) wake idle workers at once.
@@ -186,6 +277,7 @@ std::unique_ptr<hub> app::impl::make_hub() {
 
 result<void> app::impl::start() {
     if (started) return problem::bad_request("the app is already started");
+    if (auto r = check_listen_address(cfg.server); !r) return r;
     if (auto r = open_services(); !r) {
         close_services();
         return r;
@@ -221,7 +313,9 @@ result<void> app::impl::start() {
         ws.reset();
         realtime->stop();
         close_services();
-        return r;
+        auto p = std::move(r).error();
+        p.detail += std::string(k_listen_hint);
+        return p;
     }
     workers->start();
     work.emplace(ioc.get_executor());
@@ -232,10 +326,31 @@ result<void> app::impl::start() {
     started = true;
     log.info("listening", {{"address", cfg.server.host.empty() ? "*" : cfg.server.host},
                            {"port", server->port()},
-                           {"storage", redacted_storage_url(cfg.storage.url)},
+                           {"storage", storage_for_log(cfg.storage.url)},
+                           {"config", config_file.empty() ? "(none)" : config_file},
                            {"threads", n},
                            {"workers", cfg.tasks.workers}});
+    log_console();
     return {};
+}
+
+void app::impl::log_console() {
+    namespace fs = std::filesystem;
+    const fs::path dir = cfg.server.console_dir.empty() ? fs::path("console/dist") : fs::path(cfg.server.console_dir);
+    std::error_code abs_ec, ec;
+    const fs::path abs = fs::absolute(dir, abs_ec).lexically_normal();
+    if (fs::is_regular_file(dir / "index.html", ec)) {
+        log.info("console", {{"url", local_url(cfg.server, server->port()) + "/_/"}});
+        return;
+    }
+    json::object fields{{"looked_in", (abs_ec ? dir : abs).string()}};
+    // The repository's layout: the sources next to the default directory.
+    if (cfg.server.console_dir.empty() && fs::is_regular_file("console/package.json", ec))
+        fields["build"] = "(cd console && npm ci && npm run build)";
+    else
+        fields["build"] = "build the console (console/ in the livebase repository: npm ci && npm run build) "
+                          "and set server.console_dir to its dist directory";
+    log.warn("console not built: /_/ answers 404 until it is", fields);
 }
 
 void app::impl::refresh_gauges() {
@@ -280,7 +395,9 @@ result<void> app::impl::start_worker() {
     work.emplace(ioc.get_executor());
     threads.emplace_back([this] { ioc.run(); });  // runs the signal handler
     started = true;
-    log.info("worker started", {{"storage", redacted_storage_url(cfg.storage.url)}, {"workers", cfg.tasks.workers}});
+    log.info("worker started", {{"storage", storage_for_log(cfg.storage.url)},
+                                {"config", config_file.empty() ? "(none)" : config_file},
+                                {"workers", cfg.tasks.workers}});
     return {};
 }
 
@@ -338,6 +455,9 @@ result<void> app::load_config_file(const std::string& path) {
     if (!c) return std::move(c).error();
     impl_->cfg = std::move(c).value();
     impl_->config_loaded = true;
+    std::error_code ec;
+    auto abs = std::filesystem::absolute(path, ec);
+    impl_->config_file = ec ? path : abs.lexically_normal().string();
     return {};
 }
 
@@ -346,6 +466,7 @@ result<void> app::load_config_string(std::string_view toml, const std::string& n
     if (!c) return std::move(c).error();
     impl_->cfg = std::move(c).value();
     impl_->config_loaded = true;
+    impl_->config_file.clear();
     return {};
 }
 

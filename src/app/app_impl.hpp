@@ -25,11 +25,19 @@ namespace livebase {
 
 namespace asio = boost::asio;
 
+/// The file of a "sqlite:path" storage URL (as open_store reads it), nullopt for other URLs.
+std::optional<std::string> sqlite_file(std::string_view url);
+
+/// A storage URL as logs show it: a password redacted, a SQLite file made absolute (relative
+/// ones are relative to the working directory).
+std::string storage_for_log(std::string_view url);
+
 struct app::impl {
     // Shared services first: they outlive the io_context and the handlers it owns.
     livebase::logger log;
     livebase::config cfg;
     bool config_loaded = false;
+    std::string config_file;  ///< the loaded file, absolute ("" when the config came from a string)
     std::vector<collection_def> code_collections;
     struct code_action {
         std::string collection;
@@ -91,6 +99,8 @@ struct app::impl {
     /// Every 2 s: tasks by state (and so queue depth), the change log's last seq, and the hub's
     /// clients and lag as gauges.
     void refresh_gauges();
+    /// Says where the console is served, or that it is not built and how to build it.
+    void log_console();
     void stop();
 };
 

@@ -9,8 +9,10 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 extern char** environ;
 
@@ -91,8 +93,20 @@ result<std::string> read_password(bool from_stdin) {
 
 /// `livebase users ...`: the store with the users and tokens tables (other tables untouched),
 /// and an authenticator's blocking administration calls.
-int run_users(logger& log, const config& cfg, CLI::App& create, CLI::App& passwd, CLI::App& disable, const std::string& name,
-              bool admin, bool password_stdin) {
+struct users_commands {
+    CLI::App* create;
+    CLI::App* passwd;
+    CLI::App* disable;
+    CLI::App* enable;
+    CLI::App* promote;
+    CLI::App* demote;
+    CLI::App* remove;
+};
+
+int run_users(logger& log, const config& cfg, const users_commands& cmd, const std::string& name, bool admin,
+              bool password_stdin) {
+    const CLI::App& create = *cmd.create;
+    const CLI::App& passwd = *cmd.passwd;
     auto opened = open_store(cfg.storage.url, &log);
     if (!opened) return fail(log, "cannot open storage", opened.error());
     auto db = std::move(opened).value();
@@ -114,7 +128,7 @@ int run_users(logger& log, const config& cfg, CLI::App& create, CLI::App& passwd
                 if (!user) {
                     rc = fail(log, "cannot create user", user.error());
                 } else {
-                    std::cout << json::serialize(*user) << "\n";
+                    std::cout << to_json_text(*user) << "\n";
                     log.info("user created", {{"username", name}, {"admin", admin}});
                 }
             } else if (auto r = auth.set_password_sync(name, *password); !r) {
@@ -123,18 +137,38 @@ int run_users(logger& log, const config& cfg, CLI::App& create, CLI::App& passwd
                 log.info("password changed; the user's tokens are revoked", {{"username", name}});
             }
             if (password) std::fill(password->begin(), password->end(), '\0');
-        } else if (disable.parsed()) {
+        } else if (cmd.disable->parsed()) {
             if (auto r = auth.disable_sync(name); !r) {
                 rc = fail(log, "cannot disable user", r.error());
             } else {
                 log.info("user disabled; the user's tokens are revoked", {{"username", name}});
+            }
+        } else if (cmd.enable->parsed()) {
+            if (auto r = auth.enable_sync(name); !r) {
+                rc = fail(log, "cannot enable user", r.error());
+            } else {
+                log.info("user enabled; the user may log in again", {{"username", name}});
+            }
+        } else if (cmd.promote->parsed() || cmd.demote->parsed()) {
+            const bool to_admin = cmd.promote->parsed();
+            if (auto r = auth.set_admin_sync(name, to_admin); !r) {
+                rc = fail(log, to_admin ? "cannot promote user" : "cannot demote user", r.error());
+            } else {
+                log.info(to_admin ? "user promoted to admin" : "user demoted: no longer an admin",
+                         {{"username", name}});
+            }
+        } else if (cmd.remove->parsed()) {
+            if (auto r = auth.delete_user_sync(name); !r) {
+                rc = fail(log, "cannot delete user", r.error());
+            } else {
+                log.info("user deleted with the user's tokens", {{"username", name}});
             }
         } else {
             auto users = auth.list_users_sync();
             if (!users) {
                 rc = fail(log, "cannot list users", users.error());
             } else {
-                for (const auto& u : *users) std::cout << json::serialize(u) << "\n";
+                for (const auto& u : *users) std::cout << to_json_text(u) << "\n";
             }
         }
     }  // the authenticator before the store it uses
@@ -142,6 +176,24 @@ int run_users(logger& log, const config& cfg, CLI::App& create, CLI::App& passwd
     std::cout.flush();
     return rc;
 }
+
+/// A fresh directory under the system's temporary directory, removed with everything in it.
+struct temp_directory {
+    std::filesystem::path path;  ///< empty when it could not be made
+    temp_directory() {
+        std::error_code ec;
+        auto base = std::filesystem::temp_directory_path(ec);
+        if (ec) return;
+        std::string tmpl = (base / "livebase-check.XXXXXX").string();
+        if (mkdtemp(tmpl.data())) path = tmpl;
+    }
+    ~temp_directory() {
+        std::error_code ec;
+        if (!path.empty()) std::filesystem::remove_all(path, ec);
+    }
+    temp_directory(const temp_directory&) = delete;
+    temp_directory& operator=(const temp_directory&) = delete;
+};
 
 }  // namespace
 
@@ -166,7 +218,7 @@ int app::main(int argc, char** argv) {
     auto* check = cli.add_subcommand("check", "Validate the configuration and database, print the plan");
     auto* migrate = cli.add_subcommand("migrate", "Apply the database plan");
     migrate->add_flag("--allow-destructive", allow_destructive, "Allow dropping or retyping fields (loses their data)");
-    auto* users = cli.add_subcommand("users", "Manage users: create, passwd, disable, list");
+    auto* users = cli.add_subcommand("users", "Manage users: create, passwd, disable, enable, promote, demote, delete, list");
     users->require_subcommand(1);
     std::string user_name;
     bool user_admin = false;
@@ -180,6 +232,14 @@ int app::main(int argc, char** argv) {
     users_passwd->add_flag("--password-stdin", password_stdin, "Read the password from the first line of stdin");
     auto* users_disable = users->add_subcommand("disable", "Disable a user (revokes the user's tokens)");
     users_disable->add_option("NAME", user_name, "Username")->required();
+    auto* users_enable = users->add_subcommand("enable", "Enable a disabled user (they may log in again)");
+    users_enable->add_option("NAME", user_name, "Username")->required();
+    auto* users_promote = users->add_subcommand("promote", "Make a user an admin");
+    users_promote->add_option("NAME", user_name, "Username")->required();
+    auto* users_demote = users->add_subcommand("demote", "Make an admin a plain user");
+    users_demote->add_option("NAME", user_name, "Username")->required();
+    auto* users_delete = users->add_subcommand("delete", "Delete a user and the user's tokens");
+    users_delete->add_option("NAME", user_name, "Username")->required();
     users->add_subcommand("list", "Print every user as one JSON object per line");
     try {
         cli.parse(argc, argv);
@@ -198,8 +258,18 @@ int app::main(int argc, char** argv) {
     if (!config_path.empty() || !s.config_loaded) {
         std::string path = config_path.empty() ? "livebase.toml" : config_path;
         bool must = !config_path.empty() || s.code_collections.empty();
-        if (must || std::filesystem::exists(path)) {
+        std::error_code ec;
+        if (std::filesystem::exists(path, ec)) {
             if (auto r = load_config_file(path); !r) return fail(s.log, "invalid configuration", r.error());
+        } else {
+            auto looked_for = std::filesystem::absolute(path, ec).string();
+            if (must) {
+                return fail(s.log, "no configuration file",
+                            problem::bad_request("No configuration file: looked for " + looked_for +
+                                                 (config_path.empty() ? " (give one with -c FILE)." : ".")));
+            }
+            s.log.info("no configuration file; serving the collections declared in code with default settings",
+                       {{"looked_for", looked_for}});
         }
     }
     if (auto r = apply_env_overrides(s.cfg, environment()); !r)
@@ -207,7 +277,17 @@ int app::main(int argc, char** argv) {
 
     if (check->parsed() || migrate->parsed()) {
         if (auto r = s.build_registry(); !r) return fail(s.log, "invalid configuration", r.error());
-        auto db = open_store(s.cfg.storage.url, &s.log);
+        // `check` changes nothing: a SQLite file that does not exist yet is planned against an
+        // empty database in a temporary directory, and neither the file nor its directory is made.
+        std::string url = s.cfg.storage.url;
+        std::optional<temp_directory> scratch;
+        if (auto file = sqlite_file(url); check->parsed() && file && !std::filesystem::exists(*file)) {
+            scratch.emplace();
+            if (scratch->path.empty()) return fail(s.log, "check failed", problem::internal());
+            std::cout << "database " << *file << " does not exist yet; serve or migrate creates it\n";
+            url = "sqlite:" + (scratch->path / "check.db").string();
+        }
+        auto db = open_store(url, &s.log);
         if (!db) return fail(s.log, "cannot open storage", db.error());
         auto collections = s.reg.collections();
         collections.push_back(&tasks_collection());
@@ -224,7 +304,9 @@ int app::main(int argc, char** argv) {
     }
 
     if (users->parsed())
-        return run_users(s.log, s.cfg, *users_create, *users_passwd, *users_disable, user_name, user_admin, password_stdin);
+        return run_users(s.log, s.cfg,
+                         {users_create, users_passwd, users_disable, users_enable, users_promote, users_demote, users_delete},
+                         user_name, user_admin, password_stdin);
 
     if (worker->parsed()) {
         if (auto r = start_worker(); !r) return fail(s.log, "cannot start", r.error());

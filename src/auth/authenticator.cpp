@@ -545,10 +545,11 @@ result<json::object> authenticator::create_user_sync(const std::string& username
 }
 
 namespace {
-/// Updates user `username` with `edit` and deletes all of its tokens, in one transaction.
+/// Updates user `username` with `edit` and (unless told not to) deletes all of its tokens, in
+/// one transaction.
 /// Returns the user's id.
 result<std::string> edit_user_sync(store& db, const std::string& username,
-                                   const std::function<void(json::object&)>& edit) {
+                                   const std::function<void(json::object&)>& edit, bool revoke_tokens = true) {
     auto r = db.write_sync([&](write_txn& t) -> result<json::value> {
         auto user = find_user(t, username);
         if (!user) return std::move(user).error();
@@ -558,7 +559,8 @@ result<std::string> edit_user_sync(store& db, const std::string& username,
         edit(rec);
         if (auto u = t.update(users_collection(), rec, &stored); !u) return std::move(u).error();
         std::string id(get_string(stored, "id"));
-        if (auto d = delete_user_tokens(t, id); !d) return std::move(d).error();
+        if (revoke_tokens)
+            if (auto d = delete_user_tokens(t, id); !d) return std::move(d).error();
         return json::value(id);
     });
     if (!r) return std::move(r).error();
@@ -581,6 +583,36 @@ result<void> authenticator::disable_sync(const std::string& username) {
     auto id = edit_user_sync(impl_->core->db, username, [](json::object& rec) { rec["disabled"] = true; });
     if (!id) return std::move(id).error();
     impl_->core->drop_user(*id);
+    return {};
+}
+
+result<void> authenticator::enable_sync(const std::string& username) {
+    auto id = edit_user_sync(impl_->core->db, username, [](json::object& rec) { rec["disabled"] = false; });
+    if (!id) return std::move(id).error();
+    impl_->core->drop_user(*id);
+    return {};
+}
+
+result<void> authenticator::set_admin_sync(const std::string& username, bool admin) {
+    auto id = edit_user_sync(
+        impl_->core->db, username, [admin](json::object& rec) { rec["admin"] = admin; }, /*revoke_tokens=*/false);
+    if (!id) return std::move(id).error();
+    impl_->core->drop_user(*id);
+    return {};
+}
+
+result<void> authenticator::delete_user_sync(const std::string& username) {
+    auto r = impl_->core->db.write_sync([&](write_txn& t) -> result<json::value> {
+        auto user = find_user(t, username);
+        if (!user) return std::move(user).error();
+        if (!user.value()) return problem::not_found("No user named \"" + username + "\".");
+        std::string id(get_string(**user, "id"));
+        if (auto d = delete_user_tokens(t, id); !d) return std::move(d).error();
+        if (auto d = t.remove(users_collection(), **user); !d) return std::move(d).error();
+        return json::value(id);
+    });
+    if (!r) return std::move(r).error();
+    impl_->core->drop_user(std::string(r->get_string()));
     return {};
 }
 

@@ -31,7 +31,7 @@ void logger::log(log_level level, std::string_view msg, const json::object& fiel
         for (const auto& kv : fields) {
             if (kv.key() != "ts" && kv.key() != "level" && kv.key() != "msg") o[kv.key()] = kv.value();
         }
-        line = json::serialize(o);
+        line = to_json_text(o);
     } else {
         line = format_timestamp(now_ms());
         line += ' ';
@@ -44,12 +44,8 @@ void logger::log(log_level level, std::string_view msg, const json::object& fiel
             line += '=';
             if (kv.value().is_string()) {
                 line += kv.value().get_string();
-            } else if (kv.value().is_double()) {
-                char buf[32];
-                std::snprintf(buf, sizeof buf, "%.3f", kv.value().get_double());
-                line += buf;
             } else {
-                line += json::serialize(kv.value());
+                append_json_text(line, kv.value());
             }
         }
     }

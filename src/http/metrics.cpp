@@ -50,6 +50,21 @@ std::string_view base_name(std::string_view series) {
     return brace == std::string_view::npos ? series : series.substr(0, brace);
 }
 
+/// The HELP text of every gauge family livebase sets (docs/operations.md lists them).
+std::string_view gauge_help(std::string_view family) {
+    static constexpr std::pair<std::string_view, std::string_view> k_help[] = {
+        {"livebase_tasks", "Tasks by state (pending is the queue depth), refreshed every 2 s."},
+        {"livebase_change_log_seq", "The last seq of the change log, refreshed every 2 s."},
+        {"livebase_realtime_clients", "WebSocket and SSE clients attached to the realtime hub."},
+        {"livebase_realtime_lag", "Changes committed but not yet fanned out to clients."},
+        {"livebase_ws_sockets", "Open WebSockets."},
+        {"livebase_ws_slow_consumer_closes", "WebSockets closed with 4008 (slow consumer) since start."},
+    };
+    for (const auto& [name, help] : k_help)
+        if (name == family) return help;
+    return {};
+}
+
 }  // namespace
 
 void metrics::observe_request(std::string_view route, std::string_view method, int status,
@@ -116,6 +131,18 @@ std::string metrics::render() const {
     std::map<std::string_view, std::vector<const std::pair<const std::string, double>*>> families;
     for (const auto& g : gauges_) families[base_name(g.first)].push_back(&g);
     for (const auto& [base, series] : families) {
+        auto help = gauge_help(base);
+        out += "# HELP ";
+        out += base;
+        out += ' ';
+        if (help.empty()) {
+            out += "Gauge ";
+            out += base;
+            out += '.';
+        } else {
+            out += help;
+        }
+        out += '\n';
         out += "# TYPE ";
         out += base;
         out += " gauge\n";

@@ -186,7 +186,7 @@ response_parts render_json(int status, const json::value& body) {
     response_parts r;
     r.status = status;
     r.content_type = "application/json";
-    r.body = json::serialize(body);
+    r.body = to_json_text(body);
     return r;
 }
 
@@ -194,7 +194,7 @@ response_parts render_problem(const problem& p) {
     response_parts r;
     r.status = p.status;
     r.content_type = "application/problem+json";
-    r.body = json::serialize(p.to_json());
+    r.body = to_json_text(p.to_json());
     if (p.status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer");
     return r;
 }
@@ -211,7 +211,7 @@ response_parts render_outcome(const outcome& o, std::optional<std::string_view> 
     const bool bodiless = o.status == 204 || o.status == 304 || (o.status >= 100 && o.status < 200);
     if (!bodiless && !o.body.is_null()) {
         r.content_type = o.is_problem ? "application/problem+json" : "application/json";
-        r.body = json::serialize(o.body);
+        r.body = to_json_text(o.body);
     }
     if (!o.location.empty()) r.headers.emplace_back("Location", o.location);
     if (o.version) r.headers.emplace_back("ETag", make_etag(*o.version));

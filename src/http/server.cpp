@@ -693,7 +693,7 @@ private:
                 o.websocket_path = st.websocket_path;
                 o.auth = st.auth.auth != nullptr;
                 o.tasks = true;  // /api/tasks answers 404 on an api without tasks; the app has them
-                slot = std::make_shared<const std::string>(json::serialize(
+                slot = std::make_shared<const std::string>(to_json_text(
                     realtime ? http_detail::asyncapi_document(st.a.reg(), o)
                              : http_detail::openapi_document(st.a.reg(), o)));
             }
@@ -996,7 +996,7 @@ private:
     /// Queues `task` as an event unless it equals the last one sent.
     void add_snapshot(const json::value& task) {
         auto& st = *sse_;
-        auto text = json::serialize(task);
+        auto text = to_json_text(task);
         if (text == st.last) return;
         st.last = std::move(text);
         if (http_detail::task_snapshot_finished(task)) st.ending = true;

@@ -14,7 +14,7 @@ void append_int(std::string& out, std::int64_t v) {
 
 }  // namespace
 
-std::string json_string(std::string_view name) { return json::serialize(json::string(name)); }
+std::string json_string(std::string_view name) { return to_json_text(json::string(name)); }
 
 std::string websocket_event(const change_text& t, event_action a, std::string_view subscription) {
     const std::string_view action = to_string(a);
@@ -52,7 +52,7 @@ std::string sse_event(const change_text& t, event_action a) {
 
 std::string websocket_observe(std::string_view stream, std::string_view observer, std::int64_t seq,
                               const json::object& data) {
-    std::string body = json::serialize(data);
+    std::string body = to_json_text(data);
     std::string out;
     out.reserve(stream.size() + observer.size() + body.size() + 96);
     out += R"({"stream":)";

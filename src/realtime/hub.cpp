@@ -606,7 +606,7 @@ struct hub::impl {
         change_text t;
         t.stream = coll.stream;
         t.pk = realtime_detail::json_string(ch.id);
-        t.data = json::serialize(hooks_.present(*coll.def, ch.record));
+        t.data = to_json_text(hooks_.present(*coll.def, ch.record));
         t.seq = ch.seq;
         return t;
     }

@@ -213,7 +213,7 @@ result<json::value> json_in_list(const resolved_key& k, const json::value& v,
     std::string error;
     for (const auto& item : v.get_array()) {
         auto c = json_scalar(k.type, item, error);
-        if (!c) return problem::bad_parameter(param, "Item " + json::serialize(item) + ": " + error);
+        if (!c) return problem::bad_parameter(param, "Item " + to_json_text(item) + ": " + error);
         out.push_back(std::move(*c));
     }
     return json::value(std::move(out));

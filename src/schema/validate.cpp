@@ -149,7 +149,7 @@ std::string format_number(double d) {
 
 std::string display_value(const json::value& v) {
     if (v.is_string()) return std::string(v.get_string());
-    return json::serialize(v);
+    return to_json_text(v);
 }
 
 }  // namespace schema_detail

@@ -106,12 +106,12 @@ json::value storage_value(const field_def* f, const json::value& v) {
     if (v.is_bool()) {
         bool numeric = !f || f->type == field_type::integer || f->type == field_type::number ||
                        f->type == field_type::boolean;
-        if (!numeric) return json::value(json::serialize(v));  // text and json columns
+        if (!numeric) return json::value(to_json_text(v));  // text and json columns
         return json::value(std::int64_t{v.get_bool() ? 1 : 0});
     }
     if (!f) return v;
     switch (f->type) {
-        case field_type::json: return json::value(json::serialize(v));
+        case field_type::json: return json::value(to_json_text(v));
         case field_type::integer:
             if (v.is_double()) {
                 double d = v.get_double();
@@ -121,7 +121,7 @@ json::value storage_value(const field_def* f, const json::value& v) {
             return v;
         case field_type::number:
         case field_type::boolean: return v;
-        default: return v.is_string() ? v : json::value(json::serialize(v));
+        default: return v.is_string() ? v : json::value(to_json_text(v));
     }
 }
 
@@ -180,7 +180,7 @@ std::string escape_like(std::string_view s) {
 
 std::string text_of(const json::value& v) {
     if (v.is_string()) return std::string(v.get_string());
-    return json::serialize(v);
+    return to_json_text(v);
 }
 
 }  // namespace livebase::store_detail

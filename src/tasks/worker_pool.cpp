@@ -456,7 +456,7 @@ void worker_pool::run_task(json::object task) {
         spec.max_line = def.max_line;
         json::object doc{{"id", ctx->id()}, {"kind", ctx->kind()}, {"input", ctx->input()},
                          {"attempt", ctx->attempt()}};
-        auto r = tasks_detail::run_command(spec, json::serialize(doc) + "\n", *ctx);
+        auto r = tasks_detail::run_command(spec, to_json_text(doc) + "\n", *ctx);
         using end = tasks_detail::command_result::end;
         std::string tail;
         for (const auto& l : r.stderr_tail) tail += (tail.empty() ? "" : "\n") + l;

@@ -391,7 +391,7 @@ bool ws_client::send_text(std::string_view text, std::chrono::milliseconds timeo
 }
 
 bool ws_client::send_json(const json::value& v, std::chrono::milliseconds timeout) {
-    return impl_->send(json::serialize(v), false, timeout);
+    return impl_->send(to_json_text(v), false, timeout);
 }
 
 bool ws_client::send_binary(std::string_view bytes, std::chrono::milliseconds timeout) {

@@ -18,7 +18,7 @@ std::string envelope(std::string_view stream, json::object payload) {
     json::object o;
     o["stream"] = stream;
     o["payload"] = std::move(payload);
-    return json::serialize(o);
+    return to_json_text(o);
 }
 
 }  // namespace

@@ -58,7 +58,7 @@ std::string scalar_text(const json::value& v) {
     if (v.is_bool()) return v.get_bool() ? "true" : "false";
     if (v.is_int64()) return std::to_string(v.get_int64());
     if (v.is_uint64()) return std::to_string(v.get_uint64());
-    return json::serialize(v);  // doubles: shortest round-trip form, which from_chars reads
+    return to_json_text(v);  // doubles: shortest round-trip form, which from_chars reads
 }
 
 /// A list: validates {filter, ordering, limit, offset, fields} with parse_query_json (errors

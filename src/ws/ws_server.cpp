@@ -324,7 +324,7 @@ private:
         res->set("X-Request-Id", request_id_);
         res->set(bhttp::field::content_type, "application/problem+json");
         res->keep_alive(false);
-        res->body() = json::serialize(p.to_json());
+        res->body() = to_json_text(p.to_json());
         res->prepare_payload();
         beast::get_lowest_layer(ws_).expires_after(st_->opts.handshake_timeout);
         bhttp::async_write(
@@ -955,6 +955,7 @@ ws_server::ws_server(api& a, hub& h, ws_options options, logger& log, metrics& m
     : impl_(std::make_shared<impl>()) {
     impl_->state = std::make_shared<server_state>(a, h, options, log, m);
     m.set_gauge("livebase_ws_sockets", 0);
+    m.set_gauge("livebase_ws_slow_consumer_closes", 0);
 }
 
 ws_server::~ws_server() { close_all(); }

@@ -7,7 +7,10 @@
 #   LIVEBASE_BIN   the cars binary (default build/test/examples/cars/cars, relative to the repo root)
 #   CHROMIUM       the browser (default /usr/bin/chromium; Debian: apt-get install -y chromium)
 #   CARS_STEP_MS   duration of each of the build task's three steps (default 1500)
-#   KEEP_TMP=1     keep the temp dir (config, database, server log, screenshots)
+#   SHOT_DIR       where the screenshots go (default build/browser-shots under the repo root;
+#                  emptied first): one per step and viewport width, and the failures'
+#   WIDTHS         viewport widths (default "1280 800")
+#   KEEP_TMP=1     keep the temp dir (config, database, server log)
 #
 # It builds the console when its sources are newer than console/dist, starts the server on a
 # free 127.0.0.1 port with a temp database (throttling off, console_dir = console/dist),
@@ -30,6 +33,7 @@ log() { printf '[browser-tests] %s\n' "$*" >&2; }
 command -v node >/dev/null || { log "node is required"; exit 2; }
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/lb-browser.XXXXXX")"
+SHOTS="${SHOT_DIR:-$ROOT/build/browser-shots}"
 SERVER_PID=""
 TEST_PID=""
 cleanup() {
@@ -49,7 +53,7 @@ cleanup() {
     wait "$SERVER_PID" 2>/dev/null || true
   fi
   if [ "$rc" -ne 0 ]; then
-    log "failed (exit $rc); server log: $TMP/server.log; screenshots: $TMP/shots"
+    log "failed (exit $rc); server log: $TMP/server.log; screenshots: $SHOTS"
     [ -f "$TMP/server.log" ] && tail -n 20 "$TMP/server.log" >&2 || true
   elif [ "${KEEP_TMP:-0}" != 1 ]; then
     rm -rf "$TMP"
@@ -76,13 +80,13 @@ if [ "$needs_build" = 1 ]; then
 fi
 [ -f "$DIST_INDEX" ] || { log "console build produced no $DIST_INDEX"; exit 1; }
 
-if [ ! -d "$HERE/node_modules/playwright-core" ]; then
+if [ ! -d "$HERE/node_modules/playwright-core" ] || [ ! -d "$HERE/node_modules/axe-core" ]; then
   (cd "$HERE" && npm ci --no-audit --no-fund >&2)
 fi
 
 # ---- the server ----------------------------------------------------------------------------
+rm -rf "$SHOTS" && mkdir -p "$SHOTS"
 PORT="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();})')"
-mkdir -p "$TMP/shots"
 # The example's own file with the address, a temp database, the console and no throttling.
 sed -e "s|^listen = .*|listen = \"127.0.0.1:$PORT\"\nconsole_dir = \"$ROOT/console/dist\"|" \
     -e "s|^url = .*|url = \"sqlite:$TMP/cars.db\"|" \
@@ -119,7 +123,7 @@ node -e '
 
 # ---- the browser ---------------------------------------------------------------------------
 log "running console.test.mjs in $CHROMIUM"
-CONSOLE_URL="http://127.0.0.1:$PORT/_/" LB_USER="$USER_NAME" LB_PASS="$USER_PASS" SHOT_DIR="$TMP/shots" CHROMIUM="$CHROMIUM" \
+CONSOLE_URL="http://127.0.0.1:$PORT/_/" LB_USER="$USER_NAME" LB_PASS="$USER_PASS" SHOT_DIR="$SHOTS" CHROMIUM="$CHROMIUM" \
   timeout --kill-after=10 600 node "$HERE/console.test.mjs" &  # bounded: a hung browser fails the run
 TEST_PID=$!
 wait "$TEST_PID"

@@ -1,4 +1,5 @@
-// `livebase users create|passwd|disable|list` as administrators run them.
+// `livebase users create|passwd|disable|enable|promote|demote|delete|list` as administrators
+// run them.
 #include "integration/server_fixture.hpp"
 
 #include <livebase/auth/auth.hpp>
@@ -10,6 +11,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <future>
 #include <thread>
 
 extern char** environ;
@@ -157,6 +159,78 @@ TEST_F(cli_users, create_list_passwd_disable) {
     listed = json_lines(r.out);
     ASSERT_EQ(listed.size(), 2u);
     EXPECT_EQ(listed[1].at("disabled"), json::value(true));
+}
+
+/// Logs `name` in through an authenticator on the command's database, as the server would.
+result<login_grant> login_on(const std::filesystem::path& db_path, const std::string& name, const std::string& password) {
+    logger log(stderr, log_format::json, log_level::error);
+    auto db = open_store("sqlite:" + db_path.string(), &log);
+    if (!db) return std::move(db).error();
+    std::promise<result<login_grant>> got;
+    {
+        authenticator auth(**db, auth_settings{}, log);
+        auth.login(name, password, [&got](result<login_grant> r) { got.set_value(std::move(r)); });
+        auto f = got.get_future();
+        if (f.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+            (*db)->close();
+            return problem::internal();
+        }
+        auto r = f.get();
+        (*db)->close();
+        return r;
+    }
+}
+
+std::size_t token_rows(const std::filesystem::path& db_path) {
+    logger log(stderr, log_format::json, log_level::error);
+    auto db = open_store("sqlite:" + db_path.string(), &log);
+    EXPECT_TRUE(db.has_value());
+    if (!db) return 0;
+    auto all = (*db)->list_sync(tokens_collection(), query{});
+    (*db)->close();
+    return all ? all->items.size() : 0;
+}
+
+TEST_F(cli_users, enable_promote_demote_delete) {
+    ASSERT_EQ(users({"create", "erin", "--password-stdin"}, "erin's password\n").status, 0);
+    ASSERT_EQ(users({"disable", "erin"}).status, 0);
+    auto refused = login_on(db_path, "erin", "erin's password");
+    ASSERT_FALSE(refused.has_value());
+    EXPECT_EQ(refused.error().status, 401);
+
+    auto r = users({"enable", "erin"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.err.find("user enabled"), std::string::npos) << r.err;
+    auto grant = login_on(db_path, "erin", "erin's password");
+    ASSERT_TRUE(grant.has_value()) << grant.error().detail;
+    EXPECT_FALSE(grant->who.admin);
+
+    r = users({"promote", "erin"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    auto listed = json_lines(users({"list"}).out);
+    ASSERT_EQ(listed.size(), 1u);
+    EXPECT_EQ(listed[0].at("admin"), json::value(true));
+    EXPECT_EQ(listed[0].at("disabled"), json::value(false));
+    EXPECT_EQ(token_rows(db_path), 1u) << "a promotion keeps the user's tokens";
+
+    r = users({"demote", "erin"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    listed = json_lines(users({"list"}).out);
+    ASSERT_EQ(listed.size(), 1u);
+    EXPECT_EQ(listed[0].at("admin"), json::value(false));
+
+    r = users({"delete", "erin"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(json_lines(users({"list"}).out).size(), 0u);
+    EXPECT_EQ(token_rows(db_path), 0u) << "the user's tokens go with the user";
+    EXPECT_FALSE(login_on(db_path, "erin", "erin's password").has_value());
+
+    for (const char* cmd : {"enable", "promote", "demote", "delete"}) {
+        auto missing = users({cmd, "erin"});
+        EXPECT_EQ(missing.status, 1) << cmd;
+        EXPECT_NE(missing.err.find("No user named"), std::string::npos) << cmd << ": " << missing.err;
+        EXPECT_NE(users({cmd}).status, 0) << cmd << ": NAME is required";
+    }
 }
 
 TEST_F(cli_users, errors_exit_one) {

@@ -2,10 +2,14 @@
 #include "integration/child_process.hpp"
 #include "integration/server_fixture.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <fstream>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 using namespace livebase;
@@ -132,4 +136,120 @@ TEST(process, tokens_and_passwords_never_reach_the_log) {
     // Not in the access log, the auth messages, nor (the car's brand) a debug line about a body.
     EXPECT_EQ(log.find(token), std::string::npos) << log;
     EXPECT_EQ(log.find(password), std::string::npos) << log;
+}
+
+// A fresh database says so in one line; the console's address is printed, or where it was
+// looked for and how to build it.
+TEST(process, startup_says_one_migration_line_and_where_the_console_is) {
+    temp_dir d;
+    auto cfg = d.path() / "app.toml";
+    write_file(cfg, test_config(d.path() / "unused.db"));
+    const auto db = d.path() / "fresh.db";
+    const auto console = d.path() / "console";
+    std::filesystem::create_directories(console);
+    const std::vector<std::string> env{"LIVEBASE_STORAGE_URL=sqlite:" + db.string(),
+                                       "LIVEBASE_SERVER_CONSOLE_DIR=" + console.string()};
+    {
+        child srv({LIVEBASE_BINARY, "serve", "-c", cfg.string()}, d.path() / "first.err", env);
+        auto port = srv.wait_port(std::chrono::seconds(20));
+        ASSERT_NE(port, 0) << srv.stderr_text();
+        ASSERT_TRUE(srv.wait_log(std::regex("console not built"), std::chrono::seconds(10))) << srv.stderr_text();
+        kill(srv.pid, SIGTERM);
+        EXPECT_EQ(srv.wait_exit(std::chrono::seconds(20)), 0);
+        auto log = srv.stderr_text();
+        std::size_t migrated = 0;
+        std::istringstream in(log);
+        for (std::string line; std::getline(in, line);)
+            if (line.find("migrated") != std::string::npos) {
+                ++migrated;
+                EXPECT_NE(line.find(R"("msg":"database migrated")"), std::string::npos) << line;
+                EXPECT_NE(line.find("create table: "), std::string::npos) << line;
+            }
+        EXPECT_EQ(migrated, 1u) << log;
+        EXPECT_NE(log.find(R"("looked_in":")" + console.string() + "\""), std::string::npos) << log;
+        EXPECT_NE(log.find("npm run build"), std::string::npos) << log;
+        EXPECT_NE(log.find(R"("storage":"sqlite:)" + db.string() + "\""), std::string::npos) << log;
+        EXPECT_NE(log.find(R"("config":")" + cfg.string() + "\""), std::string::npos) << log;
+    }
+    write_file(console / "index.html", "<!doctype html><title>console</title>");
+    {
+        child srv({LIVEBASE_BINARY, "serve", "-c", cfg.string()}, d.path() / "second.err", env);
+        auto port = srv.wait_port(std::chrono::seconds(20));
+        ASSERT_NE(port, 0) << srv.stderr_text();
+        auto url = srv.wait_log(std::regex(R"re("msg":"console","url":"([^"]+)")re"), std::chrono::seconds(10));
+        ASSERT_TRUE(url) << srv.stderr_text();
+        EXPECT_EQ(*url, "http://127.0.0.1:" + std::to_string(port) + "/_/");
+        kill(srv.pid, SIGTERM);
+        EXPECT_EQ(srv.wait_exit(std::chrono::seconds(20)), 0);
+        EXPECT_EQ(srv.stderr_text().find("migrated"), std::string::npos) << "nothing to migrate the second time";
+    }
+}
+
+// A port in use fails at once, before the database is touched, and says how to pick another.
+TEST(process, a_busy_port_fails_before_migrations_naming_the_variable) {
+    temp_dir d;
+    auto cfg = d.path() / "app.toml";
+    write_file(cfg, test_config(d.path() / "unused.db"));
+    const auto db = d.path() / "never" / "made.db";
+    int holder = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(holder, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(holder, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_EQ(listen(holder, 1), 0);
+    socklen_t len = sizeof addr;
+    ASSERT_EQ(getsockname(holder, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    const auto port = std::to_string(ntohs(addr.sin_port));
+    child srv({LIVEBASE_BINARY, "serve", "-c", cfg.string()}, d.path() / "busy.err",
+              {"LIVEBASE_STORAGE_URL=sqlite:" + db.string(), "LIVEBASE_SERVER_LISTEN=127.0.0.1:" + port});
+    EXPECT_EQ(srv.wait_exit(std::chrono::seconds(20)), 1);
+    close(holder);
+    auto err = srv.stderr_text();
+    EXPECT_NE(err.find("Cannot listen on 127.0.0.1:" + port), std::string::npos) << err;
+    EXPECT_NE(err.find("LIVEBASE_SERVER_LISTEN"), std::string::npos) << err;
+    EXPECT_NE(err.find("server.listen"), std::string::npos) << err;
+    EXPECT_EQ(err.find("migrated"), std::string::npos) << err;
+    EXPECT_FALSE(std::filesystem::exists(db.parent_path())) << "the database was opened";
+}
+
+// `check` plans against a database that does not exist without making it (nor its directory).
+TEST(process, check_creates_no_database) {
+    temp_dir d;
+    auto cfg = d.path() / "app.toml";
+    write_file(cfg, test_config(d.path() / "unused.db"));
+    const auto db = d.path() / "data" / "app.db";
+    child c({LIVEBASE_BINARY, "check", "-c", cfg.string()}, d.path() / "check.err",
+            {"LIVEBASE_STORAGE_URL=sqlite:" + db.string()});
+    EXPECT_EQ(c.wait_exit(std::chrono::seconds(20)), 0) << c.stderr_text();
+    auto out = c.stdout_text();
+    EXPECT_NE(out.find("does not exist yet"), std::string::npos) << out;
+    EXPECT_NE(out.find("create table cars"), std::string::npos) << out;
+    EXPECT_FALSE(std::filesystem::exists(db.parent_path())) << out;
+    // Once migrated, check reads the real file and has nothing to do.
+    child m({LIVEBASE_BINARY, "migrate", "-c", cfg.string()}, d.path() / "migrate.err",
+            {"LIVEBASE_STORAGE_URL=sqlite:" + db.string()});
+    ASSERT_EQ(m.wait_exit(std::chrono::seconds(20)), 0) << m.stderr_text();
+    ASSERT_TRUE(std::filesystem::exists(db));
+    child again({LIVEBASE_BINARY, "check", "-c", cfg.string()}, d.path() / "again.err",
+                {"LIVEBASE_STORAGE_URL=sqlite:" + db.string()});
+    EXPECT_EQ(again.wait_exit(std::chrono::seconds(20)), 0) << again.stderr_text();
+    EXPECT_NE(again.stdout_text().find("nothing to do"), std::string::npos) << again.stdout_text();
+}
+
+// Without -c, the default file is looked for in the working directory; its absence is named.
+TEST(process, no_config_file_names_the_file_it_looked_for) {
+    temp_dir d;
+    ASSERT_FALSE(std::filesystem::exists("livebase.toml")) << "the test needs a directory without one";
+    child c({LIVEBASE_BINARY, "serve"}, d.path() / "none.err");
+    EXPECT_EQ(c.wait_exit(std::chrono::seconds(10)), 1);
+    auto err = c.stderr_text();
+    EXPECT_NE(err.find("looked for " + (std::filesystem::current_path() / "livebase.toml").string()), std::string::npos)
+        << err;
+    EXPECT_NE(err.find("-c FILE"), std::string::npos) << err;
+    EXPECT_EQ(err.find("listening"), std::string::npos) << err;
+    child named({LIVEBASE_BINARY, "check", "-c", (d.path() / "missing.toml").string()}, d.path() / "named.err");
+    EXPECT_EQ(named.wait_exit(std::chrono::seconds(10)), 1);
+    EXPECT_NE(named.stderr_text().find("looked for " + (d.path() / "missing.toml").string()), std::string::npos)
+        << named.stderr_text();
 }

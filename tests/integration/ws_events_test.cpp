@@ -3,6 +3,7 @@
 // commit order, filtered and tagged; live-query diffs rebuild a fresh list; a slow reader is
 // closed with 4008 while others keep up; a resume with `since` loses and repeats nothing.
 #include <atomic>
+#include <cstring>
 #include <livebase/core/clock.hpp>
 #include <map>
 #include <mutex>
@@ -364,6 +365,35 @@ TEST_F(ws_events, drain_closes_sockets_with_1001) {
         EXPECT_EQ(closed->code, 1001);
     }
     stopper.join();
+}
+
+// Every metric family a serving app exposes has a HELP and a TYPE line, and the documented
+// gauges are there from the start (before anything they count has happened).
+TEST_F(ws_events, metrics_describe_every_family) {
+    auto c = connect();  // a socket, so the socket gauges have moved once
+    const auto text = rest_->get("/metrics").body;
+    std::istringstream in(text);
+    std::set<std::string> helped, typed, sampled;
+    for (std::string line; std::getline(in, line);) {
+        if (line.rfind("# HELP ", 0) == 0) helped.insert(line.substr(7, line.find(' ', 7) - 7));
+        else if (line.rfind("# TYPE ", 0) == 0) typed.insert(line.substr(7, line.find(' ', 7) - 7));
+        else if (!line.empty()) sampled.insert(line.substr(0, line.find_first_of("{ ")));
+    }
+    EXPECT_EQ(helped, typed) << text;
+    for (const char* family :
+         {"livebase_http_requests_total", "livebase_open_connections", "livebase_tasks", "livebase_change_log_seq",
+          "livebase_realtime_clients", "livebase_realtime_lag", "livebase_ws_sockets",
+          "livebase_ws_slow_consumer_closes"})
+        EXPECT_TRUE(typed.count(family)) << family << " missing:\n" << text;
+    EXPECT_NE(text.find("\nlivebase_ws_slow_consumer_closes 0\n"), std::string::npos) << text;
+    for (const auto& name : sampled) {
+        auto family = name;
+        for (const char* suffix : {"_bucket", "_sum", "_count"})
+            if (!typed.count(family) && family.size() > std::strlen(suffix) &&
+                family.compare(family.size() - std::strlen(suffix), std::string::npos, suffix) == 0)
+                family.resize(family.size() - std::strlen(suffix));
+        EXPECT_TRUE(helped.count(family)) << name << " has no HELP line";
+    }
 }
 
 class ws_slow_consumer : public ws_events {

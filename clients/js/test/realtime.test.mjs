@@ -154,6 +154,28 @@ test('observe: the live window follows the diffs and equals a fresh list', async
   lb.close();
 });
 
+test('observe: a create into a window that is not full is one added diff, nothing removed', async () => {
+  const lb = server.client();
+  const cars = ann.collection('cars');
+  for (const query of [{ ordering: '-created', limit: 10 }, { ordering: 'created' }, { ordering: '-model', limit: 5 }, {}]) {
+    const brand = `Few${Date.now()}${Math.random().toString(36).slice(2, 6)}`;
+    await cars.create({ brand, model: 2000, vin: vin() });
+    await cars.create({ brand, model: 2000, vin: vin() });
+    const diffs = [];
+    const live = await lb.realtime.observe('cars', { ...query, filter: { brand } }, (items, diff) => diffs.push(diff));
+    const made = await cars.create({ brand, model: 2000, vin: vin() });
+    // One hub pass sends all the diffs of one change together, removals first: once the new car
+    // is in, every diff of its create has been applied.
+    await until(() => live.items.some((x) => x.id === made.id), `the new car in ${JSON.stringify(query)}`);
+    const fresh = (await cars.list({ ...query, filter: { brand } })).items.map((x) => x.id);
+    await until(() => JSON.stringify(live.items.map((x) => x.id)) === JSON.stringify(fresh), 'the window equals a fresh list');
+    const after = diffs.slice(1).map((d) => d.msg);
+    assert.deepEqual(after, ['added'], `${JSON.stringify(query)}: ${JSON.stringify(diffs.slice(1))}`);
+    await live.close();
+  }
+  lb.close();
+});
+
 test('login reconnects the socket authenticated; 4401 on logout stops without looping', async () => {
   let sockets = 0;
   class Counting extends WebSocket {

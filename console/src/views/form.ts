@@ -71,14 +71,16 @@ function readInput(f: FieldDef, el: HTMLElement): { set: boolean; value?: unknow
 }
 
 /**
- * Opens the form in `host`. `save(data, isNew)` performs the request; errors (problem+json)
- * are shown in the form, field errors next to their field.
+ * Opens the form in `host`. `save(data, isNew)` performs the request (and closes the form when
+ * it succeeds); errors (problem+json) are shown in the form, field errors next to their field.
+ * `cancel` runs on Cancel and on Escape.
  */
 export function openRecordForm(
   host: HTMLElement,
   coll: CollectionDef,
   record: Rec | null,
   save: (data: Rec, isNew: boolean) => Promise<unknown>,
+  cancel: () => void,
 ): void {
   const isNew = record === null;
   const errBox = h('div', { class: 'form-error', 'data-testid': 'form-error', hidden: true });
@@ -138,11 +140,17 @@ export function openRecordForm(
   const form = h(
     'form',
     { class: 'card record-form', 'data-testid': 'record-form' },
-    h('h3', null, isNew ? `New ${coll.name} record` : `Edit ${coll.name}/${record!.id}`, record ? h('span', { class: 'muted' }, ` v${record.version ?? ''}`) : null),
+    record ? h('p', { class: 'muted small-text' }, `${record.id}, version ${record.version ?? '?'}`) : null,
     body,
     errBox,
-    h('div', { class: 'actions' }, saveBtn, h('button', { type: 'button', 'data-testid': 'record-cancel', onclick: () => clear(host) }, 'Cancel')),
+    h('div', { class: 'actions' }, saveBtn, h('button', { type: 'button', 'data-testid': 'record-cancel', onclick: cancel }, 'Cancel')),
   );
+  form.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Escape') return;
+    ev.preventDefault();
+    ev.stopPropagation();
+    cancel();
+  });
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     errBox.hidden = true;
@@ -158,7 +166,6 @@ export function openRecordForm(
     saveBtn.disabled = true;
     try {
       await save(data, isNew);
-      clear(host);
     } catch (e) {
       clear(errBox, describeError(e));
       errBox.hidden = false;

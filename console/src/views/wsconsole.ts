@@ -21,11 +21,11 @@ function templates(): Record<string, () => object> {
 }
 
 export function wsConsoleView(): { el: HTMLElement; dispose: () => void } {
-  const log = h('div', { class: 'frames', 'data-testid': 'ws-frames' });
-  const input = h('textarea', { class: 'mono', rows: '6', 'data-testid': 'ws-input', spellcheck: 'false' });
+  const log = h('div', { class: 'frames', 'data-testid': 'ws-frames', role: 'log', tabindex: '0', 'aria-label': 'Frames in and out' });
+  const input = h('textarea', { class: 'mono', rows: '6', 'data-testid': 'ws-input', spellcheck: 'false', 'aria-label': 'Envelope to send (JSON)' });
   input.value = JSON.stringify(templates().list(), null, 2);
   const statusEl = h('span', { class: 'badge', 'data-testid': 'ws-console-status' });
-  const filterIn = h('input', { type: 'text', placeholder: 'only frames containing…', 'data-testid': 'ws-frame-filter' });
+  const filterIn = h('input', { type: 'text', placeholder: 'only frames containing…', 'aria-label': 'Show only frames containing', 'data-testid': 'ws-frame-filter' });
   let paused = false;
 
   function frameEl(f: Frame): HTMLElement {

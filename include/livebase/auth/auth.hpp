@@ -105,6 +105,14 @@ public:
     result<void> set_password_sync(const std::string& username, const std::string& password);
     /// Sets disabled = true and deletes every token of the user.
     result<void> disable_sync(const std::string& username);
+    /// Sets disabled = false: the user may log in again (tokens were deleted when disabled).
+    result<void> enable_sync(const std::string& username);
+    /// Sets admin = `admin`. Tokens stay valid; every node re-reads the user's identity at once
+    /// (the change drops cached credentials and closes the user's sockets).
+    result<void> set_admin_sync(const std::string& username, bool admin);
+    /// Deletes the user and every token of the user, in one transaction. Records the user
+    /// owns keep their `owner` id.
+    result<void> delete_user_sync(const std::string& username);
     /// Presented users, ordered by username.
     result<std::vector<json::object>> list_users_sync();
 

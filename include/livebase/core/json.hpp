@@ -24,6 +24,19 @@ std::string_view get_string(const json::object& o, std::string_view key) noexcep
 /// `v[key]` as int64 if it is an integer (signed or unsigned that fits), else nullopt.
 std::optional<std::int64_t> get_int(const json::object& o, std::string_view key) noexcept;
 
+/// The JSON text of `v` as every client, event, log line and stored document gets it: what
+/// json::serialize writes, except numbers. A double is written in its shortest form that parses
+/// back to the same double (43.333333333333336, 0.9, 1e+21), with ".0" when that form would
+/// read back as an integer (2.0, -0.0), and null when it is not finite (JSON has no NaN or
+/// Infinity). Strings are escaped as json::serialize escapes them.
+std::string to_json_text(const json::value& v);
+
+/// Appends to_json_text(v) to `out`.
+void append_json_text(std::string& out, const json::value& v);
+
+/// A double as to_json_text writes it (shortest round-trip form; "null" when not finite).
+std::string json_number_text(double d);
+
 /// True when `s` is well-formed UTF-8.
 bool valid_utf8(std::string_view s) noexcept;
 }  // namespace livebase

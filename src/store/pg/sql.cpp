@@ -55,7 +55,7 @@ std::optional<std::string> param_of(const field_def* f, const json::value& raw) 
         auto res = std::to_chars(buf, buf + sizeof buf, d);  // shortest round-trip form
         return std::string(buf, res.ptr);
     }
-    return json::serialize(v);
+    return to_json_text(v);
 }
 
 json::object read_record(const collection_def& c, const rows& res, int r) {

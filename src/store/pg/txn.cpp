@@ -190,8 +190,8 @@ void pg_txn::buffer(const collection_def& c, std::string_view op, const json::ob
     // A task made pending (submitted, retried, re-queued): idle workers elsewhere are told.
     const bool task_ready = c.name == "tasks" && op != "delete" && get_string(stored, "state") == "pending";
     pending_.push_back({now_ms(), c.name, std::string(op), std::string(get_string(stored, "id")),
-                        json::serialize(stored),
-                        before ? std::optional<std::string>(json::serialize(*before)) : std::nullopt, task_ready});
+                        to_json_text(stored),
+                        before ? std::optional<std::string>(to_json_text(*before)) : std::nullopt, task_ready});
 }
 
 result<void> pg_txn::insert(const collection_def& c, const json::object& record) {

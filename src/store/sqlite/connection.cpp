@@ -37,7 +37,7 @@ void cursor::bind_json(int i, const json::value& v) noexcept {
         case json::kind::array:
         case json::kind::object: {
             // serialize() only throws on allocation failure.
-            std::string text = json::serialize(v);
+            std::string text = to_json_text(v);
             sqlite3_bind_text64(raw(), i, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
             return;
         }

@@ -194,9 +194,9 @@ result<void> sqlite_txn::append(const collection_def& c, std::string_view op, co
     cur->bind_text(2, c.name);
     cur->bind_text(3, op);
     cur->bind_text(4, get_string(stored, "id"));
-    cur->bind_text(5, json::serialize(stored));
+    cur->bind_text(5, to_json_text(stored));
     if (before)
-        cur->bind_text(6, json::serialize(*before));
+        cur->bind_text(6, to_json_text(*before));
     else
         cur->bind_null(6);
     if (cur->step() != SQLITE_DONE) return conn_.fail("appending to the change log failed", k_append_sql);

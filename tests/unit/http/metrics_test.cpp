@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <livebase/http/metrics.hpp>
+#include <set>
 #include <sstream>
 
 using namespace std::chrono_literals;
@@ -111,4 +112,32 @@ TEST(metrics, empty_render_has_the_families) {
     EXPECT_TRUE(has_line(text, "# TYPE livebase_http_request_duration_seconds histogram"));
     EXPECT_TRUE(has_line(text, "livebase_open_connections 0"));
     EXPECT_EQ(text.back(), '\n');
+}
+
+TEST(metrics, every_family_has_help_and_type) {
+    livebase::metrics m;
+    m.observe_request("/api/{c}", "GET", 200, 1ms);
+    for (const char* g : {"livebase_tasks{state=\"pending\"}", "livebase_change_log_seq", "livebase_realtime_clients",
+                          "livebase_realtime_lag", "livebase_ws_sockets", "livebase_ws_slow_consumer_closes",
+                          "livebase_something_new"})
+        m.set_gauge(g, 0);
+    auto text = m.render();
+    std::istringstream in(text);
+    std::set<std::string> helped, typed;
+    for (std::string l; std::getline(in, l);) {
+        std::istringstream words(l);
+        std::string hash, kind, name;
+        words >> hash >> kind >> name;
+        if (hash != "#") continue;
+        (kind == "HELP" ? helped : typed).insert(name);
+        if (kind == "HELP") {
+            std::string rest;
+            std::getline(words, rest);
+            EXPECT_GT(rest.size(), 3u) << l;
+        }
+    }
+    EXPECT_EQ(helped, typed) << text;
+    EXPECT_EQ(typed.size(), 10u) << text;
+    EXPECT_TRUE(has_line(text, "# HELP livebase_ws_slow_consumer_closes WebSockets closed with 4008 (slow consumer) since start."));
+    EXPECT_TRUE(has_line(text, "# HELP livebase_something_new Gauge livebase_something_new."));
 }
