@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <algorithm>
+#include <future>
 #include <thread>
 
 namespace livebase {
@@ -128,7 +129,7 @@ result<void> app::impl::build_registry() {
 
 result<void> app::impl::open_services() {
     if (auto r = build_registry(); !r) return r;
-    auto opened = open_store(cfg.storage.url, &log);
+    auto opened = open_store(cfg.storage.url, &log, cfg.storage.readers);
     if (!opened) return std::move(opened).error();
     db = std::move(opened).value();
     auto collections = reg.collections();
@@ -152,6 +153,7 @@ result<void> app::impl::open_services() {
     worker_pool_options wo;
     wo.workers = cfg.tasks.workers;
     wo.lease = cfg.tasks.lease;
+    wo.prefetch = cfg.tasks.prefetch;
     wo.retention = cfg.tasks.retention;
     wo.max_attempts = static_cast<int>(cfg.tasks.max_attempts);
     wo.timeout = cfg.tasks.timeout;
@@ -320,7 +322,7 @@ result<void> app::impl::start() {
     workers->start();
     work.emplace(ioc.get_executor());
     gauge_timer.emplace(ioc);
-    refresh_gauges();
+    refresh_gauges(/*wait=*/true);
     std::size_t n = cfg.server.threads ? cfg.server.threads : std::max(1u, std::thread::hardware_concurrency());
     for (std::size_t i = 0; i < n; ++i) threads.emplace_back([this] { ioc.run(); });
     started = true;
@@ -353,8 +355,10 @@ void app::impl::log_console() {
     log.warn("console not built: /_/ answers 404 until it is", fields);
 }
 
-void app::impl::refresh_gauges() {
-    db->read([this](read_txn& t) {
+void app::impl::refresh_gauges(bool wait) {
+    auto read_done = std::make_shared<std::promise<void>>();
+    auto first = read_done->get_future();
+    db->read([this, read_done](read_txn& t) {
         for (auto state : {task_state::pending, task_state::running, task_state::succeeded,
                            task_state::failed, task_state::cancelled}) {
             query q;
@@ -374,7 +378,10 @@ void app::impl::refresh_gauges() {
                               static_cast<double>(realtime->clients()));
             metrics.set_gauge("livebase_realtime_lag", static_cast<double>(lag));
         }
+        read_done->set_value();
     });
+    // At start: the documented gauges are there before the first scrape.
+    if (wait) first.wait();
     gauge_timer->expires_after(std::chrono::seconds(2));
     gauge_timer->async_wait([this](const boost::system::error_code& ec) {
         if (!ec && !stop_requested_gauges.load()) refresh_gauges();

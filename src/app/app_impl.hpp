@@ -98,7 +98,7 @@ struct app::impl {
     std::unique_ptr<hub> make_hub();
     /// Every 2 s: tasks by state (and so queue depth), the change log's last seq, and the hub's
     /// clients and lag as gauges.
-    void refresh_gauges();
+    void refresh_gauges(bool wait = false);
     /// Says where the console is served, or that it is not built and how to build it.
     void log_console();
     void stop();

@@ -186,6 +186,8 @@ const setting k_settings[] = {
 
     {"storage", "url", kind::text, 0, 0,
      [](config& c, parsed_value&& v) { c.storage.url = std::move(v.text); }},
+    {"storage", "readers", kind::count, 0, 64,
+     [](config& c, parsed_value&& v) { c.storage.readers = v.number; }},
 
     {"realtime", "history", kind::count, 0, k_unbounded,
      [](config& c, parsed_value&& v) { c.realtime.history = v.number; }},
@@ -208,6 +210,8 @@ const setting k_settings[] = {
      [](config& c, parsed_value&& v) { c.tasks.timeout = v.duration; }},
     {"tasks", "lease", kind::duration, 1, 0,
      [](config& c, parsed_value&& v) { c.tasks.lease = v.duration; }},
+    {"tasks", "prefetch", kind::count, 0, 10000,
+     [](config& c, parsed_value&& v) { c.tasks.prefetch = v.number; }},
 
     {"auth", "signup", kind::boolean, 0, 0,
      [](config& c, parsed_value&& v) { c.auth.signup = v.flag; }},

@@ -29,7 +29,7 @@ result<json::value> store::write_sync(write_fn fn) {
 
 std::string redacted_storage_url(std::string_view url) { return pg::redact_url(url); }
 
-result<std::unique_ptr<store>> open_store(std::string_view url, logger* log) {
+result<std::unique_ptr<store>> open_store(std::string_view url, logger* log, std::size_t readers) {
     constexpr std::string_view sqlite_prefix = "sqlite:";
     if (url.substr(0, sqlite_prefix.size()) == sqlite_prefix) {
         auto path = url.substr(sqlite_prefix.size());
@@ -39,12 +39,14 @@ result<std::unique_ptr<store>> open_store(std::string_view url, logger* log) {
         sqlite_options options;
         options.path = std::string(path);
         options.log = log;
+        if (readers > 0) options.readers = readers;
         return open_sqlite_store(options);
     }
     if (url.substr(0, 13) == "postgresql://" || url.substr(0, 11) == "postgres://") {
         postgres_options options;
         options.url = std::string(url);
         options.log = log;
+        if (readers > 0) options.readers = readers;
         return open_postgres_store(options);
     }
     auto colon = url.find(':');

@@ -223,7 +223,7 @@ void worker_pool::deliver(json::object task) {
     if (handing_back_) {
         hand_back({std::move(task)});
     } else {
-        ready_.push_back(std::move(task));
+        ready_.push_back({std::move(task), steady::now()});
     }
     if (stopping_) cv_.notify_all();  // stop() waits for reservations
     else cv_.notify_one();
@@ -272,8 +272,10 @@ void worker_pool::stop() {
         cv_.notify_all();
         cv_.wait_for(lock, options_.shutdown_grace, [&] { return running_.empty(); });
         handing_back_ = true;  // a task claimed or delivered from now on hands itself back
-        hand_back({std::make_move_iterator(ready_.begin()), std::make_move_iterator(ready_.end())});
+        std::vector<json::object> unstarted;
+        for (auto& r : ready_) unstarted.push_back(std::move(r.task));
         ready_.clear();
+        hand_back(std::move(unstarted));
         for (auto& ctx : running_) ctx->released_ = true;
         to_release = running_;
     }
@@ -303,18 +305,28 @@ void worker_pool::worker_main() {
     ++idle_;
     while (!stopping_) {
         if (!ready_.empty()) {
-            json::object task = std::move(ready_.front());
+            ready_task next = std::move(ready_.front());
             ready_.pop_front();
+            // A prefetched task that waited this long may soon lose its lease: another worker
+            // takes it instead.
+            if (steady::now() - next.since > options_.lease / 2) {
+                hand_back({std::move(next.task)});
+                continue;
+            }
             --idle_;
             lock.unlock();
-            run_task(std::move(task));
+            const auto started = steady::now();
+            run_task(std::move(next.task));
+            const double took = std::chrono::duration<double, std::micro>(steady::now() - started).count();
             lock.lock();
+            average_run_us_ = average_run_us_ >= 1e9 ? took : 0.9 * average_run_us_ + 0.1 * took;
             ++idle_;
             continue;
         }
         const auto now = steady::now();
         const bool due = backlog_ || work_gen_ != claimed_gen_ || now >= last_claim_ + options_.poll_interval;
-        const std::size_t want = idle_ > reserved_ ? idle_ - reserved_ : 0;
+        std::size_t want = idle_ > reserved_ ? idle_ - reserved_ : 0;
+        if (want > 0 && average_run_us_ < static_cast<double>(options_.prefetch_below.count())) want += options_.prefetch;
         if (!claiming_ && due && want > 0) {
             claim_for_idle(lock, want);
             continue;
@@ -342,7 +354,8 @@ void worker_pool::claim_for_idle(std::unique_lock<std::mutex>& lock, std::size_t
         if (handing_back_) {
             hand_back(std::move(*claimed));
         } else {
-            for (auto& t : *claimed) ready_.push_back(std::move(t));
+            const auto now = steady::now();
+            for (auto& t : *claimed) ready_.push_back({std::move(t), now});
         }
     }
     cv_.notify_all();

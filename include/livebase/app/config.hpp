@@ -42,6 +42,7 @@ struct server_options {
 
 struct storage_options {
     std::string url = "sqlite:data/livebase.db";
+    std::size_t readers = 0;  ///< reader connections; 0: SQLite 2, PostgreSQL 4
 };
 
 struct realtime_options {
@@ -68,6 +69,7 @@ struct tasks_options {
     std::size_t max_attempts = 3;
     std::chrono::milliseconds timeout = 10min;
     std::chrono::milliseconds lease = 30s;
+    std::size_t prefetch = 32;  ///< tasks claimed ahead of idle workers while tasks run short
     std::map<std::string, task_kind_def> kinds;
 };
 

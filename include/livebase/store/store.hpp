@@ -1,6 +1,6 @@
 #pragma once
-/// The Store: records, the change log and (later) tasks, behind one interface with SQLite and
-/// PostgreSQL backends. Reads run on a reader pool, writes on one writer thread that batches
+/// The Store: records, the change log and the tasks' tables, behind one interface with SQLite
+/// and PostgreSQL backends. Reads run on a reader pool, writes on one writer thread that batches
 /// concurrent writes into one transaction (group commit). Completion callbacks run on store
 /// threads: callers post back to their own executor.
 #include <livebase/core/log.hpp>
@@ -168,7 +168,8 @@ result<std::unique_ptr<store>> open_postgres_store(const postgres_options& optio
 std::string redacted_storage_url(std::string_view url);
 
 /// Parses `storage.url`: "sqlite:path" (relative to the working directory) or
-/// "postgresql://..." and opens it. Unsupported schemes -> problem. `log` as in sqlite_options.
-result<std::unique_ptr<store>> open_store(std::string_view url, logger* log = nullptr);
+/// "postgresql://..." and opens it. Unsupported schemes -> problem. `log` as in sqlite_options;
+/// `readers`: reader connections, 0 for the backend's default (sqlite_options, postgres_options).
+result<std::unique_ptr<store>> open_store(std::string_view url, logger* log = nullptr, std::size_t readers = 0);
 
 }  // namespace livebase

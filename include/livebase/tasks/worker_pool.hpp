@@ -54,6 +54,12 @@ struct command_kind_def {
 struct worker_pool_options {
     std::size_t workers = 4;                           ///< threads running tasks
     std::chrono::milliseconds lease{30'000};           ///< renewed every lease/3
+    /// Tasks a claim takes beyond the idle threads, while the recent tasks ran shorter than
+    /// prefetch_below on average: short tasks then wait for a thread in memory instead of in
+    /// the store, and a claim serves many of them. 0: claims never run ahead. A prefetched task
+    /// that waited longer than lease/2 is handed back instead of run.
+    std::size_t prefetch = 32;
+    std::chrono::microseconds prefetch_below{5000};
     std::chrono::milliseconds retention{7LL * 24 * 3600 * 1000};  ///< finished tasks kept
     int max_attempts = 3;                              ///< default per kind
     std::chrono::milliseconds timeout{10 * 60 * 1000}; ///< default per attempt
@@ -146,7 +152,12 @@ private:
     mutable std::mutex mu_;                   ///< guards everything below
     std::condition_variable cv_;              ///< workers and the maintenance thread wait here
     std::vector<std::shared_ptr<context>> running_;
-    std::deque<json::object> ready_;          ///< claimed or delivered, not started yet
+    struct ready_task {
+        json::object task;
+        std::chrono::steady_clock::time_point since;  ///< claimed or delivered
+    };
+    std::deque<ready_task> ready_;            ///< claimed or delivered, not started yet
+    double average_run_us_ = 1e9;             ///< recent tasks' run time (moving average)
     std::size_t idle_ = 0;                    ///< threads waiting for a task
     std::size_t reserved_ = 0;                ///< idle threads promised to submissions in flight
     std::size_t writes_in_flight_ = 0;        ///< outcome and hand-back writes not yet committed
