@@ -10,6 +10,7 @@
 namespace livebase::store_detail {
 
 namespace {
+constexpr std::size_t k_max_completed_groups = 64;
 problem closed_problem() { return problem::unavailable("The store is closed."); }
 problem full_problem() { return problem::unavailable("The store is overloaded."); }
 }  // namespace
@@ -29,6 +30,7 @@ void store_core::start(std::unique_ptr<session> writer, std::vector<std::unique_
     writer_ = std::move(writer);
     readers_ = std::move(readers);
     writer_thread_ = std::thread([this] { writer_loop(); });
+    completion_thread_ = std::thread([this] { completion_loop(); });
     for (auto& s : readers_) reader_threads_.emplace_back([this, r = s.get()] { reader_loop(*r); });
 }
 
@@ -107,6 +109,12 @@ void store_core::close() {
     }
     write_cv_.notify_all();
     if (writer_thread_.joinable()) writer_thread_.join();
+    {
+        std::lock_guard<std::mutex> lock(done_mu_);
+        done_stopping_ = true;
+    }
+    done_cv_.notify_all();
+    if (completion_thread_.joinable()) completion_thread_.join();
     {
         std::lock_guard<std::mutex> lock(read_mu_);
         reads_stopping_ = true;
@@ -231,11 +239,35 @@ void store_core::run_group(std::vector<write_job>& batch) {
     // A backend's watcher may have raised the last seq already (our own NOTIFY can arrive
     // first): the commit listener hears each seq once, from whichever thread raised it.
     const bool advanced = new_last > committed && raise_seq(new_last);
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-        if (!batch[i].done) continue;
-        guarded("write completion failed", [&] { batch[i].done(std::move(results[i])); });
+    completed_group g;
+    g.dones.reserve(batch.size());
+    for (auto& job : batch) g.dones.push_back(std::move(job.done));
+    g.results = std::move(results);
+    g.advanced_to = advanced ? new_last : 0;
+    std::unique_lock<std::mutex> lock(done_mu_);
+    // Bounded: when completions fall behind, the writer waits for them.
+    done_cv_.wait(lock, [&] { return done_queue_.size() < k_max_completed_groups; });
+    done_queue_.push_back(std::move(g));
+    done_cv_.notify_all();
+}
+
+void store_core::completion_loop() {
+    for (;;) {
+        completed_group g;
+        {
+            std::unique_lock<std::mutex> lock(done_mu_);
+            done_cv_.wait(lock, [&] { return done_stopping_ || !done_queue_.empty(); });
+            if (done_queue_.empty()) return;  // stopping and drained
+            g = std::move(done_queue_.front());
+            done_queue_.pop_front();
+            done_cv_.notify_all();  // the writer may wait for room
+        }
+        for (std::size_t i = 0; i < g.dones.size(); ++i) {
+            if (!g.dones[i]) continue;
+            guarded("write completion failed", [&] { g.dones[i](std::move(g.results[i])); });
+        }
+        if (g.advanced_to > 0) notify_commit(g.advanced_to);
     }
-    if (advanced) notify_commit(new_last);
 }
 
 void store_core::reader_loop(session& s) {

@@ -11,7 +11,8 @@
 /// transaction under a write (SQLite rolled it back after an I/O error, the PostgreSQL
 /// connection broke), the writes of that transaction fail with the session's problem and the
 /// rest of the batch goes on in a new transaction. Completions run after the commit, in queue
-/// order, then the commit listener hears the new last seq.
+/// order, on the completion thread (so the writer goes on with the next group while they run),
+/// then the commit listener hears the new last seq.
 #include <livebase/store/store.hpp>
 
 #include <atomic>
@@ -111,8 +112,16 @@ private:
         bool retry = true;
     };
 
+    /// A committed group's completions, handed from the writer to the completion thread.
+    struct completed_group {
+        std::vector<write_done> dones;
+        std::vector<result<json::value>> results;
+        std::int64_t advanced_to = 0;  ///< the new last seq for the listener, 0 when none
+    };
+
     void enqueue(job_fn fn, write_done done, bool retry);
     void writer_loop();
+    void completion_loop();
     void run_group(std::vector<write_job>& batch);
     result<json::value> run_job(write_job& job);
     void reader_loop(session& s);
@@ -136,6 +145,11 @@ private:
     std::deque<std::function<void(read_txn&)>> reads_;
     bool reads_stopping_ = false;
 
+    std::mutex done_mu_;
+    std::condition_variable done_cv_;
+    std::deque<completed_group> done_queue_;  ///< bounded: the writer waits when it is full
+    bool done_stopping_ = false;
+
     std::mutex listener_mu_;
     std::function<void(std::int64_t)> on_commit_;
     std::function<void()> on_task_ready_;
@@ -143,6 +157,7 @@ private:
     std::mutex close_mu_;
     bool closed_ = false;
     std::thread writer_thread_;
+    std::thread completion_thread_;
     std::vector<std::thread> reader_threads_;
 };
 

@@ -163,9 +163,23 @@ json::object normalize_record(const collection_def& c, const json::object& recor
             out[f.name] = nullptr;
             continue;
         }
-        out[f.name] = read_back(&f, storage_value(&f, it->value()));
+        // A json field reads back as the value it was (its text parses to it): no round trip.
+        out[f.name] = f.type == field_type::json ? it->value() : read_back(&f, storage_value(&f, it->value()));
     }
     return out;
+}
+
+std::string before_text(const collection_def& c, const json::object& stored) {
+    json::object view;
+    view.reserve(stored.size());
+    for (const auto& kv : stored) {
+        const field_def* f = c.find_field(kv.key());
+        if (f && f->type == field_type::json)
+            view.emplace(kv.key(), kv.value().is_null() ? json::value(nullptr) : json::value(true));
+        else
+            view.emplace(kv.key(), kv.value());
+    }
+    return to_json_text(view);
 }
 
 std::string escape_like(std::string_view s) {

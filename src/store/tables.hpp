@@ -54,6 +54,12 @@ json::value storage_value(const field_def* f, const json::value& v);
 /// store and read them back. Keys that are neither are dropped.
 json::object normalize_record(const collection_def& c, const json::object& record);
 
+/// The change log's `before` of an update, as JSON text: the stored record with each json
+/// field reduced to whether it was null (`true` when it was not). Filters test json fields only
+/// with isnull, so this is all a reader needs to tell a record leaving a filter, and it keeps
+/// large json fields (a task's request, input and result) out of every update's row.
+std::string before_text(const collection_def& c, const json::object& stored);
+
 /// `s` with LIKE's wildcards and the escape character escaped by '\'.
 std::string escape_like(std::string_view s);
 /// A filter value as text: strings as they are, other values serialized.

@@ -212,7 +212,10 @@ std::optional<claim_slot> worker_pool::reserve(std::string_view kind) {
     std::lock_guard lock(mu_);
     // Tasks that may be waiting in the store go first: the submission is stored pending.
     if (stopping_ || handing_back_ || backlog_ || claiming_) return std::nullopt;
-    if (idle_ <= reserved_ + ready_.size()) return std::nullopt;
+    // An idle thread, or, while tasks run short, a place in the prefetch.
+    std::size_t room = idle_;
+    if (average_run_us_ < static_cast<double>(options_.prefetch_below.count())) room += options_.prefetch;
+    if (room <= reserved_ + ready_.size()) return std::nullopt;
     ++reserved_;
     return claim_slot{prefix_, options_.lease};
 }

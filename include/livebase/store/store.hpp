@@ -25,9 +25,11 @@ struct change {
     std::string op;                ///< "create" | "update" | "delete"
     std::string id;
     json::object record;           ///< after (create/update) or before (delete); stored form
-    /// For "update": the record before the change (stored form), so that readers can tell a
-    /// record entering or leaving a filter. Empty for create/delete, and for updates logged
-    /// before the change log kept it (those count as "matched before" only if `record` does).
+    /// For "update": the record before the change (stored form, each json field reduced to
+    /// `true` when it was not null: filters test json fields only with isnull), so that readers
+    /// can tell a record entering or leaving a filter. Empty for create/delete, and for updates
+    /// logged before the change log kept it (those count as "matched before" only if `record`
+    /// does).
     std::optional<json::object> before;
 };
 
@@ -113,7 +115,8 @@ public:
     using write_done = std::function<void(result<json::value>)>;
     /// Runs `fn` on the writer thread inside a savepoint of the current group transaction.
     /// If `fn` returns a problem its changes are rolled back and `done` gets the problem.
-    /// `done` is called after the group commits (2xx means committed), on the writer thread.
+    /// `done` is called after the group commits (2xx means committed), on the store's
+    /// completion thread, in the order the writes were queued.
     /// If the commit fails every write in the group gets a 500 problem (a write whose `fn`
     /// already returned a problem keeps its own). An exception thrown by `fn` rolls its changes
     /// back and becomes a 500. After close(), or when the bounded writer queue is full, `done`
@@ -123,7 +126,8 @@ public:
     /// The latest committed change seq (0 when the log is empty).
     virtual std::int64_t last_seq() = 0;
 
-    /// Called after each group commit with the new last seq (from the writer thread). One
+    /// Called after each group commit with the new last seq (from the completion thread, after
+    /// the group's `done` callbacks; or from a backend's watcher of other processes). One
     /// listener; set before writes start. Used by the realtime hub.
     virtual void on_commit(std::function<void(std::int64_t last_seq)> fn) = 0;
 

@@ -121,7 +121,7 @@ public:
     /// Stores a new pending task and wakes waiting workers. Returns the stored task.
     /// Problems: 400 for an empty kind or max_attempts < 1; store problems (503 when closed).
     result<json::object> submit(const task_submission& t);
-    /// As submit(), without blocking: `done` runs on the store's writer thread after commit.
+    /// As submit(), without blocking: `done` runs on the store's completion thread after commit.
     /// When the intake reserves a worker, the task is stored running under it and handed over.
     void submit_async(const task_submission& t, done_fn done);
     /// The write step of submit(), for callers composing it into their own transaction (e.g.
@@ -168,7 +168,7 @@ public:
     result<json::object> release(const std::string& id, const std::string& worker);
 
     /// complete(), fail(), finish_cancelled() and release() without blocking: `done` (may be
-    /// empty) runs on the store's writer thread after commit. Writes of many workers queued
+    /// empty) runs on the store's completion thread after commit. Writes of many workers queued
     /// together commit in one group.
     void complete_async(const std::string& id, const std::string& worker, const outcome& out, done_fn done);
     void fail_async(const std::string& id, const std::string& worker, const problem& p, bool retryable,

@@ -191,7 +191,7 @@ void pg_txn::buffer(const collection_def& c, std::string_view op, const json::ob
     const bool task_ready = c.name == "tasks" && op != "delete" && get_string(stored, "state") == "pending";
     pending_.push_back({now_ms(), c.name, std::string(op), std::string(get_string(stored, "id")),
                         to_json_text(stored),
-                        before ? std::optional<std::string>(to_json_text(*before)) : std::nullopt, task_ready});
+                        before ? std::optional<std::string>(store_detail::before_text(c, *before)) : std::nullopt, task_ready});
 }
 
 result<void> pg_txn::insert(const collection_def& c, const json::object& record) {

@@ -196,7 +196,7 @@ result<void> sqlite_txn::append(const collection_def& c, std::string_view op, co
     cur->bind_text(4, get_string(stored, "id"));
     cur->bind_text(5, to_json_text(stored));
     if (before)
-        cur->bind_text(6, to_json_text(*before));
+        cur->bind_text(6, store_detail::before_text(c, *before));
     else
         cur->bind_null(6);
     if (cur->step() != SQLITE_DONE) return conn_.fail("appending to the change log failed", k_append_sql);
