@@ -20,6 +20,9 @@ outcome outcome::from_problem(const problem& p) {
     o.status = p.status;
     o.body = p.to_json();
     o.is_problem = true;
+    // A problem that says when to come back (429, 503, 507) carries it as Retry-After too.
+    if (auto it = p.extra.find("retry_after"); it != p.extra.end() && it->value().is_int64())
+        o.headers.emplace_back("Retry-After", std::to_string(it->value().get_int64()));
     return o;
 }
 

@@ -147,6 +147,7 @@ result<void> app::impl::open_services() {
     }
 
     queue = std::make_unique<task_queue>(*db);
+    queue->set_limits({cfg.tasks.max_pending_per_user, cfg.tasks.max_pending_per_address});
     // Tasks made pending by other processes (PostgreSQL NOTIFY) wake idle workers at once.
     db->on_task_ready([q = queue.get()] { q->notify(); });
     waiters = std::make_unique<task_waiters>();
@@ -262,8 +263,10 @@ std::unique_ptr<hub> app::impl::make_hub() {
     // stops it first).
     // Long polls and task streams learn of every task change from the log too: those made
     // here, and those of other processes (`livebase worker`, other nodes).
-    hooks.on_change = [a = auth.get(), w = waiters.get()](const change& ch) {
+    // The queue keeps its owners' pending counts and the fair claim head from the log too.
+    hooks.on_change = [a = auth.get(), w = waiters.get(), q = queue.get()](const change& ch) {
         if (ch.collection == tasks_collection().name) {
+            q->observe(ch);
             auto st = task_state_from_string(get_string(ch.record, "state"));
             w->notify(ch.id, ch.op == "delete" || (st && is_finished(*st)));
         }

@@ -212,6 +212,10 @@ const setting k_settings[] = {
      [](config& c, parsed_value&& v) { c.tasks.lease = v.duration; }},
     {"tasks", "prefetch", kind::count, 0, 10000,
      [](config& c, parsed_value&& v) { c.tasks.prefetch = v.number; }},
+    {"tasks", "max_pending_per_user", kind::count, 0, k_unbounded,
+     [](config& c, parsed_value&& v) { c.tasks.max_pending_per_user = v.number; }},
+    {"tasks", "max_pending_per_address", kind::count, 0, k_unbounded,
+     [](config& c, parsed_value&& v) { c.tasks.max_pending_per_address = v.number; }},
 
     {"auth", "signup", kind::boolean, 0, 0,
      [](config& c, parsed_value&& v) { c.auth.signup = v.flag; }},

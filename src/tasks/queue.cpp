@@ -6,6 +6,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <memory>
 #include <utility>
 
 namespace livebase {
@@ -65,6 +66,24 @@ filter_term term(std::string field, lookup op, json::value v) {
     return filter_term{std::move(field), op, std::move(v)};
 }
 
+std::string stored_owner(const json::object& rec) {
+    auto it = rec.find("owner");
+    if (it == rec.end() || !it->value().is_string()) return {};
+    return std::string(it->value().get_string());
+}
+
+bool is_anonymous_owner(const std::string& owner) { return owner.empty() || owner.rfind("anon:", 0) == 0; }
+
+bool pending_row(const json::object& rec) { return get_string(rec, "state") == "pending"; }
+
+filter_term owner_term(const std::string& owner) {
+    if (owner.empty()) return filter_term{"owner", lookup::isnull, json::value(true)};
+    return filter_term{"owner", lookup::exact, json::value(owner)};
+}
+
+// Owners with no pending task and nothing in flight are forgotten past this many entries.
+constexpr std::size_t kOwnersKept = 10000;
+
 }  // namespace
 
 task_queue::task_queue(store& s) : task_queue(s, options{}) {}
@@ -88,8 +107,137 @@ std::chrono::milliseconds task_queue::backoff(int attempt) const {
     return std::chrono::milliseconds(delay);
 }
 
+std::string task_queue::owner_key(const task_submission& t) { return t.who.user_id; }
+
+void task_queue::set_limits(limits l) {
+    std::lock_guard lock(fair_mu_);
+    limits_ = l;
+}
+
+// Runs on the store's writer thread, inside the submission's transaction: what it reads is
+// exact as of now, and no I/O thread waits for it.
+result<void> task_queue::load_owner_in(write_txn& txn, const std::string& owner) {
+    {
+        std::lock_guard lock(fair_mu_);
+        if (owners_.count(owner) && head_loaded_) return {};
+    }
+    query c;  // how many are pending (retries included)
+    c.filters = {owner_term(owner), term("state", lookup::exact, json::value("pending"))};
+    c.limit = 0;
+    auto count = txn.list(tasks(), c);
+    if (!count) return std::move(count).error();
+    query q;  // the owner's last key
+    q.filters = {owner_term(owner), term("state", lookup::exact, json::value("pending")),
+                 term("fair", lookup::lt, json::value(kRetryBand))};
+    q.ordering = {order_term{"fair", true}};
+    q.limit = 1;
+    q.with_count = false;
+    auto mine = txn.list(tasks(), q);
+    if (!mine) return std::move(mine).error();
+    std::optional<std::int64_t> head;
+    bool need_head = false;
+    {
+        std::lock_guard lock(fair_mu_);
+        need_head = !head_loaded_;
+    }
+    if (need_head) {
+        query h;
+        h.filters = {term("state", lookup::exact, json::value("pending")),
+                     term("fair", lookup::lt, json::value(kRetryBand))};
+        h.ordering = {order_term{"fair", false}};
+        h.limit = 1;
+        h.with_count = false;
+        auto first = txn.list(tasks(), h);
+        if (!first) return std::move(first).error();
+        head = first->items.empty() ? 0 : int_or(first->items.front(), "fair", 0);
+    }
+    std::lock_guard lock(fair_mu_);
+    if (head && !head_loaded_) {
+        head_ = std::max(head_, *head);
+        head_loaded_ = true;
+    }
+    auto [it, fresh] = owners_.try_emplace(owner);
+    if (fresh) {
+        it->second.pending = count->count;
+        it->second.last = mine->items.empty() ? 0 : int_or(mine->items.front(), "fair", 0);
+    }
+    return {};
+}
+
+result<std::int64_t> task_queue::admit_in(write_txn& txn, const std::string& owner, bool& admitted) {
+    if (auto l = load_owner_in(txn, owner); !l) return std::move(l).error();
+    std::lock_guard lock(fair_mu_);
+    auto& o = owners_[owner];
+    if (admitted) {  // the store runs the write again (a retry): counted already
+        o.last = std::max(o.last + 1, head_);
+        return o.last;
+    }
+    const std::size_t limit =
+        is_anonymous_owner(owner) ? limits_.max_pending_per_address : limits_.max_pending_per_user;
+    if (limit != 0 && o.pending + o.inflight + o.unseen >= static_cast<std::int64_t>(limit)) {
+        auto p = problem::too_many_requests(
+            "Too many pending tasks: at most " + std::to_string(limit) + (is_anonymous_owner(owner)
+                ? " per client address. Wait for some to finish."
+                : " per user. Wait for some to finish."));
+        p.extra["retry_after"] = 1;
+        return p;
+    }
+    ++o.inflight;
+    admitted = true;
+    o.last = std::max(o.last + 1, head_);
+    return o.last;
+}
+
+void task_queue::settled(const std::string& owner, bool stored) {
+    std::lock_guard lock(fair_mu_);
+    auto it = owners_.find(owner);
+    if (it == owners_.end()) return;
+    if (it->second.inflight > 0) --it->second.inflight;
+    if (stored) ++it->second.unseen;  // counted until observe() sees its create
+}
+
+result<std::int64_t> task_queue::pending_of(const std::string& owner) {
+    {
+        std::lock_guard lock(fair_mu_);
+        if (auto it = owners_.find(owner); it != owners_.end()) return it->second.pending + it->second.unseen;
+    }
+    query q;
+    q.filters = {owner_term(owner), term("state", lookup::exact, json::value("pending"))};
+    q.limit = 0;
+    auto r = store_.list_sync(tasks(), q);
+    if (!r) return std::move(r).error();
+    return r->count;
+}
+
+void task_queue::observe(const change& ch) {
+    if (ch.collection != tasks().name) return;
+    const bool now_pending = ch.op != "delete" && pending_row(ch.record);
+    const bool was_pending = ch.op == "delete"   ? pending_row(ch.record)
+                             : ch.op == "update" ? (ch.before && pending_row(*ch.before))
+                                                 : false;
+    const auto fair = get_int(ch.record, "fair");
+    const bool taken = !now_pending && get_string(ch.record, "state") == "running" &&
+                       (was_pending || ch.op == "create");
+    if (now_pending == was_pending && !taken && ch.op != "create") return;
+    auto owner = stored_owner(ch.record);
+    std::lock_guard lock(fair_mu_);
+    // The claim head follows the tasks taken (claimed, or run at once on submission).
+    if (taken && fair && *fair < kRetryBand) head_ = std::max(head_, *fair);
+    auto it = owners_.find(owner);
+    if (it == owners_.end()) return;  // loaded from the store at its next submission
+    auto& o = it->second;
+    if (ch.op == "create") {
+        if (fair && *fair < kRetryBand) o.last = std::max(o.last, *fair);
+        if (o.unseen > 0) --o.unseen;
+    }
+    if (now_pending && !was_pending) ++o.pending;
+    if (was_pending && !now_pending && o.pending > 0) --o.pending;
+    if (o.pending == 0 && o.inflight == 0 && o.unseen == 0 && o.last <= head_ && owners_.size() > kOwnersKept)
+        owners_.erase(it);
+}
+
 result<json::object> task_queue::submit_in(write_txn& txn, const task_submission& t, std::int64_t now,
-                                           const claim_slot* claimed) {
+                                           const claim_slot* claimed, std::int64_t fair) {
     if (t.kind.empty()) return problem::bad_request("A task needs a kind.");
     if (t.max_attempts < 1) return problem::bad_request("max_attempts must be at least 1.");
     auto ts = format_timestamp(now);
@@ -117,7 +265,8 @@ result<json::object> task_queue::submit_in(write_txn& txn, const task_submission
                      {"lease_until", nullptr},
                      {"worker", nullptr},
                      {"cancel_requested", false},
-                     {"timeout_ms", static_cast<std::int64_t>(t.timeout.count())}};
+                     {"timeout_ms", static_cast<std::int64_t>(t.timeout.count())},
+                     {"fair", fair}};
     rec["owner"] = t.who.user_id.empty() ? json::value(nullptr) : json::value(t.who.user_id);
     if (claimed) {
         rec["state"] = to_string(task_state::running);
@@ -133,11 +282,16 @@ result<json::object> task_queue::submit_in(write_txn& txn, const task_submission
 
 result<json::object> task_queue::submit(const task_submission& t) {
     auto at = now();
-    auto r = as_object(store_.write_sync([&t, at](write_txn& txn) -> result<json::value> {
-        auto rec = submit_in(txn, t, at);
+    auto owner = owner_key(t);
+    bool admitted = false;
+    auto r = as_object(store_.write_sync([this, &t, &owner, &admitted, at](write_txn& txn) -> result<json::value> {
+        auto fair = admit_in(txn, owner, admitted);
+        if (!fair) return std::move(fair).error();
+        auto rec = submit_in(txn, t, at, nullptr, *fair);
         if (!rec) return std::move(rec).error();
         return json::value(std::move(*rec));
     }));
+    if (admitted) settled(owner, r.has_value());
     if (r) notify();
     return r;
 }
@@ -147,14 +301,19 @@ void task_queue::submit_async(const task_submission& t, done_fn done) {
     task_intake* intake = intake_.load();
     std::optional<claim_slot> slot;
     if (intake) slot = intake->reserve(t.kind);
+    auto owner = std::make_shared<std::string>(owner_key(t));
+    auto admitted = std::make_shared<bool>(false);
     store_.write(
-        [t, at, slot](write_txn& txn) -> result<json::value> {
-            auto rec = submit_in(txn, t, at, slot ? &*slot : nullptr);
+        [this, t, at, slot, owner, admitted](write_txn& txn) -> result<json::value> {
+            auto fair = admit_in(txn, *owner, *admitted);
+            if (!fair) return std::move(fair).error();
+            auto rec = submit_in(txn, t, at, slot ? &*slot : nullptr, *fair);
             if (!rec) return std::move(rec).error();
             return json::value(std::move(*rec));
         },
-        [this, intake, slot, done = std::move(done)](result<json::value> r) {
+        [this, intake, slot, owner, admitted, done = std::move(done)](result<json::value> r) {
             auto obj = as_object(std::move(r));
+            if (*admitted) settled(*owner, obj.has_value());
             if (slot) {
                 if (obj) intake->deliver(*obj);
                 else intake->unreserve();
@@ -187,7 +346,7 @@ result<std::vector<json::object>> task_queue::claim_batch(const std::string& wor
         for (const auto& k : kinds) names.emplace_back(k);
         q.filters.push_back(term("kind", lookup::in, std::move(names)));
     }
-    q.ordering = {order_term{"not_before", false}};
+    q.ordering = {order_term{"fair", false}, order_term{"id", false}};
     q.limit = max;
     q.with_count = false;  // a claim needs the oldest rows, not a scan of the whole backlog
     auto r = store_.write_sync([&](write_txn& txn) -> result<json::value> {
@@ -355,7 +514,9 @@ task_queue::mutate_fn task_queue::failing(const problem& p, bool retryable, std:
         t["error"] = p.to_json();
         if (retryable && attempt < int_or(t, "max_attempts", 1)) {
             t["state"] = to_string(task_state::pending);
-            t["not_before"] = at + backoff(static_cast<int>(attempt)).count();
+            const auto not_before = at + backoff(static_cast<int>(attempt)).count();
+            t["not_before"] = not_before;
+            t["fair"] = kRetryBand + not_before;  // behind the queued tasks
             t["lease_until"] = nullptr;
             t["worker"] = nullptr;
         } else {

@@ -58,13 +58,15 @@ collection_def build_tasks_collection() {
         field("worker", field_type::string),
         field("cancel_requested", field_type::boolean),
         field("timeout_ms", field_type::integer),
+        field("fair", field_type::integer),
     };
     c.fields[1].choices = {json::value("pending"), json::value("running"), json::value("succeeded"),
                            json::value("failed"), json::value("cancelled")};
-    // Claims read the first due rows of (state, not_before, id) in index order; reaping and
-    // purging find expired leases and old finished tasks; lists and counts of one owner's
-    // tasks by state use the last.
-    c.indexes = {{"state", "not_before", "id"}, {"state", "lease_until"}, {"state", "finished"},
+    // Claims read the first due rows of (state, fair, id) in index order (`fair`: the claim
+    // order that takes owners in turn, see task_queue); reaping and purging find expired
+    // leases and old finished tasks; lists and counts of one owner's tasks by state use the
+    // last.
+    c.indexes = {{"state", "fair", "id"}, {"state", "lease_until"}, {"state", "finished"},
                  {"owner", "state", "created"}};
     c.rules = {{"list", access_rule::owner},     {"retrieve", access_rule::owner},
                {"create", access_rule::nobody},  {"update", access_rule::nobody},

@@ -21,6 +21,14 @@
 ///                       makes it attempt + 1), or failed ("worker lost") when attempt >=
 ///                       max_attempts, or cancelled when cancellation had been requested
 ///   purge               finished before now - retention -> deleted
+///
+/// Claim order, fair across owners: every task gets a `fair` key when it is submitted,
+/// max(the owner's last key + 1, the head), where the head is the key of the last task
+/// claimed. Claims take the lowest keys first, so owners with tasks waiting take turns (one
+/// owner's backlog of N tasks delays another owner's new task by about one task per waiting
+/// owner, not by N). A retry goes behind the queued tasks (its key is kRetryBand +
+/// not_before). Owners are users (their id) and anonymous callers (their owner key); each may
+/// hold at most limits::max_pending_* pending tasks (429 with Retry-After beyond that).
 #include <livebase/api/operation.hpp>
 #include <livebase/core/result.hpp>
 #include <livebase/store/store.hpp>
@@ -34,6 +42,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace livebase {
@@ -106,6 +115,15 @@ public:
         std::function<std::int64_t()> clock;
     };
 
+    /// Pending tasks one owner may hold (0: no limit). Anonymous owners are counted per
+    /// owner key (their address), users per id.
+    struct limits {
+        std::size_t max_pending_per_user = 10000;
+        std::size_t max_pending_per_address = 10000;
+    };
+    /// Keys of retried tasks start here (behind every submitted task), plus their not_before.
+    static constexpr std::int64_t kRetryBand = std::int64_t{1} << 62;
+
     explicit task_queue(store& s);
     task_queue(store& s, options o);
     task_queue(const task_queue&) = delete;
@@ -118,8 +136,19 @@ public:
     /// stops (then waits for the submissions it reserved a worker for).
     void set_intake(task_intake* intake) noexcept { intake_.store(intake); }
 
+    void set_limits(limits l);
+    /// Keeps the owners' pending counts and the claim head current: call it with every change
+    /// of the tasks collection, from any process (the change log), in log order.
+    void observe(const change& ch);
+    /// The owner key of a submission: the user's id, or "" for an anonymous caller.
+    static std::string owner_key(const task_submission& t);
+    /// Pending tasks of `owner` as this process knows them (loaded from the store at first use).
+    result<std::int64_t> pending_of(const std::string& owner);
+
     /// Stores a new pending task and wakes waiting workers. Returns the stored task.
-    /// Problems: 400 for an empty kind or max_attempts < 1; store problems (503 when closed).
+    /// Problems: 400 for an empty kind or max_attempts < 1; 429 (extra member retry_after)
+    /// when the owner holds limits::max_pending_* pending tasks; store problems (503 when
+    /// closed).
     result<json::object> submit(const task_submission& t);
     /// As submit(), without blocking: `done` runs on the store's completion thread after commit.
     /// When the intake reserves a worker, the task is stored running under it and handed over.
@@ -128,7 +157,7 @@ public:
     /// with an idempotency record). Call notify() after that transaction commits. `claimed`:
     /// store it running under that worker instead (attempt 1, started and lease set).
     static result<json::object> submit_in(write_txn& txn, const task_submission& t, std::int64_t now,
-                                          const claim_slot* claimed = nullptr);
+                                          const claim_slot* claimed = nullptr, std::int64_t fair = 0);
 
     /// Claims the oldest eligible pending task (not_before <= now, ordered by not_before then
     /// id) whose kind is in `kinds` (empty = any kind): it becomes running with attempt + 1,
@@ -219,8 +248,26 @@ private:
     mutate_fn cancelling(std::int64_t at) const;
     mutate_fn releasing(std::int64_t at) const;
 
+    /// Admits a submission of `owner` (429 over its limit) and returns its claim key; sets
+    /// `admitted`. `inflight` counts it until settled() (its write is done).
+    result<std::int64_t> admit_in(write_txn& txn, const std::string& owner, bool& admitted);
+    void settled(const std::string& owner, bool stored);
+    result<void> load_owner_in(write_txn& txn, const std::string& owner);
+
+    struct owner_load {
+        std::int64_t pending = 0;   ///< pending tasks in the store (as of the log seen)
+        std::int64_t inflight = 0;  ///< admitted submissions whose write is not done
+        std::int64_t unseen = 0;    ///< stored submissions whose create the log has not shown yet
+        std::int64_t last = 0;      ///< highest claim key given to or seen for the owner
+    };
+
     store& store_;
     options options_;
+    mutable std::mutex fair_mu_;
+    limits limits_;
+    std::unordered_map<std::string, owner_load> owners_;
+    std::int64_t head_ = 0;
+    bool head_loaded_ = false;
     std::atomic<task_intake*> intake_{nullptr};
     mutable std::mutex wake_mu_;
     std::condition_variable wake_cv_;

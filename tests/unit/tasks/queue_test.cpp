@@ -61,8 +61,8 @@ TEST(tasks_collection_test, is_a_valid_owned_collection_with_indexes) {
                       "not_before", "lease_until", "worker", "cancel_requested", "timeout_ms"})
         EXPECT_NE(c.find_field(name), nullptr) << name;
     EXPECT_TRUE(c.find_field("kind")->required);
-    // Claims read the due tasks in (not_before, id) order straight from this index.
-    EXPECT_NE(std::find(c.indexes.begin(), c.indexes.end(), std::vector<std::string>{"state", "not_before", "id"}),
+    // Claims read the due tasks in (fair, id) order straight from this index.
+    EXPECT_NE(std::find(c.indexes.begin(), c.indexes.end(), std::vector<std::string>{"state", "fair", "id"}),
               c.indexes.end());
 }
 
@@ -452,6 +452,131 @@ TEST_F(queue_test, submit_async_calls_back_after_commit) {
     auto r = f.get();
     ASSERT_TRUE(r.has_value());
     EXPECT_TRUE(queue_.get(id_of(*r))->has_value());
+}
+
+
+// The owners' pending counts and the claim head follow the change log, as the app feeds them.
+class fair_queue_test : public queue_test {
+protected:
+    void feed() {
+        std::promise<std::vector<change>> got;
+        ts_.db->read([&](read_txn& t) {
+            auto r = t.changes_after(seen_, 10000);
+            got.set_value(r ? std::move(*r) : std::vector<change>{});
+        });
+        for (auto& ch : got.get_future().get()) {
+            seen_ = ch.seq;
+            queue_.observe(ch);
+        }
+    }
+    json::object submit_as(const std::string& user) {
+        auto s = submission("k", json::object{{"n", 1}});
+        s.who.user_id = user;
+        auto r = queue_.submit(s);
+        EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().detail);
+        feed();
+        return r ? *r : json::object{};
+    }
+    std::string claim_one() {
+        auto t = claim();
+        feed();
+        return std::string(get_string(t, "owner"));
+    }
+    std::int64_t seen_ = 0;
+};
+
+TEST_F(fair_queue_test, owners_with_waiting_tasks_take_turns) {
+    for (int i = 0; i < 20; ++i) submit_as("big");
+    submit_as("small");
+    // The small owner's one task is not behind the big owner's twenty.
+    std::vector<std::string> order;
+    for (int i = 0; i < 2; ++i) order.push_back(claim_one());
+    EXPECT_NE(std::find(order.begin(), order.end(), "small"), order.end());
+    for (int i = 0; i < 5; ++i) claim_one();
+    // A newcomer after claims started is taken next or right after, not after the backlog.
+    submit_as("late");
+    order.clear();
+    for (int i = 0; i < 2; ++i) order.push_back(claim_one());
+    EXPECT_NE(std::find(order.begin(), order.end(), "late"), order.end());
+    // Two owners with backlogs alternate.
+    for (int i = 0; i < 4; ++i) submit_as("other");
+    order.clear();
+    for (int i = 0; i < 8; ++i) order.push_back(claim_one());
+    EXPECT_GE(std::count(order.begin(), order.end(), "other"), 3);
+    EXPECT_GE(std::count(order.begin(), order.end(), "big"), 3);
+}
+
+TEST_F(fair_queue_test, the_order_survives_a_new_queue_on_the_same_store) {
+    for (int i = 0; i < 10; ++i) submit_as("big");
+    for (int i = 0; i < 3; ++i) claim_one();
+    // Another process (or a restart): it learns the head and the owner's last key from the store.
+    task_queue other(*ts_.db, opts());
+    auto s = submission("k", json::object{{"n", 1}});
+    s.who.user_id = "fresh";
+    ASSERT_TRUE(other.submit(s));
+    auto b = submission("k", json::object{{"n", 1}});
+    b.who.user_id = "big";
+    auto more = other.submit(b);
+    ASSERT_TRUE(more);
+    feed();
+    std::vector<std::string> order;
+    for (int i = 0; i < 2; ++i) order.push_back(claim_one());
+    EXPECT_NE(std::find(order.begin(), order.end(), "fresh"), order.end());
+    // The big owner's new task stays behind its own backlog.
+    EXPECT_GT(get_int(*more, "fair").value_or(0), 10 - 1);
+}
+
+TEST_F(fair_queue_test, a_retry_goes_behind_the_queued_tasks) {
+    auto first = submit_as("u1");
+    auto t = claim();
+    ASSERT_EQ(id_of(t), id_of(first));
+    ASSERT_TRUE(queue_.fail(id_of(t), "w1", problem::internal("flaky"), true));
+    feed();
+    auto second = submit_as("u1");
+    clock_ += 60'000;  // the retry is due
+    EXPECT_EQ(id_of(claim()), id_of(second));
+    EXPECT_EQ(id_of(claim()), id_of(first));
+}
+
+TEST_F(fair_queue_test, an_owner_over_its_pending_limit_gets_429_until_its_tasks_are_taken) {
+    queue_.set_limits({3, 2});
+    for (int i = 0; i < 3; ++i) submit_as("u1");
+    auto s = submission("k", json::object{{"n", 1}});
+    s.who.user_id = "u1";
+    auto over = queue_.submit(s);
+    ASSERT_FALSE(over);
+    EXPECT_EQ(over.error().status, 429);
+    EXPECT_EQ(over.error().extra.at("retry_after"), 1);
+    EXPECT_EQ(*queue_.pending_of("u1"), 3);
+    // Other owners are not affected.
+    submit_as("u2");
+    // Anonymous callers have their own limit.
+    auto anon = submission("k", json::object{{"n", 1}});
+    anon.who.user_id.clear();
+    EXPECT_TRUE(queue_.submit(anon));
+    EXPECT_TRUE(queue_.submit(anon));
+    auto anon_over = queue_.submit(anon);
+    ASSERT_FALSE(anon_over);
+    EXPECT_EQ(anon_over.error().status, 429);
+    feed();
+    // Once one of u1's tasks is claimed, u1 may submit again.
+    for (int i = 0; i < 6 && *queue_.pending_of("u1") == 3; ++i) claim_one();
+    EXPECT_LT(*queue_.pending_of("u1"), 3);
+    EXPECT_TRUE(queue_.submit(s));
+}
+
+TEST_F(fair_queue_test, a_limited_async_submission_answers_429_and_stores_nothing) {
+    queue_.set_limits({1, 1});
+    submit_as("u1");
+    auto s = submission("k", json::object{{"n", 1}});
+    s.who.user_id = "u1";
+    std::promise<result<json::object>> got;
+    queue_.submit_async(s, [&](result<json::object> r) { got.set_value(std::move(r)); });
+    auto r = got.get_future().get();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().status, 429);
+    feed();
+    EXPECT_EQ(*queue_.pending_of("u1"), 1);
 }
 
 }  // namespace
