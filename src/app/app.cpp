@@ -129,7 +129,7 @@ result<void> app::impl::build_registry() {
 
 result<void> app::impl::open_services() {
     if (auto r = build_registry(); !r) return r;
-    auto opened = open_store(cfg.storage.url, &log, cfg.storage.readers);
+    auto opened = open_store(cfg.storage.url, &log, cfg.storage.readers, cfg.storage.max_size);
     if (!opened) return std::move(opened).error();
     db = std::move(opened).value();
     auto collections = reg.collections();

@@ -107,7 +107,7 @@ int run_users(logger& log, const config& cfg, const users_commands& cmd, const s
               bool password_stdin) {
     const CLI::App& create = *cmd.create;
     const CLI::App& passwd = *cmd.passwd;
-    auto opened = open_store(cfg.storage.url, &log, cfg.storage.readers);
+    auto opened = open_store(cfg.storage.url, &log, cfg.storage.readers, cfg.storage.max_size);
     if (!opened) return fail(log, "cannot open storage", opened.error());
     auto db = std::move(opened).value();
     if (auto plan = db->migrate({&users_collection(), &tokens_collection()}, false, false); !plan) {

@@ -188,6 +188,8 @@ const setting k_settings[] = {
      [](config& c, parsed_value&& v) { c.storage.url = std::move(v.text); }},
     {"storage", "readers", kind::count, 0, 64,
      [](config& c, parsed_value&& v) { c.storage.readers = v.number; }},
+    {"storage", "max_size", kind::size, 0, 0,
+     [](config& c, parsed_value&& v) { c.storage.max_size = v.number; }},
 
     {"realtime", "history", kind::count, 0, k_unbounded,
      [](config& c, parsed_value&& v) { c.realtime.history = v.number; }},

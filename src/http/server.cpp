@@ -513,7 +513,10 @@ private:
         switch (match.kind) {
             case route_kind::health: {
                 const bool draining = state_->draining.load();
-                json::object body{{"status", draining ? "draining" : "ok"}};
+                // Still serving reads while the storage is full: 200, "degraded", and why.
+                const auto storage = state_->a.db().condition();
+                json::object body{{"status", draining ? "draining" : storage == "ok" ? "ok" : "degraded"}};
+                if (storage != "ok") body["storage"] = storage;
                 return respond(id, http_detail::render_json(draining ? 503 : 200, body));
             }
             case route_kind::metrics: {

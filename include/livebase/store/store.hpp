@@ -130,6 +130,9 @@ public:
     /// the group's `done` callbacks; or from a backend's watcher of other processes). One
     /// listener; set before writes start. Used by the realtime hub.
     virtual void on_commit(std::function<void(std::int64_t last_seq)> fn) = 0;
+    /// "ok", or "full" while writes are refused for lack of space (507; SQLite: the disk or
+    /// storage.max_size), for the health check. Thread-safe.
+    virtual std::string_view condition() const noexcept { return "ok"; }
 
     /// Called when another process may have made a task pending (PostgreSQL: a NOTIFY from the
     /// committing node), so idle workers claim it at once instead of at their next poll. One
@@ -151,6 +154,9 @@ struct sqlite_options {
     std::size_t readers = 2;                ///< reader threads (each with its own connection)
     std::size_t max_batch = 256;            ///< writes per group commit
     logger* log = nullptr;                  ///< storage errors are logged here when set; must outlive the store
+    /// Largest database file in bytes (PRAGMA max_page_count); 0: no limit but the disk's.
+    /// Writes past it fail as on a full disk (507).
+    std::uint64_t max_size = 0;
 };
 
 /// Opens (creating directories and file as needed) a SQLite store in WAL mode.
@@ -174,6 +180,8 @@ std::string redacted_storage_url(std::string_view url);
 /// Parses `storage.url`: "sqlite:path" (relative to the working directory) or
 /// "postgresql://..." and opens it. Unsupported schemes -> problem. `log` as in sqlite_options;
 /// `readers`: reader connections, 0 for the backend's default (sqlite_options, postgres_options).
-result<std::unique_ptr<store>> open_store(std::string_view url, logger* log = nullptr, std::size_t readers = 0);
+/// `max_size`: sqlite_options::max_size (SQLite only).
+result<std::unique_ptr<store>> open_store(std::string_view url, logger* log = nullptr, std::size_t readers = 0,
+                                          std::uint64_t max_size = 0);
 
 }  // namespace livebase

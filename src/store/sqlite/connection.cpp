@@ -95,14 +95,60 @@ connection::~connection() {
 
 std::string connection::error_message() const { return db_ ? sqlite3_errmsg(db_) : "no connection"; }
 
+namespace {
+
+problem with_retry(problem p, std::int64_t seconds) {
+    p.extra["retry_after"] = seconds;
+    return p;
+}
+
+}  // namespace
+
 problem connection::fail(std::string_view what, std::string_view sql) {
-    if (log_) {
-        json::object fields{{"error", error_message()},
-                            {"code", sqlite3_extended_errcode(db_)}};
+    const int code = sqlite3_extended_errcode(db_);
+    bool log_it = true;
+    problem p = problem::internal();
+    switch (code & 0xff) {
+        case SQLITE_FULL:
+            // Once per episode: every write fails alike until space returns (wrote()).
+            log_it = !full_.exchange(true);
+            what = "storage full: writes are refused until space is freed";
+            p = with_retry(problem::make(507, "/problems/storage-full", "Storage full",
+                                         "The server's storage is full. Reads work; writes resume when "
+                                         "space is freed."),
+                           30);
+            break;
+        case SQLITE_IOERR:
+            p = with_retry(problem::make(503, "/problems/storage-unavailable", "Storage unavailable",
+                                         "The server cannot read or write its storage now."),
+                           5);
+            break;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+            p = with_retry(problem::unavailable("The database is busy."), 1);
+            break;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+            what = "the database file is damaged (restore it from a backup; see docs/operations.md)";
+            p = with_retry(problem::make(503, "/problems/storage-damaged", "Storage damaged",
+                                         "The server's database is damaged."),
+                           60);
+            break;
+        default:
+            break;
+    }
+    if (log_ && log_it) {
+        json::object fields{{"error", error_message()}, {"code", code}};
         if (!sql.empty()) fields["sql"] = sql;
         log_->error(what, fields);
     }
-    return problem::internal();
+    last_failure_ = p;
+    return p;
+}
+
+void connection::wrote() {
+    if (full_.load(std::memory_order_relaxed) && full_.exchange(false) && log_)
+        log_->info("storage has room again: writes resume", {});
 }
 
 result<void> connection::exec(std::string_view sql) {

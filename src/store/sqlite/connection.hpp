@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <atomic>
 #include <list>
 #include <memory>
 #include <optional>
@@ -96,9 +97,17 @@ public:
     std::int64_t changes() const noexcept { return sqlite3_changes64(db_); }
     std::int64_t last_insert_rowid() const noexcept { return sqlite3_last_insert_rowid(db_); }
 
-    /// Logs `what` with the current SQLite error and returns problem::internal() (no internals
-    /// reach clients).
+    /// Logs `what` with the current SQLite error and returns the problem clients see (no
+    /// internals): 507 with retry_after when the disk or storage.max_size is full (logged once
+    /// per episode, see full()), 503 with retry_after for I/O errors, a busy database and a
+    /// damaged file, else 500.
     problem fail(std::string_view what, std::string_view sql = {});
+    /// The problem of the last fail() (500 when none).
+    const problem& last_failure() const noexcept { return last_failure_; }
+    /// True from a write refused for lack of space until a write commits again (wrote()).
+    bool full() const noexcept { return full_.load(std::memory_order_relaxed); }
+    /// A write transaction committed: ends a storage-full episode (logged).
+    void wrote();
 
 private:
     connection(sqlite3* db, logger* log) noexcept : db_(db), log_(log) {}
@@ -108,6 +117,8 @@ private:
 
     sqlite3* db_;
     logger* log_;
+    problem last_failure_ = problem::internal();
+    std::atomic<bool> full_{false};
     lru_list lru_;  // most recently used first
     std::unordered_map<std::string_view, lru_list::iterator> cache_;
 };

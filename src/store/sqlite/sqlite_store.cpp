@@ -68,10 +68,13 @@ public:
     void undo_to(std::int64_t mark) override { txn_.set_last_appended(mark); }
     result<std::int64_t> commit(std::int64_t committed) override {
         if (auto r = conn_->run(k_commit); !r) return std::move(r).error();
+        conn_->wrote();
         return std::max(committed, txn_.last_appended());
     }
     void rollback() override { (void)conn_->run(k_rollback); }
-    problem lost() const override { return problem::internal(); }
+    // The transaction is gone: its writes fail with the reason that ended it (507 for a full
+    // disk, 503 for I/O errors), 500 otherwise.
+    problem lost() const override { return conn_->last_failure(); }
 
 private:
     std::unique_ptr<connection> conn_;
@@ -98,11 +101,14 @@ public:
                  std::vector<std::unique_ptr<store_detail::session>> readers,
                  std::unique_ptr<connection> watcher, std::int64_t last_seq)
         : store_core(options.log, limits_of(options), last_seq), watcher_conn_(std::move(watcher)) {
+        writer_conn_ = &static_cast<sqlite_session&>(*writer).conn();
         start(std::move(writer), std::move(readers));
         watcher_ = std::thread([this] { watch(); });
     }
 
     ~sqlite_store() override { close(); }
+
+    std::string_view condition() const noexcept override { return writer_conn_->full() ? "full" : "ok"; }
 
 protected:
     result<migration_plan> migrate_on(store_detail::session& s, const std::vector<const collection_def*>& collections,
@@ -122,6 +128,8 @@ protected:
     }
 
 private:
+    connection* writer_conn_ = nullptr;  // owned by the writer session (the core's)
+
     static store_detail::core_limits limits_of(const sqlite_options& o) {
         store_detail::core_limits l;
         l.max_batch = o.max_batch;
@@ -183,6 +191,13 @@ result<std::unique_ptr<store>> open_sqlite_store(const sqlite_options& options) 
     auto writer = connection::open(options.path, /*query_only=*/false, options.log);
     if (!writer) return std::move(writer).error();
     if (auto r = check_wal(**writer, options.path); !r) return std::move(r).error();
+    if (options.max_size > 0) {
+        auto cur = (*writer)->prepare("PRAGMA page_size");
+        if (!cur) return std::move(cur).error();
+        const std::int64_t page = cur->step() == SQLITE_ROW ? cur->column_int(0) : 4096;
+        const auto pages = std::max<std::uint64_t>(options.max_size / static_cast<std::uint64_t>(std::max<std::int64_t>(page, 512)), 16);
+        if (auto r = (*writer)->exec("PRAGMA max_page_count = " + std::to_string(pages)); !r) return std::move(r).error();
+    }
     if (auto r = sqlite::create_system_tables(**writer); !r) return std::move(r).error();
     auto last = read_last_seq(**writer);
     if (!last) return std::move(last).error();
