@@ -129,7 +129,8 @@ result<void> app::impl::build_registry() {
 
 result<void> app::impl::open_services() {
     if (auto r = build_registry(); !r) return r;
-    auto opened = open_store(cfg.storage.url, &log, cfg.storage.readers, cfg.storage.max_size);
+    auto opened = open_store(cfg.storage.url, &log, cfg.storage.readers, cfg.storage.max_size,
+                             cfg.storage.quick_check ? integrity_check::quick : integrity_check::off);
     if (!opened) return std::move(opened).error();
     db = std::move(opened).value();
     auto collections = reg.collections();

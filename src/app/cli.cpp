@@ -216,6 +216,8 @@ int app::main(int argc, char** argv) {
     cli.add_subcommand("serve", "Serve HTTP and run in-process task workers (default)");
     auto* worker = cli.add_subcommand("worker", "Run task workers only (scale-out)");
     auto* check = cli.add_subcommand("check", "Validate the configuration and database, print the plan");
+    bool full_check = false;
+    check->add_flag("--full", full_check, "Check every page of a SQLite database (PRAGMA integrity_check; slower)");
     auto* migrate = cli.add_subcommand("migrate", "Apply the database plan");
     migrate->add_flag("--allow-destructive", allow_destructive, "Allow dropping or retyping fields (loses their data)");
     auto* users = cli.add_subcommand("users", "Manage users: create, passwd, disable, enable, promote, demote, delete, list");
@@ -287,7 +289,10 @@ int app::main(int argc, char** argv) {
             std::cout << "database " << *file << " does not exist yet; serve or migrate creates it\n";
             url = "sqlite:" + (scratch->path / "check.db").string();
         }
-        auto db = open_store(url, &s.log);
+        // `check` checks a SQLite file's pages too (quick_check; integrity_check with --full).
+        auto db = open_store(url, &s.log, 0, 0,
+                             check->parsed() ? (full_check ? integrity_check::full : integrity_check::quick)
+                                             : integrity_check::off);
         if (!db) return fail(s.log, "cannot open storage", db.error());
         auto collections = s.reg.collections();
         collections.push_back(&tasks_collection());

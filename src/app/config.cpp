@@ -190,6 +190,8 @@ const setting k_settings[] = {
      [](config& c, parsed_value&& v) { c.storage.readers = v.number; }},
     {"storage", "max_size", kind::size, 0, 0,
      [](config& c, parsed_value&& v) { c.storage.max_size = v.number; }},
+    {"storage", "quick_check", kind::boolean, 0, 0,
+     [](config& c, parsed_value&& v) { c.storage.quick_check = v.flag; }},
 
     {"realtime", "history", kind::count, 0, k_unbounded,
      [](config& c, parsed_value&& v) { c.realtime.history = v.number; }},

@@ -30,7 +30,7 @@ result<json::value> store::write_sync(write_fn fn) {
 std::string redacted_storage_url(std::string_view url) { return pg::redact_url(url); }
 
 result<std::unique_ptr<store>> open_store(std::string_view url, logger* log, std::size_t readers,
-                                          std::uint64_t max_size) {
+                                          std::uint64_t max_size, integrity_check check) {
     constexpr std::string_view sqlite_prefix = "sqlite:";
     if (url.substr(0, sqlite_prefix.size()) == sqlite_prefix) {
         auto path = url.substr(sqlite_prefix.size());
@@ -42,6 +42,7 @@ result<std::unique_ptr<store>> open_store(std::string_view url, logger* log, std
         options.log = log;
         if (readers > 0) options.readers = readers;
         options.max_size = max_size;
+        options.check = check;
         return open_sqlite_store(options);
     }
     if (url.substr(0, 13) == "postgresql://" || url.substr(0, 11) == "postgres://") {

@@ -272,3 +272,37 @@ TEST_F(cli_users, leaves_other_tables_alone) {
 }
 
 }  // namespace
+
+namespace {
+
+// A damaged SQLite file is found by `check` (exit 1, the damage named) and refused by `serve`
+// (it does not start on it), instead of serving 500s and writing into a malformed file.
+TEST_F(cli_users, check_finds_a_damaged_database_and_serve_refuses_it) {
+    for (auto name : {"alice", "bob", "carol"})
+        ASSERT_EQ(users({"create", name, "--password-stdin"}, "a good password\n").status, 0);
+    auto ok = run(d, {"-c", cfg, "check"});
+    ASSERT_EQ(ok.status, 0) << ok.err;
+    auto full_ok = run(d, {"-c", cfg, "check", "--full"});
+    ASSERT_EQ(full_ok.status, 0) << full_ok.err;
+
+    // Garbage over every page after the first (the file header and the schema stay readable).
+    const auto size = std::filesystem::file_size(db_path);
+    ASSERT_GT(size, 8192u);
+    {
+        std::fstream f(db_path, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(4096);
+        const std::string junk(size - 4096, '\xA5');
+        f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+    }
+    auto bad = run(d, {"-c", cfg, "check"});
+    EXPECT_EQ(bad.status, 1) << bad.out << bad.err;
+    EXPECT_NE(bad.err.find("damaged"), std::string::npos) << bad.err;
+    {
+        std::ofstream(cfg, std::ios::app) << "\n[server]\nlisten = \"127.0.0.1:0\"\n";
+    }
+    auto serve = run(d, {"-c", cfg, "serve"});
+    EXPECT_EQ(serve.status, 1) << serve.err;
+    EXPECT_NE(serve.err.find("damaged"), std::string::npos) << serve.err;
+}
+
+}  // namespace

@@ -44,6 +44,7 @@ struct storage_options {
     std::string url = "sqlite:data/livebase.db";
     std::size_t readers = 0;  ///< reader connections; 0: SQLite 2, PostgreSQL 4
     std::uint64_t max_size = 0;  ///< SQLite: largest database file in bytes; 0: no limit
+    bool quick_check = true;     ///< SQLite: PRAGMA quick_check when serve/worker open the file
 };
 
 struct realtime_options {

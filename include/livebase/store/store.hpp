@@ -149,6 +149,9 @@ public:
     result<json::value> write_sync(write_fn fn);
 };
 
+/// How thoroughly a SQLite file is checked when it is opened.
+enum class integrity_check { off, quick, full };
+
 struct sqlite_options {
     std::string path = "data/livebase.db";  ///< ":memory:" is not supported (readers need a file)
     std::size_t readers = 2;                ///< reader threads (each with its own connection)
@@ -157,6 +160,9 @@ struct sqlite_options {
     /// Largest database file in bytes (PRAGMA max_page_count); 0: no limit but the disk's.
     /// Writes past it fail as on a full disk (507).
     std::uint64_t max_size = 0;
+    /// Checked when opened: PRAGMA quick_check, or integrity_check (full); a damaged file
+    /// fails the open with a 503 storage-damaged problem naming what the check found.
+    integrity_check check = integrity_check::off;
 };
 
 /// Opens (creating directories and file as needed) a SQLite store in WAL mode.
@@ -180,8 +186,8 @@ std::string redacted_storage_url(std::string_view url);
 /// Parses `storage.url`: "sqlite:path" (relative to the working directory) or
 /// "postgresql://..." and opens it. Unsupported schemes -> problem. `log` as in sqlite_options;
 /// `readers`: reader connections, 0 for the backend's default (sqlite_options, postgres_options).
-/// `max_size`: sqlite_options::max_size (SQLite only).
+/// `max_size`, `check`: as in sqlite_options (SQLite only).
 result<std::unique_ptr<store>> open_store(std::string_view url, logger* log = nullptr, std::size_t readers = 0,
-                                          std::uint64_t max_size = 0);
+                                          std::uint64_t max_size = 0, integrity_check check = integrity_check::off);
 
 }  // namespace livebase

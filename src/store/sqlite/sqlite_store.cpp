@@ -177,6 +177,28 @@ result<void> check_wal(connection& conn, const std::string& path) {
 
 }  // namespace
 
+// PRAGMA quick_check / integrity_check: "ok", or rows naming what is damaged.
+result<void> check_integrity(connection& conn, const std::string& path, bool full, logger* log) {
+    const std::string sql = full ? "PRAGMA integrity_check(20)" : "PRAGMA quick_check(20)";
+    auto cur = conn.prepare(sql);
+    if (!cur) return std::move(cur).error();
+    std::string found;
+    int rc;
+    while ((rc = cur->step()) == SQLITE_ROW) {
+        auto line = cur->column_text(0);
+        if (line == "ok") continue;
+        if (!found.empty()) found += "; ";
+        found += line;
+    }
+    if (rc != SQLITE_DONE) return conn.fail("the database check failed", sql);
+    if (found.empty()) return {};
+    if (found.size() > 1000) found = found.substr(0, 1000) + "...";
+    if (log) log->error("the database file is damaged", {{"path", path}, {"check", full ? "integrity_check" : "quick_check"}, {"found", found}});
+    return problem::make(503, "/problems/storage-damaged", "Storage damaged",
+                         "The database file " + path + " is damaged (" + found +
+                             "). Restore it from a backup (docs/operations.md).");
+}
+
 result<std::unique_ptr<store>> open_sqlite_store(const sqlite_options& options) {
     if (options.path.empty() || options.path == ":memory:" || options.path.rfind("file:", 0) == 0)
         return problem::bad_request("The SQLite store needs a file path, not \"" + options.path + "\".");
@@ -191,6 +213,10 @@ result<std::unique_ptr<store>> open_sqlite_store(const sqlite_options& options) 
     auto writer = connection::open(options.path, /*query_only=*/false, options.log);
     if (!writer) return std::move(writer).error();
     if (auto r = check_wal(**writer, options.path); !r) return std::move(r).error();
+    if (options.check != integrity_check::off) {
+        auto r = check_integrity(**writer, options.path, options.check == integrity_check::full, options.log);
+        if (!r) return std::move(r).error();
+    }
     if (options.max_size > 0) {
         auto cur = (*writer)->prepare("PRAGMA page_size");
         if (!cur) return std::move(cur).error();
