@@ -64,6 +64,8 @@ TEST(ws_codec, bad_frames_get_400_on_the_error_stream) {
         std::string("{\"stream\":\"c\xff\",\"payload\":{\"action\":\"list\"}}"),  // bad UTF-8
         std::string(200, '[') + std::string(200, ']'),                            // too deep
         R"({"stream":"cars","payload":{"action":"list"}} trailing)",
+        R"({"stream":"cars","stream":"tasks","payload":{"action":"list"}})",  // repeated key
+        R"({"stream":"cars","payload":{"action":"list","data":{"limit":1,"limit":500}}})",
     };
     for (const auto& text : bad) {
         auto f = decode_frame(text);
