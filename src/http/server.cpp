@@ -56,6 +56,13 @@
 // - Live queries: a list with `observe=<subscriber>` registers the query on that WebSocket
 //   through the hub and answers 200 {"count", "results", "observer", "seq"} (no page links: the
 //   window moves). Unknown subscriber (or no hub) -> 404. It never runs as a task.
+// - The client's address (throttles, login attempts, op.client_ip, the WebSocket it upgrades
+//   to) is the peer's, unless the peer is one of opts.trusted_proxies: then X-Forwarded-For
+//   names it (resolve_client_address) and X-Forwarded-Proto: https makes the request https
+//   (Secure cookie, the Origin check's scheme). opts.secure_cookie makes every request https.
+// - /metrics answers 401 without `Authorization: Bearer <opts.metrics_token>` when one is set.
+// - A cookie-only GET that api::has_effects() from another site (Origin, else Sec-Fetch-Site
+//   cross-site/same-site) is refused with 403 before it runs.
 // - WebSocket upgrades (set_upgrade_handler): the upgrade request is the connection's last
 //   HTTP request; bytes after it belong to the WebSocket. Its slot waits its turn like any
 //   response, then the connection is handed over instead of written to.
@@ -291,6 +298,7 @@ public:
         error_code ec;
         auto peer = stream_.socket().remote_endpoint(ec);
         if (!ec) peer_ip_ = peer.address().to_string();
+        peer_ip_ = canonical_address(peer_ip_).value_or(peer_ip_);  // "::ffff:1.2.3.4" -> IPv4
     }
 
     ~session() {
@@ -778,7 +786,7 @@ private:
     void resolve_client(const bhttp::request<bhttp::string_body>& req, slot& s) const {
         const auto& trusted = state_->trusted;
         if (trusted.empty() || !trusted.contains(peer_ip_)) {
-            s.client = canonical_address(peer_ip_).value_or(peer_ip_);
+            s.client = peer_ip_;
             return;
         }
         std::vector<std::string_view> xff;

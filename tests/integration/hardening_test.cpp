@@ -189,7 +189,7 @@ TEST_F(hardening, usernames_are_unique_ignoring_case_and_blank_passwords_are_ref
                           R"({"username":"Carol"})", admin);
     EXPECT_EQ(same.status, 200) << same.body;  // a user's own name in another case
 
-    for (const std::string pw : {std::string(12, ' '), std::string(9, '\0'), std::string(" \t \n    ")}) {
+    for (const std::string& pw : {std::string(12, ' '), std::string(9, '\0'), std::string(" \t \n    ")}) {
         json::object body{{"username", "dave"}, {"password", pw}};
         auto r = c.post("/api/users", body, admin);
         EXPECT_EQ(r.status, 400) << r.body;
