@@ -162,6 +162,29 @@ TEST_F(hardening, a_cross_site_get_with_only_the_cookie_starts_no_task) {
               200);
 }
 
+TEST_F(hardening, text_that_is_not_utf8_never_reaches_a_task) {
+    const auto token = token_of("alice", "alice password");
+    auto c = client();
+    const header_list bearer{{"Authorization", "Bearer " + token}};
+    for (const char* target : {"/api/report?x=%FF", "/api/report?%C3%28=1", "/api/report/%FF"}) {
+        auto r = c.get(target, bearer);
+        EXPECT_EQ(r.status, 400) << target << " " << r.body;
+        EXPECT_TRUE(valid_utf8(r.body)) << target;
+    }
+    auto keyed = c.get("/api/report", {{"Authorization", "Bearer " + token},
+                                        {"Idempotency-Key", "k\xff\xfe"}});
+    EXPECT_EQ(keyed.status, 400) << keyed.body;
+    auto tasks = c.get("/api/tasks", bearer);
+    ASSERT_EQ(tasks.status, 200) << tasks.body;
+    EXPECT_EQ(obj(tasks.json())["count"], 0) << tasks.body;
+    // Valid text still runs, and the echo it stores reads back.
+    EXPECT_EQ(c.get("/api/report?x=%C3%A9", bearer).status, 202);
+    auto after = c.get("/api/tasks", bearer);
+    ASSERT_EQ(after.status, 200);
+    EXPECT_TRUE(valid_utf8(after.body));
+    EXPECT_EQ(obj(after.json())["count"], 1) << after.body;
+}
+
 TEST_F(hardening, metrics_need_the_metrics_token) {
     auto c = client();
     EXPECT_EQ(c.get("/metrics").status, 401);
