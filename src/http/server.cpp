@@ -13,8 +13,9 @@
 //   and the connection closed: the byte stream can no longer be trusted. So are framing faults
 //   found in the header before the body is read (http_detail::check_framing): an HTTP/1.1
 //   request without exactly one Host (400), a Transfer-Encoding whose final coding is not
-//   `chunked` (400) or with another coding before it (501), and Transfer-Encoding on HTTP/1.0. A request-target over max_uri (414) keeps the connection.
-//   A target longer than max_header as well gets 431 (the header limit trips first).
+//   `chunked` (400) or with another coding before it (501), and Transfer-Encoding on HTTP/1.0
+//   (400). A request-target over max_uri (414) keeps the connection. A target longer than
+//   max_header as well gets 431 (the header limit trips first).
 // - After its last response the server half-closes and discards the peer's unread bytes for a
 //   short while (lingering close) so that the response is not lost to a TCP reset.
 // - Over max_connections: 503 + Retry-After: 1 written at once, without reading the request (so
