@@ -18,8 +18,8 @@ const char* k_extra = R"(
 [auth]
 throttle.anonymous = "unlimited"
 throttle.user = "unlimited"
-throttle.login = "5/min"
-throttle.login_address = "20/min"
+throttle.login = "5/h"
+throttle.login_address = "20/h"
 
 [tasks]
 workers = 1
@@ -80,7 +80,7 @@ TEST_F(hardening, guesses_from_many_addresses_do_not_lock_the_owner_out) {
         EXPECT_EQ(r.status, 401) << i << r.body;
     }
     EXPECT_EQ(login(c, "alice", "alice password", "203.0.113.7").status, 200);
-    // From one address, guesses at one account are limited (5/min).
+    // From one address, guesses at one account are limited (5/h).
     int status = 0;
     for (int i = 0; i < 8 && status != 429; ++i)
         status = login(c, "alice", "guess", "198.51.100.50").status;
@@ -96,7 +96,7 @@ TEST_F(hardening, one_address_hammering_does_not_block_other_addresses) {
     for (; sent < 30 && status != 429; ++sent)
         status = login(c, "user" + std::to_string(sent), "some password", "198.51.100.99").status;
     EXPECT_EQ(status, 429);
-    EXPECT_EQ(sent, 21);  // throttle.login_address = 20/min
+    EXPECT_EQ(sent, 21);  // throttle.login_address = 20/h (refills take minutes)
     EXPECT_FALSE(login(c, "alice", "alice password", "198.51.100.99").header("Retry-After").empty());
     EXPECT_EQ(login(c, "alice", "alice password", "198.51.100.100").status, 200);
     // A chain of proxies: the address the nearest untrusted hop reports is the client's.
