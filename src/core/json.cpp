@@ -5,6 +5,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <deque>
+#include <memory>
 #include <unordered_set>
 #include <vector>
 
@@ -27,14 +29,23 @@ std::optional<json::value> parse_json(std::string_view text, std::size_t max_dep
 namespace {
 
 /// A SAX pass that only looks for an object repeating a key (json::parser keeps the last).
+/// The keys of the open objects sit in one stack (a deque: references stay valid while it
+/// grows); an object's first keys are compared one by one, a larger object's through a hash
+/// set, so neither small nor huge objects cost much.
 struct duplicate_finder {
     static constexpr std::size_t max_array_size = std::size_t(-1);
     static constexpr std::size_t max_object_size = std::size_t(-1);
     static constexpr std::size_t max_string_size = std::size_t(-1);
     static constexpr std::size_t max_key_size = std::size_t(-1);
+    static constexpr std::size_t k_linear = 16;  ///< keys compared one by one before hashing
 
-    std::vector<std::unordered_set<std::string>> objects;  // the keys of each open object
-    std::string key;
+    struct open_object {
+        std::size_t first;  ///< index of its first key in `keys`
+        std::unique_ptr<std::unordered_set<std::string_view>> seen;  ///< past k_linear keys
+    };
+    std::deque<std::string> keys;
+    std::vector<open_object> objects;
+    std::string part;  ///< a key arriving in pieces
     std::optional<std::string> duplicate;
 
     using error_code = boost::system::error_code;
@@ -44,28 +55,46 @@ struct duplicate_finder {
     bool on_array_begin(error_code&) { return true; }
     bool on_array_end(std::size_t, error_code&) { return true; }
     bool on_object_begin(error_code&) {
-        objects.emplace_back();
+        objects.push_back({keys.size(), nullptr});
         return true;
     }
     bool on_object_end(std::size_t, error_code&) {
+        keys.resize(objects.back().first);
         objects.pop_back();
         return true;
     }
     bool on_string_part(string_view, std::size_t, error_code&) { return true; }
     bool on_string(string_view, std::size_t, error_code&) { return true; }
     bool on_key_part(string_view s, std::size_t, error_code&) {
-        key.append(s.data(), s.size());
+        part.append(s.data(), s.size());
         return true;
     }
     bool on_key(string_view s, std::size_t, error_code& ec) {
-        key.append(s.data(), s.size());
-        if (!objects.back().insert(key).second) {
-            duplicate = std::move(key);
+        std::string_view key(s.data(), s.size());
+        if (!part.empty()) {
+            part.append(s.data(), s.size());
+            key = part;
+        }
+        auto& o = objects.back();
+        bool repeated = false;
+        if (o.seen) {
+            repeated = o.seen->count(key) != 0;
+        } else {
+            for (std::size_t i = o.first; i < keys.size() && !repeated; ++i) repeated = keys[i] == key;
+        }
+        if (repeated) {
+            duplicate = std::string(key);
             ec = json::error::syntax;  // stop: one is enough
-            key.clear();
             return false;
         }
-        key.clear();
+        keys.emplace_back(key);
+        part.clear();
+        if (o.seen) {
+            o.seen->insert(keys.back());
+        } else if (keys.size() - o.first > k_linear) {
+            o.seen = std::make_unique<std::unordered_set<std::string_view>>();
+            for (std::size_t i = o.first; i < keys.size(); ++i) o.seen->insert(keys[i]);
+        }
         return true;
     }
     bool on_number_part(string_view, error_code&) { return true; }

@@ -65,7 +65,7 @@ decoded_frame decode_frame(std::string_view text) {
 bool valid_close_code(std::uint16_t code) noexcept {
     if (code == 0) return true;
     if (code >= 1000 && code <= 1003) return true;
-    if (code >= 1007 && code <= 1014) return true;
+    if (code >= 1007 && code <= 1013) return true;  // not 1014: Beast refuses it too
     return code >= 3000 && code <= 4999;
 }
 

@@ -32,8 +32,8 @@ struct decoded_frame {
 /// action) get `error` (400); nothing throws. JSON nesting is limited like REST bodies.
 decoded_frame decode_frame(std::string_view text);
 
-/// Whether a peer may send close code `code` (RFC 6455 section 7.4): 1000-1003, 1007-1014,
-/// 3000-4999, or 0 (a close frame without a code). Anything else (1004-1006, 1015, under 1000,
+/// Whether a peer may send close code `code` (RFC 6455 section 7.4): 1000-1003, 1007-1013,
+/// 3000-4999, or 0 (a close frame without a code). Anything else (1004-1006, 1014-1015, under 1000,
 /// 1016-2999, 5000 and up) fails the connection with 1002.
 bool valid_close_code(std::uint16_t code) noexcept;
 
