@@ -299,14 +299,15 @@ private:
         ws_.set_option(t);
         const bool subprotocol = offers_subprotocol(req[bhttp::field::sec_websocket_protocol]);
         ws_.set_option(websocket::stream_base::decorator(
-            [subprotocol, rid = request_id_, clear = clear_cookie_](websocket::response_type& res) {
+            [subprotocol, rid = request_id_, clear = clear_cookie_, https = https_](websocket::response_type& res) {
                 res.set(bhttp::field::server, "livebase");
                 res.set("X-Request-Id", rid);
                 if (subprotocol) res.set(bhttp::field::sec_websocket_protocol, k_subprotocol);
                 if (clear)
                     res.set(bhttp::field::set_cookie,
                             std::string(http_detail::k_session_cookie) +
-                                "=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
+                                "=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax" +
+                                (https ? "; Secure" : ""));
             }));
         ws_.read_message_max(st_->opts.max_message);
         ws_.auto_fragment(false);
