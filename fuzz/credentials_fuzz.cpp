@@ -1,5 +1,6 @@
 // Fuzzes the credential headers the HTTP and WebSocket doors read before anything else:
-// Cookie (the session cookie), Authorization (Bearer) and the Origin check.
+// Cookie (the session cookie), Authorization (Bearer), the Origin check (with its scheme) and
+// the constant-time comparison of configured tokens.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -25,5 +26,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const bool listed = origin_allowed(first, rest, allowed);
     // A list only ever adds origins.
     if (same && !listed) __builtin_trap();
+    // Same origin needs the same scheme: never both http and https for one Origin.
+    if (origin_allowed(first, rest, {}, "http") && origin_allowed(first, rest, {}, "https"))
+        __builtin_trap();
+    // The metrics token comparison: equal texts only, and never an empty secret.
+    if (token_matches(first, rest) != (!rest.empty() && first == rest)) __builtin_trap();
     return 0;
 }

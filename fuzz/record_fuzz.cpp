@@ -1,6 +1,11 @@
 // Fuzzes record validation: the input as a JSON body, validated in create, replace and patch
-// modes against a collection with every field type and option, then presented back.
+// modes against a collection with every field type and option, then presented back. Also the
+// JSON text rules every client input and output follows: parse_json_input refuses exactly the
+// texts with a repeated key among those parse_json takes, and to_json_text always writes valid
+// UTF-8 that parses back, even from strings holding any bytes.
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <livebase/schema/validate.hpp>
 #include <string_view>
 
@@ -34,7 +39,18 @@ void present(const collection_def& c, const result<json::object>& r) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view text(reinterpret_cast<const char*>(data), size);
     const collection_def& c = fuzz::cars();
+    {
+        // Any bytes in a string (and a key) are written as valid JSON.
+        json::object raw{{std::string(text.substr(0, 64)), std::string(text)}};
+        auto out = to_json_text(raw);
+        if (!valid_utf8(out) || !parse_json(out)) __builtin_trap();
+    }
     auto v = parse_json(text);
+    std::optional<std::string> duplicate;
+    auto strict = parse_json_input(text, 64, &duplicate);
+    if (strict && !v) __builtin_trap();               // stricter, never looser
+    if (v && !strict && !duplicate) __builtin_trap();  // refused only for a repeated key
+    if (strict && to_json_text(*strict) != to_json_text(*v)) __builtin_trap();
     if (!v) return 0;
 
     if (v->is_object()) {

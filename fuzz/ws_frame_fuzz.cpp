@@ -1,7 +1,13 @@
 // Fuzzes the WebSocket door's handling of client frames: decoding the envelope (decode_frame),
 // planning the request against a registry (plan_request: streams, actions, pk, list queries,
 // subscribe filters/actions/since, observe queries, task submissions), and encoding the reply a
-// bad frame or a refusal gets. Nothing here may crash, hang or throw.
+// bad frame or a refusal gets. Nothing here may crash, hang or throw. The first two bytes are
+// also read as a close frame's payload (Beast's read_close) and judged by valid_close_code,
+// which must be at least as strict as Beast and refuse every code from 5000 up. Refusals of a
+// list, subscription or live query must name every member of `data` they do not know.
+#include <algorithm>
+#include <boost/beast/websocket/detail/frame.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 #include <cstdint>
 #include <livebase/api/api.hpp>
 #include <string_view>
@@ -34,6 +40,18 @@ const registry& fuzz_registry() {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     using namespace livebase::ws_detail;
     const std::string_view text(reinterpret_cast<const char*>(data), size);
+    if (size >= 2) {
+        boost::beast::websocket::close_reason cr;
+        boost::system::error_code ec;
+        boost::beast::websocket::detail::read_close(
+            cr, boost::asio::const_buffer(data, std::min<std::size_t>(size, 125)), ec);
+        const auto code = static_cast<std::uint16_t>(data[0] << 8 | data[1]);
+        if (code != 0 && valid_close_code(code) &&
+            !boost::beast::websocket::detail::is_valid_close_code(code))
+            __builtin_trap();
+        if (code >= 5000 && valid_close_code(code)) __builtin_trap();
+        if (!ec && cr.code != code) __builtin_trap();
+    }
     const decoded_frame f = decode_frame(text);
     if (f.error) {
         (void)encode_bad_frame(f);

@@ -265,7 +265,9 @@ result<void> delete_tokens(write_txn& t, std::string_view user_id) {
 
 api::api(const registry& reg, store& db, logger& log, std::string base_path)
     : reg_(reg), db_(db), log_(log), base_path_(std::move(base_path)),
-      pool_(std::make_unique<handler_pool>()) {}
+      pool_(std::make_unique<handler_pool>()),
+      login_rate_(k_login_rate),
+      login_address_rate_(k_login_address_rate) {}
 
 api::~api() = default;
 
@@ -273,6 +275,20 @@ void api::enable_auth(authenticator& a, bool signup) noexcept {
     auth_ = &a;
     signup_ = signup;
     login_throttle_ = std::make_unique<throttle>();
+}
+
+bool api::has_effects(const operation& op) const {
+    if (op.collection == "auth" || op.collection == "tasks") return false;
+    if (reg_.find_endpoint(op.method, op.path)) return true;
+    const auto* c = reg_.find(op.collection);
+    if (!c) return false;
+    if (op.kind != op_kind::list && op.kind != op_kind::retrieve) return true;  // actions, writes
+    return tasks_ && !async_kind(op, *c).empty();
+}
+
+void api::set_login_limits(rate per_user, rate per_address) noexcept {
+    login_rate_ = per_user;
+    login_address_rate_ = per_address;
 }
 
 std::string api::record_path(std::string_view collection, std::string_view id) const {
@@ -463,6 +479,8 @@ void api::insert_record(const collection_def& c, json::object rec, std::shared_p
     db_.write(
         [this, &c, rec = std::move(rec), fin](write_txn& t) -> result<json::value> {
             if (auto r = check_refs(reg_, c, rec, t); !r) return std::move(r).error();
+            if (is_users(c))
+                if (auto p = username_conflict(t, get_string(rec, "username"))) return std::move(*p);
             if (auto r = t.insert(c, rec); !r) return std::move(r).error();
             if (auto r = finish_in(fin, t, created_outcome(c, rec)); !r) return std::move(r).error();
             return json::value(rec);
@@ -525,6 +543,8 @@ void api::write_update(operation op, const collection_def& c, json::object body,
             rec["updated"] = format_timestamp(now_ms());
             if (password_hash) rec["password_hash"] = *password_hash;
             if (auto r = check_refs(reg_, c, rec, t); !r) return std::move(r).error();
+            if (is_users(c))
+                if (auto p = username_conflict(t, get_string(rec, "username"), id)) return std::move(*p);
             if (auto r = t.update(c, rec, &stored); !r) return std::move(r).error();
             if (password_hash)
                 if (auto r = delete_tokens(t, id); !r) return std::move(r).error();

@@ -89,14 +89,15 @@ void api::do_auth(operation op, done_fn done) {
 
     auto creds = read_credentials(op);
     if (!creds) return done(outcome::from_problem(creds.error()));
-    // Brute-force protection: attempts per client address and per username, counted before
-    // any Argon2id work so that a flood costs the server nothing. Sign-ups count apart.
+    // Brute-force protection: attempts per client address and username, and per client
+    // address, counted before any Argon2id work so that a flood costs the server nothing.
+    // Never per username alone: guesses from elsewhere must not lock the owner out. Sign-ups
+    // count apart. The address is the resolved client's (trusted proxies' X-Forwarded-For).
     std::string prefix = action == "login" ? "login" : "register";
-    if (!op.client_ip.empty())
-        if (auto wait = login_throttle_->take(prefix + "-ip:" + op.client_ip, k_login_rate))
-            return done(throttled(*wait));
-    if (auto wait =
-            login_throttle_->take(prefix + "-user:" + lowercase(creds->username), k_login_rate))
+    if (auto wait = login_throttle_->take(prefix + "-ip:" + op.client_ip, login_address_rate_))
+        return done(throttled(*wait));
+    if (auto wait = login_throttle_->take(
+            prefix + "-user:" + op.client_ip + "|" + lowercase(creds->username), login_rate_))
         return done(throttled(*wait));
 
     if (action == "register") {

@@ -170,6 +170,7 @@ result<void> app::impl::open_services() {
     api = std::make_unique<livebase::api>(reg, *db, log, cfg.server.base_path);
     api->enable_tasks(*queue, *workers, *waiters);
     api->enable_auth(*auth, cfg.auth.signup);
+    api->set_login_limits(cfg.auth.throttle_login, cfg.auth.throttle_login_address);
     api->set_idempotency_retention(cfg.tasks.retention);
 
     // Task kinds: C++ kinds, commands from the file, and one per records operation and C++

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <limits>
 #include <livebase/app/config.hpp>
+#include <livebase/core/client_address.hpp>
 #include <sstream>
 #include <toml.hpp>
 
@@ -130,7 +131,7 @@ std::string join_names(const std::vector<std::string_view>& names) {
 
 // ---- scalar settings shared by the file and the environment --------------------------------
 
-enum class kind { text, listen, base_path, count, size, duration, rate, boolean, list };
+enum class kind { text, listen, base_path, count, size, duration, rate, boolean, list, networks };
 
 struct parsed_value {
     std::string text;
@@ -183,6 +184,12 @@ const setting k_settings[] = {
      [](config& c, parsed_value&& v) { c.server.pipeline_limit = v.number; }},
     {"server", "console_dir", kind::text, 0, 0,
      [](config& c, parsed_value&& v) { c.server.console_dir = std::move(v.text); }},
+    {"server", "trusted_proxies", kind::networks, 0, 0,
+     [](config& c, parsed_value&& v) { c.server.trusted_proxies = std::move(v.list); }},
+    {"server", "secure_cookie", kind::boolean, 0, 0,
+     [](config& c, parsed_value&& v) { c.server.secure_cookie = v.flag; }},
+    {"server", "metrics_token", kind::text, 0, 0,
+     [](config& c, parsed_value&& v) { c.server.metrics_token = std::move(v.text); }},
 
     {"storage", "url", kind::text, 0, 0,
      [](config& c, parsed_value&& v) { c.storage.url = std::move(v.text); }},
@@ -229,6 +236,10 @@ const setting k_settings[] = {
      [](config& c, parsed_value&& v) { c.auth.throttle_anonymous = v.per; }},
     {"auth", "throttle.user", kind::rate, 0, 0,
      [](config& c, parsed_value&& v) { c.auth.throttle_user = v.per; }},
+    {"auth", "throttle.login", kind::rate, 0, 0,
+     [](config& c, parsed_value&& v) { c.auth.throttle_login = v.per; }},
+    {"auth", "throttle.login_address", kind::rate, 0, 0,
+     [](config& c, parsed_value&& v) { c.auth.throttle_login_address = v.per; }},
 };
 // clang-format on
 
@@ -276,6 +287,9 @@ std::string check_range(const setting& s, const parsed_value& v) {
             for (const auto& item : v.list) {
                 if (trim(item).empty()) return "must not contain empty strings";
             }
+            return {};
+        case kind::networks:
+            if (auto set = address_set::parse(v.list); !set) return set.error().detail;
             return {};
         default:
             return {};
@@ -347,7 +361,8 @@ std::string parse_text(const setting& s, std::string_view text, parsed_value& v)
                 return "expected true or false, got " + quote_text(text);
             return {};
         }
-        case kind::list: {
+        case kind::list:
+        case kind::networks: {
             // Comma-separated in the environment; "" is the empty list.
             v.list.clear();
             auto rest = trim(text);
@@ -561,6 +576,7 @@ void loader::read_setting(const setting& s, const tvalue& v, std::string_view ke
             pv.number = expect_count(v, key, 0);
             break;
         case kind::list:
+        case kind::networks:
             pv.list = expect_string_list(v, key);
             break;
         case kind::size:

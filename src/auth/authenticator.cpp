@@ -142,6 +142,24 @@ result<std::optional<json::object>> find_user(read_txn& t, const std::string& us
     return std::optional<json::object>(std::move(pg->items.front()));
 }
 
+}  // namespace
+
+std::optional<problem> username_conflict(read_txn& t, std::string_view username,
+                                         std::string_view except_id) {
+    if (username.empty()) return std::nullopt;
+    query q;
+    q.filters.push_back({"username", lookup::iexact, json::value(std::string(username))});
+    q.limit = 2;
+    q.with_count = false;
+    auto pg = t.list(users_collection(), q);
+    if (!pg) return std::move(pg).error();
+    for (const auto& u : pg->items)
+        if (get_string(u, "id") != except_id) return problem::validation({{"username", {k_user_taken}}});
+    return std::nullopt;
+}
+
+namespace {
+
 /// Deletes every token row of `user_id` (each delete lands in the change log, so every node
 /// drops the cached credentials and closes the sockets).
 result<void> delete_user_tokens(write_txn& t, const std::string& user_id) {
@@ -501,6 +519,7 @@ void authenticator::register_user(std::string username, std::string password,
         auto rec = new_user_record(std::move(fields), std::move(hash).value());
         core->db.write(
             [rec](write_txn& t) -> result<json::value> {
+                if (auto p = username_conflict(t, get_string(rec, "username"))) return std::move(*p);
                 if (auto r = t.insert(users_collection(), rec); !r) return insert_problem(std::move(r).error());
                 return json::value(rec);
             },
@@ -537,6 +556,7 @@ result<json::object> authenticator::create_user_sync(const std::string& username
     if (!hash) return std::move(hash).error();
     auto rec = new_user_record(std::move(fields).value(), std::move(hash).value());
     auto r = impl_->core->db.write_sync([&rec](write_txn& t) -> result<json::value> {
+        if (auto p = username_conflict(t, get_string(rec, "username"))) return std::move(*p);
         if (auto r = t.insert(users_collection(), rec); !r) return insert_problem(std::move(r).error());
         return json::value(nullptr);
     });

@@ -48,6 +48,9 @@ std::string password_problem(std::string_view password) {
         return "This password is too short. It must contain at least 8 characters.";
     if (password.size() > k_max_password)
         return "This password is too long. It must contain at most 1024 characters.";
+    // Only blanks (spaces, tabs, NULs, line breaks): a form that sent padding, not a secret.
+    if (password.find_first_not_of(std::string_view(" \t\r\n\v\f\0", 7)) == std::string_view::npos)
+        return "This password is blank. It must contain characters other than spaces.";
     return {};
 }
 

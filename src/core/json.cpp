@@ -1,9 +1,14 @@
 #include <livebase/core/json.hpp>
 
+#include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/parser.hpp>
 
 #include <charconv>
 #include <cmath>
+#include <deque>
+#include <memory>
+#include <unordered_set>
+#include <vector>
 
 namespace livebase {
 
@@ -16,6 +21,110 @@ std::optional<json::value> parse_json(std::string_view text, std::size_t max_dep
         p.write(text.data(), text.size(), ec);
         if (ec) return std::nullopt;  // also: trailing garbage, incomplete input
         return p.release();
+    } catch (...) {
+        return std::nullopt;
+    }
+}
+
+namespace {
+
+/// A SAX pass that only looks for an object repeating a key (json::parser keeps the last).
+/// The keys of the open objects sit in one stack (a deque: references stay valid while it
+/// grows); an object's first keys are compared one by one, a larger object's through a hash
+/// set, so neither small nor huge objects cost much.
+struct duplicate_finder {
+    static constexpr std::size_t max_array_size = std::size_t(-1);
+    static constexpr std::size_t max_object_size = std::size_t(-1);
+    static constexpr std::size_t max_string_size = std::size_t(-1);
+    static constexpr std::size_t max_key_size = std::size_t(-1);
+    static constexpr std::size_t k_linear = 16;  ///< keys compared one by one before hashing
+
+    struct open_object {
+        std::size_t first;  ///< index of its first key in `keys`
+        std::unique_ptr<std::unordered_set<std::string_view>> seen;  ///< past k_linear keys
+    };
+    std::deque<std::string> keys;
+    std::vector<open_object> objects;
+    std::string part;  ///< a key arriving in pieces
+    std::optional<std::string> duplicate;
+
+    using error_code = boost::system::error_code;
+    using string_view = json::string_view;
+    bool on_document_begin(error_code&) { return true; }
+    bool on_document_end(error_code&) { return true; }
+    bool on_array_begin(error_code&) { return true; }
+    bool on_array_end(std::size_t, error_code&) { return true; }
+    bool on_object_begin(error_code&) {
+        objects.push_back({keys.size(), nullptr});
+        return true;
+    }
+    bool on_object_end(std::size_t, error_code&) {
+        keys.resize(objects.back().first);
+        objects.pop_back();
+        return true;
+    }
+    bool on_string_part(string_view, std::size_t, error_code&) { return true; }
+    bool on_string(string_view, std::size_t, error_code&) { return true; }
+    bool on_key_part(string_view s, std::size_t, error_code&) {
+        part.append(s.data(), s.size());
+        return true;
+    }
+    bool on_key(string_view s, std::size_t, error_code& ec) {
+        std::string_view key(s.data(), s.size());
+        if (!part.empty()) {
+            part.append(s.data(), s.size());
+            key = part;
+        }
+        auto& o = objects.back();
+        bool repeated = false;
+        if (o.seen) {
+            repeated = o.seen->count(key) != 0;
+        } else {
+            for (std::size_t i = o.first; i < keys.size() && !repeated; ++i) repeated = keys[i] == key;
+        }
+        if (repeated) {
+            duplicate = std::string(key);
+            ec = json::error::syntax;  // stop: one is enough
+            return false;
+        }
+        keys.emplace_back(key);
+        part.clear();
+        if (o.seen) {
+            o.seen->insert(keys.back());
+        } else if (keys.size() - o.first > k_linear) {
+            o.seen = std::make_unique<std::unordered_set<std::string_view>>();
+            for (std::size_t i = o.first; i < keys.size(); ++i) o.seen->insert(keys[i]);
+        }
+        return true;
+    }
+    bool on_number_part(string_view, error_code&) { return true; }
+    bool on_int64(std::int64_t, string_view, error_code&) { return true; }
+    bool on_uint64(std::uint64_t, string_view, error_code&) { return true; }
+    bool on_double(double, string_view, error_code&) { return true; }
+    bool on_bool(bool, error_code&) { return true; }
+    bool on_null(error_code&) { return true; }
+    bool on_comment_part(string_view, error_code&) { return true; }
+    bool on_comment(string_view, error_code&) { return true; }
+};
+
+}  // namespace
+
+std::optional<json::value> parse_json_input(std::string_view text, std::size_t max_depth,
+                                            std::optional<std::string>* duplicate) noexcept {
+    try {
+        auto v = parse_json(text, max_depth);
+        // Only objects can repeat a key; a text without '{' has none.
+        if (!v || text.find('{') == std::string_view::npos) return v;
+        json::parse_options opts;
+        opts.max_depth = max_depth;
+        json::basic_parser<duplicate_finder> p(opts);
+        boost::system::error_code ec;
+        p.write_some(false, text.data(), text.size(), ec);
+        if (p.handler().duplicate) {
+            if (duplicate) *duplicate = std::move(p.handler().duplicate);
+            return std::nullopt;
+        }
+        return v;
     } catch (...) {
         return std::nullopt;
     }
@@ -67,12 +176,44 @@ void append_double(std::string& out, double d) {
     if (text.find('.') == std::string_view::npos) out += ".0";
 }
 
+/// The length of the well-formed UTF-8 sequence that starts `s` at `i` (s[i] >= 0x80), or 0.
+std::size_t utf8_sequence(std::string_view s, std::size_t i) noexcept {
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    const unsigned char c = p[i];
+    std::size_t len;
+    std::uint32_t cp;
+    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
+    else return 0;
+    if (i + len > s.size()) return 0;
+    for (std::size_t k = 1; k < len; ++k) {
+        if ((p[i + k] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000))
+        return 0;  // overlong
+    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return len;
+}
+
 void append_string(std::string& out, std::string_view s) {
     static constexpr char hex[] = "0123456789abcdef";
     out += '"';
     std::size_t run = 0;  // start of the pending run of bytes that need no escape
     for (std::size_t i = 0; i < s.size(); ++i) {
         auto c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x80) {
+            if (auto len = utf8_sequence(s, i)) {
+                i += len - 1;
+                continue;
+            }
+            // Not UTF-8: the text would not be JSON. The byte becomes U+FFFD.
+            out.append(s.data() + run, i - run);
+            run = i + 1;
+            out += "\\ufffd";
+            continue;
+        }
         if (c >= 0x20 && c != '"' && c != '\\') continue;
         out.append(s.data() + run, i - run);
         run = i + 1;
@@ -159,26 +300,11 @@ std::string json_number_text(double d) {
 }
 
 bool valid_utf8(std::string_view s) noexcept {
-    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-    std::size_t n = s.size(), i = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        if (c < 0x80) { ++i; continue; }
-        std::size_t len;
-        std::uint32_t cp;
-        if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-        else return false;
-        if (i + len > n) return false;
-        for (std::size_t k = 1; k < len; ++k) {
-            if ((p[i + k] & 0xC0) != 0x80) return false;
-            cp = (cp << 6) | (p[i + k] & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000))
-            return false;  // overlong
-        if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-        i += len;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (static_cast<unsigned char>(s[i]) < 0x80) continue;
+        const auto len = utf8_sequence(s, i);
+        if (len == 0) return false;
+        i += len - 1;
     }
     return true;
 }

@@ -30,9 +30,15 @@ std::string_view origin_authority(std::string_view origin) {
     return authority;
 }
 
+std::string_view origin_scheme(std::string_view origin) {
+    auto sep = origin.find("://");
+    return sep == std::string_view::npos ? std::string_view{} : origin.substr(0, sep);
+}
+
 }  // namespace
 
-bool origin_allowed(std::string_view origin, std::string_view host, const std::vector<std::string>& allowed) {
+bool origin_allowed(std::string_view origin, std::string_view host,
+                    const std::vector<std::string>& allowed, std::string_view scheme) {
     origin = trim(origin);
     for (const auto& a : allowed)
         if (a == "*" || iequals(a, origin)) return true;
@@ -40,9 +46,10 @@ bool origin_allowed(std::string_view origin, std::string_view host, const std::v
     auto authority = origin_authority(origin);
     host = trim(host);
     if (authority.empty() || host.empty()) return false;
-    // Same origin: the browser sent the request to the host it loaded the page from. Default
-    // ports are omitted by browsers in both headers alike.
-    return iequals(authority, host);
+    // Same origin: the browser sent the request to the scheme and host it loaded the page from
+    // (an http page may not act on an https site). Default ports are omitted by browsers in
+    // both headers alike.
+    return iequals(origin_scheme(origin), scheme) && iequals(authority, host);
 }
 
 std::string cookie_value(std::string_view header, std::string_view name) {
@@ -68,6 +75,14 @@ std::string bearer_token(std::string_view authorization) {
         (authorization[scheme.size()] != ' ' && authorization[scheme.size()] != '\t'))
         return {};
     return std::string(trim(authorization.substr(scheme.size() + 1)));
+}
+
+bool token_matches(std::string_view given, std::string_view expected) noexcept {
+    if (expected.empty()) return false;
+    unsigned char diff = given.size() == expected.size() ? 0 : 1;
+    for (std::size_t i = 0; i < expected.size(); ++i)
+        diff |= static_cast<unsigned char>(expected[i] ^ (i < given.size() ? given[i] : 0));
+    return diff == 0;
 }
 
 request_credentials credentials_of(std::string_view authorization, std::string_view cookie_header) {

@@ -60,6 +60,13 @@ std::optional<std::int64_t> parse_version_tag(std::string_view tag) noexcept {
     return n;
 }
 
+/// Names a key an object repeated, when it can be named safely.
+std::string repeated_key_detail(const std::string& key) {
+    std::string d = "An object repeats a key";
+    if (key.size() <= 100 && valid_utf8(key)) d += " (" + to_json_text(json::value(key)) + ")";
+    return d + ".";
+}
+
 }  // namespace
 
 result<target_parts> split_target(std::string_view target) {
@@ -67,6 +74,11 @@ result<target_parts> split_target(std::string_view target) {
                       ? boost::urls::parse_origin_form(target)
                       : boost::urls::parse_absolute_uri(target);
     if (!parsed) return problem::bad_request("The request-target is not a valid URI.");
+    // Names and ids come from the decoded path, and problems, task echoes and logs quote them:
+    // they must be text.
+    for (auto seg : parsed->encoded_segments())
+        if (!valid_utf8(seg.decode()))
+            return problem::bad_request("The path is not valid UTF-8 once percent-decoded.");
     target_parts t;
     t.path = std::string(parsed->encoded_path());
     if (parsed->has_query()) t.query = std::string(parsed->encoded_query());
@@ -82,7 +94,14 @@ result<query_params> decode_query(std::string_view encoded_query) {
     opts.space_as_plus = true;  // HTML forms and most clients encode spaces as '+'
     for (auto p : *params) {
         if (p.key.empty() && !p.has_value) continue;
-        out.emplace_back(p.key.decode(opts), p.has_value ? p.value.decode(opts) : std::string());
+        auto key = p.key.decode(opts);
+        if (!valid_utf8(key))
+            return problem::bad_request(
+                "A query parameter name is not valid UTF-8 once percent-decoded.");
+        auto value = p.has_value ? p.value.decode(opts) : std::string();
+        if (!valid_utf8(value))
+            return problem::bad_parameter(key, "The value is not valid UTF-8 once percent-decoded.");
+        out.emplace_back(std::move(key), std::move(value));
     }
     return out;
 }
@@ -148,8 +167,12 @@ result<void> decode_request(operation& op, const request_view& req,
     op.query = std::string(encoded_query);
     if (req.prefer) parse_prefer(*req.prefer, op.prefer_async, op.prefer_wait);
     if (req.idempotency_key) {
-        if (req.idempotency_key->empty() || req.idempotency_key->size() > 255)
-            return problem::bad_request("Idempotency-Key must be 1 to 255 characters.");
+        const auto& k = *req.idempotency_key;
+        // Stored and echoed: printable ASCII only (a header may carry any octet).
+        const bool printable = std::all_of(k.begin(), k.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+        if (k.empty() || k.size() > 255 || !printable)
+            return problem::bad_request(
+                "Idempotency-Key must be 1 to 255 printable ASCII characters.");
         op.idempotency_key = std::string(*req.idempotency_key);
     }
     auto params = decode_query(encoded_query);
@@ -173,7 +196,9 @@ result<void> decode_request(operation& op, const request_view& req,
                     ? "The body must be application/json or application/merge-patch+json."
                     : "The body must be application/json.");
         if (!valid_utf8(req.body)) return problem::malformed_json("The body is not valid UTF-8.");
-        auto v = parse_json(req.body);
+        std::optional<std::string> duplicate;
+        auto v = parse_json_input(req.body, 64, &duplicate);
+        if (!v && duplicate) return problem::malformed_json(repeated_key_detail(*duplicate));
         if (!v) return problem::malformed_json();
         op.input = std::move(*v);
     }

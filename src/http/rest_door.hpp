@@ -19,11 +19,13 @@ struct target_parts {
 };
 
 /// Accepts origin-form ("/api/cars?x=1") and absolute-form ("http://h/api/cars") targets.
-/// Anything else (including "*") -> 400 problem.
+/// Anything else (including "*"), and a path segment that is not UTF-8 once percent-decoded,
+/// -> 400 problem.
 result<target_parts> split_target(std::string_view target);
 
 /// Decodes a query string into ordered pairs: percent-decoding, '+' as space. "a" (no '=')
-/// yields {"a", ""}; empty pieces ("a=1&&b=2") are skipped. Invalid escapes -> 400 problem.
+/// yields {"a", ""}; empty pieces ("a=1&&b=2") are skipped. Invalid escapes, and a name or
+/// value that is not UTF-8 once decoded -> 400 problem (never naming an invalid name).
 result<query_params> decode_query(std::string_view encoded_query);
 
 /// The parts of a request the door reads, as views into the session's message.
@@ -44,8 +46,9 @@ void parse_prefer(std::string_view header, bool& respond_async, std::optional<in
 /// Fills op.input, op.params and op.if_match. REQUIRES: op's kind/collection/id/action/method
 /// come from the router. Body rules: read only for POST, PUT and PATCH with a non-empty body;
 /// its Content-Type must be application/json (or application/merge-patch+json for PATCH), with
-/// any parameters but a charset other than UTF-8 -> 415; invalid UTF-8 or malformed JSON -> 400
-/// malformed-json problem; create/replace/patch need a JSON object (an empty body included) -> 400.
+/// any parameters but a charset other than UTF-8 -> 415; invalid UTF-8, malformed JSON or an
+/// object repeating a key -> 400 malformed-json problem; an Idempotency-Key that is not 1 to
+/// 255 printable ASCII characters -> 400; create/replace/patch need a JSON object (an empty body included) -> 400.
 result<void> decode_request(operation& op, const request_view& req, std::string_view encoded_query);
 
 /// If-Match: `"v{n}"` -> n; `*` -> nullopt (any existing version). Anything else, including

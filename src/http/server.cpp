@@ -9,9 +9,13 @@
 //   written within max(idle_timeout, read_timeout). Expiry closes the connection without a 408.
 //   While responses are outstanding the connection never idles out (slow api calls, long polls).
 // - Unparseable requests (400), bodies over max_body (413, also decided from Content-Length
-//   alone) and headers over max_header (431) are answered and the connection closed: the byte
-//   stream can no longer be trusted. A request-target over max_uri (414) keeps the connection.
-//   A target longer than max_header as well gets 431 (the header limit trips first).
+//   alone) and headers over max_header (431, the request line and fields together) are answered
+//   and the connection closed: the byte stream can no longer be trusted. So are framing faults
+//   found in the header before the body is read (http_detail::check_framing): an HTTP/1.1
+//   request without exactly one Host (400), a Transfer-Encoding whose final coding is not
+//   `chunked` (400) or with another coding before it (501), and Transfer-Encoding on HTTP/1.0
+//   (400). A request-target over max_uri (414) keeps the connection. A target longer than
+//   max_header as well gets 431 (the header limit trips first).
 // - After its last response the server half-closes and discards the peer's unread bytes for a
 //   short while (lingering close) so that the response is not lost to a TCP reset.
 // - Over max_connections: 503 + Retry-After: 1 written at once, without reading the request (so
@@ -53,6 +57,13 @@
 // - Live queries: a list with `observe=<subscriber>` registers the query on that WebSocket
 //   through the hub and answers 200 {"count", "results", "observer", "seq"} (no page links: the
 //   window moves). Unknown subscriber (or no hub) -> 404. It never runs as a task.
+// - The client's address (throttles, login attempts, op.client_ip, the WebSocket it upgrades
+//   to) is the peer's, unless the peer is one of opts.trusted_proxies: then X-Forwarded-For
+//   names it (resolve_client_address) and X-Forwarded-Proto: https makes the request https
+//   (Secure cookie, the Origin check's scheme). opts.secure_cookie makes every request https.
+// - /metrics answers 401 without `Authorization: Bearer <opts.metrics_token>` when one is set.
+// - A cookie-only GET that api::has_effects() from another site (Origin, else Sec-Fetch-Site
+//   cross-site/same-site) is refused with 403 before it runs.
 // - WebSocket upgrades (set_upgrade_handler): the upgrade request is the connection's last
 //   HTTP request; bytes after it belong to the WebSocket. Its slot waits its turn like any
 //   response, then the connection is handed over instead of written to.
@@ -79,6 +90,7 @@
 #include <limits>
 #include <livebase/auth/auth.hpp>
 #include <livebase/auth/rules.hpp>
+#include <livebase/core/client_address.hpp>
 #include <livebase/core/ulid.hpp>
 #include <livebase/http/server.hpp>
 #include <livebase/http/upgrade.hpp>
@@ -90,6 +102,7 @@
 #include <vector>
 
 #include "http/events_door.hpp"
+#include "http/framing.hpp"
 #include "http/origin.hpp"
 #include "http/request_id.hpp"
 #include "http/response_queue.hpp"
@@ -127,7 +140,13 @@ class session;
 struct server_state {
     server_state(net::io_context& ioc, api& a, const server_options& opts, logger& log, metrics& m)
         : ioc(ioc), a(a), opts(opts), log(log), m(m), router(opts.base_path),
-          console(console_options(opts)) {}
+          console(console_options(opts)) {
+        // The app's configuration was validated on load; a bad list given in code trusts no one.
+        if (auto t = address_set::parse(opts.trusted_proxies))
+            trusted = std::move(*t);
+        else
+            log.warn("trusted_proxies ignored", {{"error", t.error().detail}});
+    }
 
     static http_detail::static_files::options console_options(const server_options& o) {
         http_detail::static_files::options c;
@@ -148,6 +167,7 @@ struct server_state {
     http_auth_options auth;
     std::string websocket_path;  // "" without an upgrade handler
     const http_detail::static_files console;
+    address_set trusted;  // server.trusted_proxies (read-only once constructed)
 
     /// The API documents, serialized once on first request (the registry no longer changes).
     std::mutex docs_mu;
@@ -195,6 +215,8 @@ struct slot {
     std::string method;
     std::string path;  // encoded, without the query
     std::string route = "unmatched";
+    std::string client;  // the client's address (resolve_client_address): throttles, op.client_ip
+    bool https = false;  // a trusted proxy says the client reached it over https
     steady::time_point start = steady::now();
     unsigned version = 11;
     bool close = false;  // this response ends the connection
@@ -277,6 +299,7 @@ public:
         error_code ec;
         auto peer = stream_.socket().remote_endpoint(ec);
         if (!ec) peer_ip_ = peer.address().to_string();
+        peer_ip_ = canonical_address(peer_ip_).value_or(peer_ip_);  // "::ffff:1.2.3.4" -> IPv4
     }
 
     ~session() {
@@ -402,6 +425,33 @@ private:
         phase_ = read_phase::partial;
         request_since_ = steady::now();
         update_deadline();
+        bhttp::async_read_header(
+            stream_, buffer_, *parser_,
+            beast::bind_front_handler(&session::on_header, shared_from_this()));
+    }
+
+    /// The header is parsed (`n` is its size in bytes) or reading it failed. The framing is
+    /// checked before any of the body is read: a body whose length cannot be determined must
+    /// not be read as the next request.
+    void on_header(error_code ec, std::size_t n) {
+        if (closed_) return;
+        if (ec) return on_read(ec, n);
+        const auto& req = parser_->get();
+        http_detail::framing_facts facts;
+        facts.version = req.version();
+        facts.header_bytes = n;
+        facts.max_header = state_->opts.max_header;
+        for (const auto& f : req) {
+            if (f.name() == bhttp::field::transfer_encoding)
+                facts.transfer_encoding.push_back(f.value());
+            else if (f.name() == bhttp::field::host)
+                facts.host.push_back(f.value());
+        }
+        if (auto p = http_detail::check_framing(facts)) {
+            phase_ = read_phase::none;
+            return reply_and_close(http_detail::render_problem(*p));
+        }
+        if (parser_->is_done()) return on_read({}, 0);
         bhttp::async_read(stream_, buffer_, *parser_,
                           beast::bind_front_handler(&session::on_read, shared_from_this()));
     }
@@ -497,6 +547,7 @@ private:
 
         const auto target = req.target();
         s.path = std::string(target.substr(0, std::min(target.find('?'), state_->opts.max_uri)));
+        resolve_client(req, s);
         served_any_ = true;
         auto id = queue_.push(s);
 
@@ -520,6 +571,12 @@ private:
                 return respond(id, http_detail::render_json(draining ? 503 : 200, body));
             }
             case route_kind::metrics: {
+                if (!state_->opts.metrics_token.empty() &&
+                    !http_detail::token_matches(
+                        http_detail::bearer_token(req[bhttp::field::authorization]),
+                        state_->opts.metrics_token))
+                    return respond(id, http_detail::render_problem(problem::unauthorized(
+                                           "The metrics need the server's metrics token.")));
                 http_detail::response_parts r;
                 r.content_type = "text/plain; version=0.0.4; charset=utf-8";
                 r.body = state_->m.render();
@@ -604,14 +661,15 @@ private:
             // authenticated by it must come from an allowed origin (http.md section 5).
             auto it = req.find(bhttp::field::origin);
             if (it == req.end() ||
-                !http_detail::origin_allowed(it->value(), req[bhttp::field::host], state_->opts.cors_origins))
+                !http_detail::origin_allowed(it->value(), req[bhttp::field::host],
+                                             state_->opts.cors_origins, request_scheme(id)))
                 return respond(id, http_detail::render_problem(problem::forbidden(
                                        "Origin check failed: a cookie-authenticated request must "
                                        "come from an allowed origin.")));
         }
         if (au.limiter) {
             const rate& r = who.authenticated() ? au.user : au.anonymous;
-            if (auto wait = au.limiter->take(throttle_key(who, peer_ip_), r))
+            if (auto wait = au.limiter->take(throttle_key(who, queue_.find(id)->client), r))
                 return respond(id, throttled(*wait));
         }
         if (match.kind == http_detail::route_kind::events)
@@ -619,7 +677,7 @@ private:
 
         operation op = std::move(match.op);
         op.who = std::move(who);
-        op.client_ip = peer_ip_;
+        op.client_ip = queue_.find(id)->client;
         op.request_id = queue_.find(id)->request_id;
         op.path = parts->path;
         http_detail::request_view view;
@@ -632,6 +690,12 @@ private:
         view.body = req.body();
         if (auto decoded = http_detail::decode_request(op, view, parts->query); !decoded)
             return respond(id, http_detail::render_problem(decoded.error()));
+        if (by_cookie && !unsafe && state_->a.has_effects(op) && !same_site_request(req, id))
+            // A SameSite=Lax cookie rides along on another site's links and redirects: a GET
+            // that starts work needs the site's own page or a Bearer token.
+            return respond(id, http_detail::render_problem(problem::forbidden(
+                                   "This request starts work: with the session cookie it must "
+                                   "come from this site (or use a Bearer token).")));
 
         if (op.kind == op_kind::list) {
             auto observe = http_detail::observe_param(op.params);
@@ -675,7 +739,7 @@ private:
                 auto parts = inm ? http_detail::render_outcome(o, std::string_view(*inm))
                                  : http_detail::render_outcome(o);
                 if (cookie == 1 && o.status == 200 && o.body.is_object())
-                    self->set_session_cookie(parts, get_string(o.body.get_object(), "token"));
+                    self->set_session_cookie(id, parts, get_string(o.body.get_object(), "token"));
                 else if (cookie == 2 && o.status == 204)
                     self->queue_.find(id) ? void(self->queue_.find(id)->clear_cookie = true) : void();
                 self->respond(id, std::move(parts));
@@ -711,12 +775,58 @@ private:
 
     /// `Set-Cookie` of a new session: HttpOnly, SameSite=Lax (http.md section 5), for the whole
     /// site, expiring with the token.
-    void set_session_cookie(http_detail::response_parts& parts, std::string_view token) const {
+    void set_session_cookie(response_queue_id id, http_detail::response_parts& parts,
+                            std::string_view token) {
         if (token.empty()) return;
         const auto max_age = std::chrono::duration_cast<std::chrono::seconds>(state_->auth.token_ttl).count();
         parts.headers.emplace_back(
             "Set-Cookie", std::string(http_detail::k_session_cookie) + "=" + std::string(token) +
-                              "; Path=/; Max-Age=" + std::to_string(max_age) + "; HttpOnly; SameSite=Lax");
+                              "; Path=/; Max-Age=" + std::to_string(max_age) +
+                              "; HttpOnly; SameSite=Lax" + (request_scheme(id) == "https" ? "; Secure" : ""));
+    }
+
+    /// The client's address and scheme for slot `s`: X-Forwarded-For and X-Forwarded-Proto are
+    /// believed only from server.trusted_proxies (resolve_client_address).
+    void resolve_client(const bhttp::request<bhttp::string_body>& req, slot& s) const {
+        const auto& trusted = state_->trusted;
+        if (trusted.empty() || !trusted.contains(peer_ip_)) {
+            s.client = peer_ip_;
+            return;
+        }
+        std::vector<std::string_view> xff;
+        std::string_view proto;
+        for (const auto& f : req) {
+            if (beast::iequals(f.name_string(), "X-Forwarded-For"))
+                xff.push_back(f.value());
+            else if (beast::iequals(f.name_string(), "X-Forwarded-Proto"))
+                proto = f.value();  // the last one: the nearest proxy's
+        }
+        s.client = resolve_client_address(peer_ip_, xff, trusted);
+        if (auto comma = proto.rfind(','); comma != std::string_view::npos)
+            proto = proto.substr(comma + 1);
+        while (!proto.empty() && (proto.front() == ' ' || proto.front() == '\t')) proto.remove_prefix(1);
+        while (!proto.empty() && (proto.back() == ' ' || proto.back() == '\t')) proto.remove_suffix(1);
+        s.https = beast::iequals(proto, "https");
+    }
+
+    /// Whether a (cookie-authenticated) request comes from this site: its Origin, when sent,
+    /// passes the Origin check; else Sec-Fetch-Site, when sent, says same-origin or none (the
+    /// user typed the address). A request with neither (an old browser, a non-browser client)
+    /// is not judged.
+    bool same_site_request(const bhttp::request<bhttp::string_body>& req, response_queue_id id) {
+        if (auto it = req.find(bhttp::field::origin); it != req.end())
+            return http_detail::origin_allowed(it->value(), req[bhttp::field::host],
+                                               state_->opts.cors_origins, request_scheme(id));
+        if (auto it = req.find("Sec-Fetch-Site"); it != req.end())
+            return beast::iequals(it->value(), "same-origin") || beast::iequals(it->value(), "none");
+        return true;
+    }
+
+    /// "https" when the client reached us (or a trusted proxy) over TLS, or when the server is
+    /// configured as served over https (secure_cookie); else "http".
+    std::string_view request_scheme(response_queue_id id) {
+        const slot* s = queue_.find(id);
+        return state_->opts.secure_cookie || (s && s->https) ? "https" : "http";
     }
 
     static http_detail::response_parts throttled(std::chrono::milliseconds wait) {
@@ -732,8 +842,10 @@ private:
         slot* s = queue_.find(id);
         if (!s) return;
         if (s->clear_cookie)
-            parts.headers.emplace_back("Set-Cookie", std::string(http_detail::k_session_cookie) +
-                                                         "=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
+            parts.headers.emplace_back(
+                "Set-Cookie", std::string(http_detail::k_session_cookie) +
+                                  "=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax" +
+                                  (state_->opts.secure_cookie || s->https ? "; Secure" : ""));
         s->res = make_response(*s, std::move(parts));
         if (s->head && s->res->has_content_length()) {
             // HEAD: the headers of the GET, Content-Length included, and no body.
@@ -811,7 +923,8 @@ private:
                                      {"ms", static_cast<double>(elapsed.count()) / 1000.0},
                                      {"bytes", 0}});
         websocket_upgrade up{std::move(stream_), std::move(*s.upgrade), std::move(buffer_),
-                             std::move(s.request_id)};
+                             std::move(s.request_id), s.client,
+                             state_->opts.secure_cookie || s.https};
         queue_.pop();
         closed_ = true;  // every later handler of this session returns at once
         armed_ = false;

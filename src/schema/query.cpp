@@ -590,7 +590,31 @@ result<std::vector<filter_term>> parse_filter_json(const collection_def& c,
     return out;
 }
 
+std::optional<problem> unknown_members(const json::object& data,
+                                       std::initializer_list<std::string_view> known,
+                                       std::string_view prefix) {
+    std::vector<std::string_view> unknown;
+    for (const auto& kv : data)
+        if (std::find(known.begin(), known.end(), std::string_view(kv.key())) == known.end())
+            unknown.push_back(kv.key());
+    if (unknown.empty()) return std::nullopt;
+    std::string detail = unknown.size() == 1 ? "Unknown member " : "Unknown members ";
+    for (std::size_t i = 0; i < unknown.size(); ++i)
+        detail += (i ? ", " : "") + quoted(unknown[i]);
+    detail += "; expected ";
+    std::size_t i = 0;
+    for (auto k : known) detail += (i++ ? ", " : "") + std::string(k);
+    detail += ".";
+    auto p = problem::bad_parameter(std::string(prefix) + std::string(unknown.front()), std::move(detail));
+    json::array names;
+    for (auto u : unknown) names.emplace_back(std::string(prefix) + std::string(u));
+    p.extra["unknown"] = std::move(names);
+    return p;
+}
+
 result<query> parse_query_json(const collection_def& c, const json::object& data) {
+    if (auto p = unknown_members(data, {"filter", "ordering", "limit", "offset", "fields"}))
+        return std::move(*p);
     query q;
     q.limit = std::min(c.page_size, c.max_page_size);
     if (auto it = data.find("filter"); it != data.end() && !it->value().is_null()) {

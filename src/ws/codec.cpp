@@ -30,7 +30,13 @@ decoded_frame decode_frame(std::string_view text) {
         return f;
     };
     if (!valid_utf8(text)) return bad("The frame is not valid UTF-8.");
-    auto v = parse_json(text, k_max_depth);
+    std::optional<std::string> duplicate;
+    auto v = parse_json_input(text, k_max_depth, &duplicate);
+    if (!v && duplicate)
+        return bad("The frame repeats a key in one object" +
+                   (duplicate->size() <= 100 ? " (" + to_json_text(json::value(*duplicate)) + ")"
+                                             : std::string()) +
+                   ".");
     if (!v) return bad("The frame is not valid JSON.");
     if (!v->is_object()) return bad("The frame must be a JSON object.");
     const auto& o = v->get_object();
@@ -54,6 +60,13 @@ decoded_frame decode_frame(std::string_view text) {
     if (!payload) return bad("The frame has no \"payload\" object.");
     if (f.request.action.empty()) return bad("The frame has no \"action\".");
     return f;
+}
+
+bool valid_close_code(std::uint16_t code) noexcept {
+    if (code == 0) return true;
+    if (code >= 1000 && code <= 1003) return true;
+    if (code >= 1007 && code <= 1013) return true;  // not 1014: Beast refuses it too
+    return code >= 3000 && code <= 4999;
 }
 
 std::string encode_reply(std::string_view stream, const json::value& action,

@@ -1,4 +1,5 @@
 #pragma once
+#include <cstdint>
 /// The WebSocket envelope (realtime.md "Envelope"): request frames in, reply and session frames
 /// out. Policy only, no I/O: thread-safe (no shared state).
 #include <livebase/api/operation.hpp>
@@ -30,6 +31,14 @@ struct decoded_frame {
 /// `stream`, `payload` missing or not an object, no string `action`, an empty stream or
 /// action) get `error` (400); nothing throws. JSON nesting is limited like REST bodies.
 decoded_frame decode_frame(std::string_view text);
+
+/// Whether a peer may send close code `code` (RFC 6455 section 7.4): 1000-1003, 1007-1013,
+/// 3000-4999, or 0 (a close frame without a code). Anything else (1004-1006, 1014-1015, under 1000,
+/// 1016-2999, 5000 and up) fails the connection with 1002.
+bool valid_close_code(std::uint16_t code) noexcept;
+
+/// The close frame (unmasked, server to client) that fails a connection: 1002, no reason.
+inline constexpr std::string_view k_protocol_error_close{"\x88\x02\x03\xea", 4};
 
 /// The stream that answers bad frames.
 inline constexpr std::string_view k_error_stream = "error";

@@ -9,6 +9,11 @@ namespace {
 
 std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
+/// 400 naming the members of a list's or live query's `data` that parse_query_json does not know.
+std::optional<problem> unknown_query_members(const json::object& data) {
+    return unknown_members(data, {"filter", "ordering", "limit", "offset", "fields"}, "data.");
+}
+
 request_plan refuse(problem p) {
     request_plan plan;
     plan.kind = plan_kind::refuse;
@@ -66,6 +71,7 @@ std::string scalar_text(const json::value& v) {
 request_plan list_plan(const ws_request& r, const collection_def& c, std::string_view base_path) {
     auto data = data_object(r);
     if (!data) return refuse(std::move(data).error());
+    if (auto p = unknown_query_members(*data)) return refuse(std::move(*p));
     auto q = parse_query_json(c, *data);
     if (!q) return refuse(std::move(q).error());
     auto params = to_query_params(*q);
@@ -102,6 +108,8 @@ request_plan detail_plan(const ws_request& r, op_kind kind, std::string method,
 request_plan subscribe_plan(const ws_request& r, std::string collection) {
     auto data = data_object(r);
     if (!data) return refuse(std::move(data).error());
+    if (auto p = unknown_members(*data, {"actions", "action", "filter", "since"}, "data."))
+        return refuse(std::move(*p));
     auto pk = pk_of(r);
     if (!pk) return refuse(std::move(pk).error());
     request_plan plan;
@@ -208,6 +216,10 @@ request_plan records_plan(const ws_request& r, const collection_def& c, std::str
     if (a == "observe") {
         auto data = data_object(r);
         if (!data) return refuse(std::move(data).error());
+        // The hub validates the query (parse_query_json, which refuses unknown members too);
+        // checked here as well so the refusal comes before any hub work.
+        if (auto p = unknown_query_members(*data))
+            return refuse(std::move(*p));
         request_plan plan;
         plan.kind = plan_kind::observe;
         plan.obs.collection = r.stream;

@@ -48,6 +48,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/http/write.hpp>
@@ -184,7 +185,8 @@ struct server_state {
 /// ingress (guarded by in_mu_), which deliver() and request completions fill from any thread.
 class session : public event_sink, public std::enable_shared_from_this<session> {
 public:
-    session(beast::tcp_stream&& stream, std::shared_ptr<server_state> state, std::string request_id)
+    session(beast::tcp_stream&& stream, std::shared_ptr<server_state> state, std::string request_id,
+            std::string client_address = {}, bool https = false)
         : ws_(std::move(stream)),
           ex_(ws_.get_executor()),
           timer_(ex_),
@@ -194,6 +196,8 @@ public:
         error_code ec;
         auto peer = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
         if (!ec) peer_ip_ = peer.address().to_string();
+        if (!client_address.empty()) peer_ip_ = std::move(client_address);
+        https_ = https;
     }
 
     ~session() override {
@@ -248,8 +252,9 @@ private:
         // A foreign page may not use the browser's cookie here (cross-site WebSocket
         // hijacking): its socket learns nothing and is closed once open.
         if (auto it = req.find(bhttp::field::origin);
-            it != req.end() && !http_detail::origin_allowed(it->value(), req[bhttp::field::host],
-                                                            st_->opts.allowed_origins)) {
+            it != req.end() &&
+            !http_detail::origin_allowed(it->value(), req[bhttp::field::host],
+                                         st_->opts.allowed_origins, https_ ? "https" : "http")) {
             origin_refused_ = true;
             return handshake(std::move(req));
         }
@@ -294,21 +299,25 @@ private:
         ws_.set_option(t);
         const bool subprotocol = offers_subprotocol(req[bhttp::field::sec_websocket_protocol]);
         ws_.set_option(websocket::stream_base::decorator(
-            [subprotocol, rid = request_id_, clear = clear_cookie_](websocket::response_type& res) {
+            [subprotocol, rid = request_id_, clear = clear_cookie_, https = https_](websocket::response_type& res) {
                 res.set(bhttp::field::server, "livebase");
                 res.set("X-Request-Id", rid);
                 if (subprotocol) res.set(bhttp::field::sec_websocket_protocol, k_subprotocol);
                 if (clear)
                     res.set(bhttp::field::set_cookie,
                             std::string(http_detail::k_session_cookie) +
-                                "=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
+                                "=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax" +
+                                (https ? "; Secure" : ""));
             }));
         ws_.read_message_max(st_->opts.max_message);
         ws_.auto_fragment(false);
         ws_.write_buffer_bytes(k_write_buffer_bytes);
         // `this` is safe: the callback lives in ws_, a member.
-        ws_.control_callback(
-            [this](websocket::frame_type, beast::string_view) { last_heard_ = steady::now(); });
+        ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
+            last_heard_ = steady::now();
+            if (kind == websocket::frame_type::close && !ws_detail::valid_close_code(ws_.reason().code))
+                fail_invalid_close();
+        });
         // The websocket stream has its own timeouts; the TCP layer's would cut long sessions.
         beast::get_lowest_layer(ws_).expires_never();
         ws_.async_accept(req, beast::bind_front_handler(&session::on_accept, shared_from_this()));
@@ -382,6 +391,7 @@ private:
         reading_ = false;
         if (closed_) return;
         if (ec) {
+            if (failed_close_) return finish();  // fail_invalid_close() ended it
             if (ec == websocket::error::closed) {
                 if (!closing_) {  // the peer started the close handshake (Beast answered it)
                     close_code_ = ws_.reason().code;
@@ -840,6 +850,24 @@ private:
         }
     }
 
+    /// The peer's close frame carries a code no endpoint may send (5000, 1005, 999, ...). Beast
+    /// would echo it; the connection is failed instead (RFC 6455 7.1.7): a 1002 close frame
+    /// when no frame is being written (else it would land inside one), then the TCP connection
+    /// is shut down, which ends Beast's reply and the read with an error.
+    void fail_invalid_close() {
+        close_code_ = websocket::close_code::protocol_error;
+        close_reason_ = "invalid close code " + std::to_string(ws_.reason().code);
+        close_by_peer_ = true;
+        failed_close_ = true;
+        auto& sock = beast::get_lowest_layer(ws_).socket();
+        error_code ignored;
+        if (!writing_)
+            net::write(sock, net::buffer(ws_detail::k_protocol_error_close.data(),
+                                         ws_detail::k_protocol_error_close.size()),
+                       ignored);
+        sock.shutdown(net::ip::tcp::socket::shutdown_both, ignored);
+    }
+
     void fail(error_code ec, const char* what) {
         if (ec == net::error::operation_aborted || ec == websocket::error::closed ||
             ec == beast::error::timeout || ec == net::error::connection_reset ||
@@ -904,7 +932,9 @@ private:
     std::string request_id_;  // X-Request-Id of the upgrade; prefixes the requests' ids
     std::string subscriber_;  // the hub's client id
     principal who_;           // the socket's identity: from the upgrade, then login/logout
-    std::string peer_ip_;     // the throttle's key for anonymous sockets, and op.client_ip
+    std::string peer_ip_;     // the client's address (as the HTTP door resolved it): the
+                              // throttle's key for anonymous sockets, and op.client_ip
+    bool https_ = false;      // the client came over https (the Origin check's scheme)
     beast::flat_buffer rbuf_;
     std::vector<pending_frame> pending_;  // read ahead, not yet executed (<= max_inflight)
     ws_detail::outbox out_;
@@ -925,6 +955,7 @@ private:
     steady::time_point close_deadline_;
     std::string close_reason_;
     std::uint16_t close_code_ = 0;
+    bool failed_close_ = false;  // the peer's close code was invalid: failed with 1002
     bool open_ = false;      // handshake done
     bool counted_ = false;   // in impl::open
     bool attached_ = false;  // to the hub
@@ -964,7 +995,8 @@ void ws_server::accept(websocket_upgrade&& upgrade) {
     const bool pipelined = upgrade.buffer.size() > 0;
     auto s = std::make_shared<session>(
         std::move(upgrade.stream), impl_->state,
-        upgrade.request_id.empty() ? make_ulid() : std::move(upgrade.request_id));
+        upgrade.request_id.empty() ? make_ulid() : std::move(upgrade.request_id),
+        std::move(upgrade.client_address), upgrade.https);
     s->run(std::move(upgrade.request), pipelined);
 }
 

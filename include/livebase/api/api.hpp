@@ -3,6 +3,7 @@
 #include <livebase/api/operation.hpp>
 #include <livebase/core/log.hpp>
 #include <livebase/core/result.hpp>
+#include <livebase/core/units.hpp>
 #include <livebase/schema/collection.hpp>
 #include <livebase/store/store.hpp>
 
@@ -110,8 +111,8 @@ public:
     /// it; without it the auth operations answer 404.
     ///
     /// Auth operations: "login" (POST {"username","password"} -> 200 {"token","expires","user"};
-    /// at most k_login_rate attempts per client address and per username, then 429 with
-    /// Retry-After), "logout" (POST, needs a token: 204), "me" (GET: 200 user or 401),
+    /// attempts are limited per client address and username, and per client address
+    /// (set_login_limits), then 429 with Retry-After), "logout" (POST, needs a token: 204), "me" (GET: 200 user or 401),
     /// "register" (POST, only with `signup`: 201 user). They never run as tasks and never
     /// take part in Idempotency-Key replays (a stored response would hold a token).
     ///
@@ -121,8 +122,20 @@ public:
     /// REQUIRES: before serving; `a` outlives the api.
     void enable_auth(authenticator& a, bool signup) noexcept;
 
+    /// The login (and sign-up) attempt limits: `per_user` per (client address, lowercased
+    /// username), `per_address` per client address whatever the username (count 0 = unlimited).
+    /// There is no limit per username alone: it would let anyone lock an account's owner out.
+    /// Defaults k_login_rate and k_login_address_rate. REQUIRES: before serving.
+    void set_login_limits(rate per_user, rate per_address) noexcept;
+
     /// How long an Idempotency-Key is remembered (default 24 h; the app uses tasks.retention).
     void set_idempotency_retention(std::chrono::milliseconds retention) noexcept;
+
+    /// Whether `op` (a decoded request, before execute) does more than read: an endpoint, a
+    /// custom action, or an operation that runs as a task. The HTTP door refuses such GETs when
+    /// they come from another site with only the session cookie (a navigation the browser
+    /// sends with a SameSite=Lax cookie). Thread-safe; reads only the registry.
+    bool has_effects(const operation& op) const;
 
     /// Blocking form of execute() for action handlers and tools. Never call from an I/O thread.
     outcome execute_sync(operation op);
@@ -197,8 +210,11 @@ private:
     task_waiters* waiters_ = nullptr;
     authenticator* auth_ = nullptr;
     bool signup_ = false;
-    /// Login (and sign-up) attempts per client address and per username; set by enable_auth.
+    /// Login (and sign-up) attempts per client address and username, and per client address;
+    /// set by enable_auth.
     std::unique_ptr<throttle> login_throttle_;
+    rate login_rate_;          // k_login_rate unless set_login_limits() says otherwise
+    rate login_address_rate_;  // k_login_address_rate likewise
     std::chrono::milliseconds idempotency_retention_{24 * 3600 * 1000};
     std::atomic<std::size_t> idempotency_inserts_{0};
 };

@@ -33,6 +33,15 @@ struct server_options {
     /// The built console served at /_/ (docs/console.md). "" = "console/dist" under the working
     /// directory. A directory without index.html answers 404 with a "console not built" problem.
     std::string console_dir;
+    /// Addresses and CIDR ranges of the proxies in front of the server (load balancers). Only
+    /// from these is X-Forwarded-For believed (the client's address: throttling, login attempts,
+    /// anonymous task owners) and X-Forwarded-Proto (https: the session cookie is Secure).
+    std::vector<std::string> trusted_proxies;
+    /// The session cookie always carries `Secure` (for a server behind TLS that the proxy list
+    /// does not describe). Without it, `Secure` is set when a trusted proxy says https.
+    bool secure_cookie = false;
+    /// When set, GET /metrics needs `Authorization: Bearer <metrics_token>` (else 401).
+    std::string metrics_token;
     // Set in code only (not read from the file):
     std::chrono::milliseconds sse_keep_alive = 15s;  ///< SSE comment after this without output
     /// SSE output waiting for a slow reader beyond this closes the stream. Used as is by a bare
@@ -82,6 +91,11 @@ struct auth_options {
     std::chrono::milliseconds token_ttl = 30 * 24h;
     rate throttle_anonymous{120, 60s};
     rate throttle_user{2000, 60s};
+    /// Login (and sign-up) attempts per client address and username: guesses at one account
+    /// from one place. Another address is not slowed by them.
+    rate throttle_login{10, 60s};
+    /// Login (and sign-up) attempts per client address, whatever the username.
+    rate throttle_login_address{60, 60s};
 };
 
 /// `[endpoints.<name>]`: a path bound to a task kind.

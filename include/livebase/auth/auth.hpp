@@ -33,8 +33,16 @@ const collection_def& tokens_collection();
 result<std::string> hash_password(std::string_view password);
 /// Constant-time check of `password` against a crypto_pwhash_str string.
 bool verify_password(std::string_view hash, std::string_view password) noexcept;
-/// "" when `password` is acceptable (8..1024 bytes), else the message for the field error.
+/// "" when `password` is acceptable (8..1024 bytes, not only spaces, tabs, line breaks or
+/// NULs), else the message for the field error.
 std::string password_problem(std::string_view password);
+
+/// Usernames are unique ignoring case ("Bob" and "bob" are one name: the login throttle and
+/// people read them alike). Inside the transaction that stores user `except_id` (empty for a
+/// new user) named `username`: a 400 validation problem on "username" when another user holds
+/// the name in any case, else nullopt. Problems of the store pass through.
+std::optional<problem> username_conflict(read_txn& t, std::string_view username,
+                                         std::string_view except_id = {});
 
 /// A fresh opaque token: 32 random bytes (libsodium), base64url without padding (43 chars).
 std::string make_token();
@@ -154,7 +162,11 @@ std::int64_t retry_after_seconds(std::chrono::milliseconds wait) noexcept;
 /// The bucket key of a caller: "u:<user id>" when authenticated, else "ip:<address>".
 std::string throttle_key(const principal& who, std::string_view ip);
 
-/// Login attempts allowed per client address and per username (brute-force protection).
+/// Login attempts allowed per client address and username (brute-force protection), by
+/// default (auth.throttle.login).
 inline constexpr rate k_login_rate{10, std::chrono::minutes(1)};
+/// Login attempts allowed per client address, whatever the username, by default
+/// (auth.throttle.login_address).
+inline constexpr rate k_login_address_rate{60, std::chrono::minutes(1)};
 
 }  // namespace livebase

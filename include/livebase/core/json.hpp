@@ -18,6 +18,13 @@ namespace json = boost::json;
 /// nesting deeper than `max_depth`. Never throws.
 std::optional<json::value> parse_json(std::string_view text, std::size_t max_depth = 64) noexcept;
 
+/// Parses JSON a client sent (a request body, a WebSocket frame): as parse_json, and nullopt
+/// for an object that repeats a key too (RFC 8259 leaves its meaning open, and two parsers that
+/// disagree on which one wins are a way around validation). When that is why, `*duplicate`
+/// (if given) gets the key. Never throws.
+std::optional<json::value> parse_json_input(std::string_view text, std::size_t max_depth = 64,
+                                            std::optional<std::string>* duplicate = nullptr) noexcept;
+
 /// The string content of `v[key]` if it is a string, else an empty view.
 std::string_view get_string(const json::object& o, std::string_view key) noexcept;
 
@@ -28,7 +35,9 @@ std::optional<std::int64_t> get_int(const json::object& o, std::string_view key)
 /// json::serialize writes, except numbers. A double is written in its shortest form that parses
 /// back to the same double (43.333333333333336, 0.9, 1e+21), with ".0" when that form would
 /// read back as an integer (2.0, -0.0), and null when it is not finite (JSON has no NaN or
-/// Infinity). Strings are escaped as json::serialize escapes them.
+/// Infinity). Strings are escaped as json::serialize escapes them, except that a byte that is
+/// not part of well-formed UTF-8 is written as \ufffd: the text is always valid JSON (inputs
+/// are refused before that can happen; this is the last line).
 std::string to_json_text(const json::value& v);
 
 /// Appends to_json_text(v) to `out`.

@@ -18,6 +18,10 @@ struct websocket_upgrade {
     boost::beast::http::request<boost::beast::http::string_body> request;
     boost::beast::flat_buffer buffer;  ///< bytes read past the request (usually empty)
     std::string request_id;            ///< X-Request-Id echoed or generated
+    /// The client's address as the HTTP door resolved it (trusted proxies' X-Forwarded-For);
+    /// "" = the socket's peer.
+    std::string client_address;
+    bool https = false;  ///< the client reached the server (or a trusted proxy) over https
 };
 
 /// Takes ownership of an upgrade. Called on the connection's strand; must not block.

@@ -1,7 +1,10 @@
 #pragma once
 /// The query AST (filters, ordering, limit/offset, fields), its parsers from a URL query string
 /// and from JSON, and in-memory evaluation (for realtime matching and tests).
+#include <initializer_list>
 #include <livebase/core/result.hpp>
+#include <optional>
+#include <string_view>
 #include <livebase/schema/collection.hpp>
 
 #include <string>
@@ -62,9 +65,17 @@ bool is_reserved_param(std::string_view name) noexcept;
 result<query> parse_query_params(const collection_def& c, const query_params& params);
 
 /// Builds a query from JSON (WebSocket): `{"filter": {...}, "ordering": "-a,b" | ["-a","b"],
-/// "limit": n, "offset": n}`. Filter keys use the same `field__lookup` syntax; values are JSON
+/// "limit": n, "offset": n, "fields": [...]}`; any other member -> 400 (unknown_members). Filter keys use the same `field__lookup` syntax; values are JSON
 /// (in: array; isnull: bool). Errors as above, naming "filter.<key>" etc.
 result<query> parse_query_json(const collection_def& c, const json::object& data);
+
+/// A JSON request object whose members must all be known (a misspelt member must not silently
+/// widen a query): nullopt when every member of `data` is in `known`; otherwise 400 naming the
+/// first unknown member (`prefix` + name, e.g. "data.filters") with every unknown one and the
+/// known ones in the detail.
+std::optional<problem> unknown_members(const json::object& data,
+                                       std::initializer_list<std::string_view> known,
+                                       std::string_view prefix = {});
 
 /// Only the filter part of parse_query_json (for subscriptions): `{"brand": "Ford", ...}`.
 result<std::vector<filter_term>> parse_filter_json(const collection_def& c, const json::object& filter);

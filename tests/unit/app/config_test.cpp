@@ -272,6 +272,46 @@ anonymous = "10/s"
     EXPECT_EQ(c.auth.throttle_user.count, 2000u);
 }
 
+TEST(Config, ProxiesCookiesMetricsAndLoginLimits) {
+    auto d = load_ok("");
+    EXPECT_TRUE(d.server.trusted_proxies.empty());
+    EXPECT_FALSE(d.server.secure_cookie);
+    EXPECT_EQ(d.server.metrics_token, "");
+    EXPECT_EQ(d.auth.throttle_login.count, 10u);
+    EXPECT_EQ(d.auth.throttle_login_address.count, 60u);
+
+    auto c = load_ok(R"(
+[server]
+trusted_proxies = ["10.0.0.0/8", "::1"]
+secure_cookie = true
+metrics_token = "s3cret"
+[auth.throttle]
+login = "3/min"
+login_address = "unlimited"
+)");
+    EXPECT_EQ(c.server.trusted_proxies, (std::vector<std::string>{"10.0.0.0/8", "::1"}));
+    EXPECT_TRUE(c.server.secure_cookie);
+    EXPECT_EQ(c.server.metrics_token, "s3cret");
+    EXPECT_EQ(c.auth.throttle_login.count, 3u);
+    EXPECT_EQ(c.auth.throttle_login.per, 60s);
+    EXPECT_EQ(c.auth.throttle_login_address.count, 0u);
+    EXPECT_CONFIG_ERROR("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
+                        "t.toml:2: server.trusted_proxies:");
+    EXPECT_CONFIG_ERROR("[server]\ntrusted_proxies = [\"proxy.example\"]\n",
+                        "t.toml:2: server.trusted_proxies:");
+
+    config e;
+    ASSERT_TRUE(apply_env_overrides(e, {"LIVEBASE_SERVER_TRUSTED_PROXIES=10.1.0.0/16, 127.0.0.1",
+                                        "LIVEBASE_AUTH_THROTTLE_LOGIN=4/min",
+                                        "LIVEBASE_AUTH_THROTTLE_LOGIN_ADDRESS=40/min",
+                                        "LIVEBASE_SERVER_METRICS_TOKEN=t"}));
+    EXPECT_EQ(e.server.trusted_proxies.size(), 2u);
+    EXPECT_EQ(e.auth.throttle_login.count, 4u);
+    EXPECT_EQ(e.auth.throttle_login_address.count, 40u);
+    EXPECT_EQ(e.server.metrics_token, "t");
+    EXPECT_FALSE(apply_env_overrides(e, {"LIVEBASE_SERVER_TRUSTED_PROXIES=nope"}));
+}
+
 TEST(Config, BasePathRoot) {
     EXPECT_EQ(load_ok("[server]\nbase_path = \"/\"\n").server.base_path, "/");
     EXPECT_CONFIG_ERROR("[server]\nbase_path = \"api\"\n",

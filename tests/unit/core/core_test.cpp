@@ -1,3 +1,4 @@
+#include <livebase/core/client_address.hpp>
 #include <livebase/core/clock.hpp>
 #include <livebase/core/json.hpp>
 #include <livebase/core/problem.hpp>
@@ -135,6 +136,34 @@ TEST(json, utf8_validation) {
     EXPECT_FALSE(valid_utf8("\xff"));
 }
 
+TEST(json_text, invalid_utf8_in_strings_becomes_replacement_characters) {
+    // Whatever reaches a string, the text written is valid JSON.
+    json::object o{{"k\xff", "a\xc3\x28z"}, {"ok", "caf\xc3\xa9"}};
+    auto text = to_json_text(o);
+    EXPECT_TRUE(valid_utf8(text)) << text;
+    EXPECT_EQ(text, R"({"k\ufffd":"a\ufffd(z","ok":"café"})");
+    EXPECT_TRUE(parse_json(text));
+    EXPECT_EQ(to_json_text(json::value("\xf0\x9f\x9a\x97")), "\"\xf0\x9f\x9a\x97\"");
+    EXPECT_EQ(to_json_text(json::value("\xf0\x9f\x9a")), R"("\ufffd\ufffd\ufffd")");
+}
+
+TEST(json_text, parse_json_input_refuses_repeated_keys) {
+    std::optional<std::string> dup;
+    EXPECT_FALSE(parse_json_input(R"({"a":1,"b":{"c":1,"c":2}})", 64, &dup));
+    ASSERT_TRUE(dup);
+    EXPECT_EQ(*dup, "c");
+    dup.reset();
+    EXPECT_FALSE(parse_json_input("{\"a\":1,\"\\u0061\":2}", 64, &dup));
+    EXPECT_EQ(dup.value_or(""), "a");
+    dup.reset();
+    EXPECT_FALSE(parse_json_input("{\"a\":", 64, &dup));
+    EXPECT_FALSE(dup);  // malformed, not repeated
+    auto ok = parse_json_input(R"({"a":{"a":1},"b":[{"a":1},{"a":2}]})", 64, &dup);
+    ASSERT_TRUE(ok);
+    EXPECT_FALSE(dup);
+    EXPECT_TRUE(parse_json_input("[1,2,\"{\"]"));
+}
+
 TEST(problem, renders_rfc9457) {
     auto p = problem::validation({{"brand", {"This field is required."}}, {"model", {"Must be an integer."}}});
     auto j = p.to_json();
@@ -211,8 +240,11 @@ TEST(json_text, every_double_reads_back_as_the_same_double) {
 }
 
 TEST(json_text, everything_but_doubles_as_json_serialize_writes_it) {
+    // Every ASCII byte, and UTF-8 of every length (bytes that are not UTF-8 become U+FFFD:
+    // invalid_utf8_in_strings_becomes_replacement_characters).
     std::string every_byte;
-    for (int c = 1; c < 256; ++c) every_byte += static_cast<char>(c);
+    for (int c = 1; c < 128; ++c) every_byte += static_cast<char>(c);
+    every_byte += "\xc2\x80 \xdf\xbf \xe0\xa0\x80 \xef\xbf\xbf \xf0\x90\x80\x80 \xf4\x8f\xbf\xbf";
     json::value doc = json::object{
         {"s", every_byte},
         {"q\"uote\\", "line\nbreak\ttab\b\f\r\x01\x1f\x7f é ✓ /"},
@@ -224,8 +256,47 @@ TEST(json_text, everything_but_doubles_as_json_serialize_writes_it) {
     std::string appended = "x";
     append_json_text(appended, doc);
     EXPECT_EQ(appended, "x" + json::serialize(doc));
-    doc.get_object().erase("s");  // not UTF-8: parse_json refuses it
     auto back = parse_json(to_json_text(doc));
     ASSERT_TRUE(back);
     EXPECT_EQ(*back, doc);
+}
+
+TEST(client_address, sets_of_addresses_and_ranges) {
+    auto set = address_set::parse({"10.0.0.0/8", "192.168.1.7", "fd00::/8", " ::1 "});
+    ASSERT_TRUE(set) << set.error().detail;
+    EXPECT_TRUE(set->contains("10.200.3.4"));
+    EXPECT_TRUE(set->contains("::ffff:10.1.2.3"));  // IPv4-mapped
+    EXPECT_TRUE(set->contains("192.168.1.7"));
+    EXPECT_FALSE(set->contains("192.168.1.8"));
+    EXPECT_TRUE(set->contains("fd12::1"));
+    EXPECT_TRUE(set->contains("::1"));
+    EXPECT_FALSE(set->contains("11.0.0.1"));
+    EXPECT_FALSE(set->contains("not an address"));
+    EXPECT_FALSE(set->contains(""));
+    for (const char* bad : {"10.0.0.0/33", "1.2.3", "10.0.0.0/", "host.example", "::1/129", ""})
+        EXPECT_FALSE(address_set::parse({bad})) << bad;
+    auto odd = address_set::parse({"10.1.2.3/12"});  // host bits set: the range still counts
+    ASSERT_TRUE(odd);
+    EXPECT_TRUE(odd->contains("10.0.0.1"));
+    EXPECT_FALSE(odd->contains("10.16.0.1"));
+}
+
+TEST(client_address, x_forwarded_for_is_believed_only_from_trusted_proxies) {
+    auto trusted = *address_set::parse({"10.0.0.0/8"});
+    // An untrusted peer's header is ignored, whatever it says.
+    EXPECT_EQ(resolve_client_address("203.0.113.5", {"1.2.3.4"}, trusted), "203.0.113.5");
+    EXPECT_EQ(resolve_client_address("203.0.113.5", {}, address_set{}), "203.0.113.5");
+    // From a proxy: the rightmost address that is not a trusted proxy.
+    EXPECT_EQ(resolve_client_address("10.0.0.1", {"198.51.100.1"}, trusted), "198.51.100.1");
+    EXPECT_EQ(resolve_client_address("10.0.0.1", {"6.6.6.6, 198.51.100.1, 10.0.0.2"}, trusted),
+              "198.51.100.1");
+    EXPECT_EQ(resolve_client_address("10.0.0.1", {"6.6.6.6", "198.51.100.1"}, trusted),
+              "198.51.100.1");
+    // Garbage a client put through an appending proxy stops the walk.
+    EXPECT_EQ(resolve_client_address("10.0.0.1", {"6.6.6.6, garbage, 10.0.0.9"}, trusted), "10.0.0.9");
+    EXPECT_EQ(resolve_client_address("10.0.0.1", {"garbage"}, trusted), "10.0.0.1");
+    EXPECT_EQ(resolve_client_address("10.0.0.1", {}, trusted), "10.0.0.1");
+    EXPECT_EQ(resolve_client_address("::ffff:10.0.0.1", {"[2001:db8::0001]"}, trusted), "2001:db8::1");
+    EXPECT_EQ(canonical_address("::ffff:192.0.2.1").value_or(""), "192.0.2.1");
+    EXPECT_FALSE(canonical_address("192.0.2.1:80"));
 }

@@ -7,7 +7,7 @@ using namespace livebase::http_detail;
 TEST(origin, same_host_or_listed) {
     const std::vector<std::string> none;
     EXPECT_TRUE(origin_allowed("http://127.0.0.1:8080", "127.0.0.1:8080", none));
-    EXPECT_TRUE(origin_allowed("https://App.Example.com", "app.example.com", none));
+    EXPECT_TRUE(origin_allowed("https://App.Example.com", "app.example.com", none, "https"));
     EXPECT_FALSE(origin_allowed("http://evil.example", "127.0.0.1:8080", none));
     EXPECT_FALSE(origin_allowed("http://127.0.0.1:9090", "127.0.0.1:8080", none));  // another port
     EXPECT_FALSE(origin_allowed("null", "127.0.0.1:8080", none));
@@ -23,6 +23,16 @@ TEST(origin, same_host_or_listed) {
     EXPECT_FALSE(origin_allowed("https://app.example.com.evil", "api.example.com", listed));
     EXPECT_TRUE(origin_allowed("null", "x", {"null"}));
     EXPECT_TRUE(origin_allowed("http://anything", "x", {"*"}));
+}
+
+TEST(origin, same_origin_needs_the_same_scheme) {
+    const std::vector<std::string> none;
+    // An http page (e.g. a spoofed one on an open network) may not act on the https site.
+    EXPECT_FALSE(origin_allowed("http://app.example.com", "app.example.com", none, "https"));
+    EXPECT_FALSE(origin_allowed("https://app.example.com", "app.example.com", none, "http"));
+    EXPECT_FALSE(origin_allowed("ftp://app.example.com", "app.example.com", none, "http"));
+    EXPECT_TRUE(origin_allowed("HTTPS://app.example.com", "app.example.com", none, "https"));
+    EXPECT_TRUE(origin_allowed("http://app.example.com", "app.example.com", none));
 }
 
 TEST(origin, cookies) {

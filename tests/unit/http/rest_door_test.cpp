@@ -28,6 +28,14 @@ TEST(rest_door, split_target) {
     EXPECT_FALSE(split_target("*"));
     EXPECT_FALSE(split_target("/a b"));
     EXPECT_EQ(split_target("/a%zz").error().status, 400);
+    // Segments that are not UTF-8 once decoded never reach a name, an id or a stored echo.
+    for (const char* t : {"/api/cars/%FF", "/api/%C3%28/x", "/api/cars/a%ED%A0%80", "/%C0%AF"}) {
+        auto r = split_target(t);
+        ASSERT_FALSE(r) << t;
+        EXPECT_EQ(r.error().status, 400) << t;
+        EXPECT_TRUE(valid_utf8(to_json_text(r.error().to_json()))) << t;
+    }
+    EXPECT_TRUE(split_target("/api/cars/%C3%A9t%C3%A9"));
 }
 
 TEST(rest_door, decode_query) {
@@ -45,6 +53,15 @@ TEST(rest_door, decode_query) {
     auto bad = decode_query("a=%G1");
     ASSERT_FALSE(bad);
     EXPECT_EQ(bad.error().status, 400);
+
+    auto bad_name = decode_query("ok=1&%FF%FE=1");
+    ASSERT_FALSE(bad_name);
+    EXPECT_EQ(bad_name.error().status, 400);
+    EXPECT_TRUE(valid_utf8(to_json_text(bad_name.error().to_json())));
+    auto bad_value = decode_query("brand=%C3%28");
+    ASSERT_FALSE(bad_value);
+    EXPECT_EQ(bad_value.error().status, 400);
+    EXPECT_EQ(get_string(bad_value.error().extra, "parameter"), "brand");
 }
 
 TEST(rest_door, if_match) {
@@ -141,6 +158,34 @@ TEST(rest_door, malformed_bodies) {
     }
     auto empty = op_of(op_kind::create, "POST");
     EXPECT_FALSE(decode_request(empty, view("POST", "", ""), ""));
+
+    // A repeated key: which value would win is up to the parser, so neither does.
+    for (const char* body : {R"({"brand":"a","brand":"b"})", R"({"x":{"k":1,"k":2}})",
+                             R"([{"a":1},{"a":1,"b":2,"\u0061":3}])"}) {
+        auto o = op_of(op_kind::create, "POST");
+        auto r = decode_request(o, view("POST", "application/json", body), "");
+        ASSERT_FALSE(r) << body;
+        EXPECT_EQ(r.error().type, "/problems/malformed-json") << body;
+    }
+    auto distinct = op_of(op_kind::create, "POST");
+    EXPECT_TRUE(decode_request(distinct,
+                               view("POST", "application/json", R"({"a":{"a":1},"b":[{"a":2},{"a":3}]})"),
+                               ""));
+}
+
+TEST(rest_door, idempotency_keys_are_printable_ascii) {
+    for (std::string key : {std::string(""), std::string(256, 'k'), std::string("k\xff"),
+                            std::string("a\x01b")}) {
+        auto op = op_of(op_kind::create, "POST");
+        auto v = view("POST", "application/json", "{}");
+        v.idempotency_key = key;
+        EXPECT_FALSE(decode_request(op, v, "")) << key;
+    }
+    auto op = op_of(op_kind::create, "POST");
+    auto v = view("POST", "application/json", "{}");
+    v.idempotency_key = "order 42-a";
+    ASSERT_TRUE(decode_request(op, v, ""));
+    EXPECT_EQ(op.idempotency_key, "order 42-a");
 }
 
 TEST(rest_door, bodies_that_are_not_read) {

@@ -384,10 +384,21 @@ TEST(query_json, typed_filters) {
 
 TEST(query_json, defaults_and_nulls) {
     auto c = cars();
-    auto q = parse_query_json(c, obj(R"({"type": "subscribe", "limit": null, "filter": null})"));
+    auto q = parse_query_json(c, obj(R"({"limit": null, "filter": null})"));
     ASSERT_TRUE(q.has_value());
     EXPECT_EQ(q->limit, 25u);
     EXPECT_TRUE(q->filters.empty());
+}
+
+TEST(query_json, unknown_members_are_refused) {
+    auto c = cars();
+    // A misspelt member would otherwise run the query unfiltered or unlimited.
+    EXPECT_EQ(json_failure(c, R"({"filters": {"brand": "Ford"}})").first, "filters");
+    EXPECT_EQ(json_failure(c, R"({"limit": 2, "limt": 1})").first, "limt");
+    auto q = parse_query_json(c, obj(R"({"type": "subscribe"})"));
+    ASSERT_FALSE(q.has_value());
+    EXPECT_EQ(q.error().status, 400);
+    EXPECT_NE(q.error().detail.find("\"type\""), std::string::npos) << q.error().detail;
 }
 
 TEST(query_json, type_errors_name_the_key) {

@@ -64,6 +64,8 @@ TEST(ws_codec, bad_frames_get_400_on_the_error_stream) {
         std::string("{\"stream\":\"c\xff\",\"payload\":{\"action\":\"list\"}}"),  // bad UTF-8
         std::string(200, '[') + std::string(200, ']'),                            // too deep
         R"({"stream":"cars","payload":{"action":"list"}} trailing)",
+        R"({"stream":"cars","stream":"tasks","payload":{"action":"list"}})",  // repeated key
+        R"({"stream":"cars","payload":{"action":"list","data":{"limit":1,"limit":500}}})",
     };
     for (const auto& text : bad) {
         auto f = decode_frame(text);
@@ -153,3 +155,11 @@ TEST(ws_codec, hello) {
 }
 
 }  // namespace
+
+TEST(ws_codec, close_codes_a_peer_may_send) {
+    for (std::uint16_t ok : {0, 1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013,
+                             3000, 4000, 4999})
+        EXPECT_TRUE(valid_close_code(ok)) << ok;
+    for (std::uint16_t bad : {1, 999, 1004, 1005, 1006, 1014, 1015, 1016, 2999, 5000, 65535})
+        EXPECT_FALSE(valid_close_code(bad)) << bad;
+}

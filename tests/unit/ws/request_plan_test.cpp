@@ -332,6 +332,38 @@ TEST_F(ws_plan, subscriptions) {
     EXPECT_EQ(get_string(un_bad.refusal.extra, "parameter"), "data.subscription");
 }
 
+TEST_F(ws_plan, misspelt_members_of_data_are_refused_naming_them) {
+    struct refused {
+        const char* frame;
+        const char* parameter;
+    };
+    const refused cases[] = {
+        {R"({"stream":"cars","payload":{"action":"list","data":{"filters":{"brand":"Ford"}}}})",
+         "data.filters"},
+        {R"({"stream":"cars","payload":{"action":"list","data":{"limit":1,"limt":1}}})", "data.limt"},
+        {R"({"stream":"tasks","payload":{"action":"list","data":{"limt":1}}})", "data.limt"},
+        {R"({"stream":"cars","payload":{"action":"subscribe","data":{"actoins":["create"]}}})",
+         "data.actoins"},
+        {R"({"stream":"tasks","payload":{"action":"subscribe","pk":"t","data":{"filters":{}}}})",
+         "data.filters"},
+        {R"({"stream":"cars","payload":{"action":"observe","data":{"filters":{"brand":"x"}}}})",
+         "data.filters"},
+    };
+    for (const auto& c : cases) {
+        auto p = plan(c.frame);
+        ASSERT_EQ(p.kind, plan_kind::refuse) << c.frame;
+        EXPECT_EQ(p.refusal.status, 400) << c.frame;
+        EXPECT_EQ(get_string(p.refusal.extra, "parameter"), c.parameter) << c.frame;
+        EXPECT_NE(p.refusal.detail.find(std::string(c.parameter).substr(5)), std::string::npos)
+            << p.refusal.detail;
+    }
+    // Every unknown member is listed.
+    auto two = plan(R"({"stream":"cars","payload":{"action":"list","data":{"limt":1,"ordring":"x"}}})");
+    ASSERT_EQ(two.kind, plan_kind::refuse);
+    ASSERT_TRUE(two.refusal.extra.contains("unknown"));
+    EXPECT_EQ(two.refusal.extra.at("unknown").as_array().size(), 2u);
+}
+
 TEST_F(ws_plan, live_queries) {
     auto o = plan(
         R"({"stream":"cars","payload":{"action":"observe","data":{"filter":{"brand":"Ford"},"limit":5}}})");

@@ -57,6 +57,26 @@ TEST_F(ws_session_test, handshake_sends_hello_and_echoes_the_subprotocol) {
         eventually([&] { return ws_->sockets() == 1 && gauge("livebase_ws_sockets") == 1; }));
 }
 
+TEST_F(ws_session_test, an_invalid_close_code_fails_the_connection_with_1002) {
+    start();
+    // 5000 and up are not close codes (RFC 6455 7.4): not echoed, the connection is failed.
+    for (std::uint16_t code : {5000, 65535, 1005, 2999}) {
+        SCOPED_TRACE(code);
+        auto c = connect();
+        ASSERT_TRUE(c->is_open());
+        c->close(code);
+        auto closed = c->wait_closed(k_wait);
+        ASSERT_TRUE(closed);
+        EXPECT_EQ(closed->code, 1002) << closed->reason;
+    }
+    auto c = connect();  // a private code is echoed as before
+    c->close(4000);
+    auto closed = c->wait_closed(k_wait);
+    ASSERT_TRUE(closed);
+    EXPECT_EQ(closed->code, 4000);
+    EXPECT_TRUE(eventually([&] { return ws_->sockets() == 0; }));
+}
+
 TEST_F(ws_session_test, a_plain_http_request_is_refused_with_400) {
     start();
     lt::ws_client c;
