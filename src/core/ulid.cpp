@@ -16,11 +16,20 @@ struct thread_state {
     std::array<unsigned char, 10> rnd{};
 };
 
+// Adds a random step of 1..2^64 to the 80-bit random part: ids made in one millisecond stay
+// in order, but one id does not tell the next (ids are capabilities: an anonymous task is
+// reachable by whoever holds its id). False on overflow.
 bool increment(std::array<unsigned char, 10>& r) {
+    std::array<unsigned char, 8> step{};
+    randombytes_buf(step.data(), step.size());
+    unsigned carry = 1;  // the step is 1 + a random 64-bit number
     for (int i = 9; i >= 0; --i) {
-        if (++r[i] != 0) return true;
+        unsigned sum = r[static_cast<std::size_t>(i)] + carry;
+        if (i >= 2) sum += step[static_cast<std::size_t>(i - 2)];
+        r[static_cast<std::size_t>(i)] = static_cast<unsigned char>(sum & 0xFF);
+        carry = sum >> 8;
     }
-    return false;  // overflow: 2^80 ids in one ms
+    return carry == 0;
 }
 
 bool sodium_ready() {

@@ -42,6 +42,24 @@ TEST(clock, round_trips_many_values) {
     }
 }
 
+TEST(ulid, ids_of_one_millisecond_do_not_tell_the_next) {
+    // An id is a capability (anonymous tasks): knowing one must not give the next one.
+    std::vector<std::string> ids;
+    for (int i = 0; i < 64; ++i) ids.push_back(make_ulid(5000));
+    int adjacent = 0;
+    for (std::size_t i = 1; i < ids.size(); ++i) {
+        EXPECT_LT(ids[i - 1], ids[i]);
+        // The last 13 characters (64 bits) of consecutive ids differ by more than a count.
+        const auto tail = [](const std::string& s) {
+            std::uint64_t v = 0;
+            for (char ch : s.substr(13)) v = v * 32 + static_cast<std::uint64_t>(std::string_view("0123456789ABCDEFGHJKMNPQRSTVWXYZ").find(ch));
+            return v;
+        };
+        if (tail(ids[i]) - tail(ids[i - 1]) < 1000) ++adjacent;
+    }
+    EXPECT_LE(adjacent, 1);
+}
+
 TEST(ulid, shape_and_monotonic_per_thread) {
     auto a = make_ulid(1000);
     auto b = make_ulid(1000);
