@@ -474,6 +474,9 @@ private:
         sock_ = beast::get_lowest_layer(*ws_).release_socket();
         net::post(ex_, [self = shared_from_this()] { self->ws_.reset(); });
         sock_.non_blocking(true, ec);
+        // Writes are already gathered; Nagle would only hold a lone event back for an ACK
+        // (up to the peer's delayed-ACK time).
+        if (!ec) sock_.set_option(tcp::no_delay(true), ec);
         if (ec) {
             fail(ec, "accept");
             return finish();
