@@ -926,7 +926,8 @@ private:
 
     /// Everything queued (control frames first, then up to k_max_frames_per_write frames) in
     /// one gathered write: a header per frame in front of its shared payload. A closing
-    /// session's close frame follows the last frame.
+    /// session's close frame follows the last frame. Loops (through on_write) until the queue
+    /// is empty or the socket is full.
     void do_write() {
         if (writing_ || closed_ || !open_) return;
         if (closing_ && !close_started_ && out_.empty()) {
@@ -965,6 +966,20 @@ private:
             inflight_.push_back(std::move(f));
         }
         writing_ = true;
+        // Usually the socket takes it all at once: write now, on the strand, and skip the
+        // asynchronous operation and its completion handler. What does not fit goes async.
+        error_code ec;
+        std::size_t done = sock_.write_some(iov_, ec);
+        if (ec == net::error::would_block || ec == net::error::try_again) {
+            ec = {};
+            done = 0;
+        }
+        if (ec) return on_write(ec, 0);
+        if (done == net::buffer_size(iov_)) return on_write({}, done);
+        std::size_t first = 0;
+        while (done >= iov_[first].size()) done -= iov_[first++].size();
+        iov_[first] += done;
+        iov_.erase(iov_.begin(), iov_.begin() + static_cast<std::ptrdiff_t>(first));
         net::async_write(sock_, iov_, beast::bind_front_handler(&session::on_write, shared_from_this()));
     }
 
