@@ -60,6 +60,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <thread>
+#include <unistd.h>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -1269,6 +1270,7 @@ beast::tcp_stream onto(beast::tcp_stream&& in, const net::any_io_executor& ex, e
     beast::tcp_stream out(ex);
     if (ec) return out;
     out.socket().assign(local.protocol(), fd, ec);
+    if (ec) ::close(fd);  // released from one socket and taken by none
     return out;
 }
 
