@@ -14,6 +14,9 @@
 //           is taken on this machine's steady clock, so both ends must be on this host.
 // idle:     opens N subscribed sockets, waits, and prints the server's RSS before and after.
 // reqreply: N sockets each keep D `retrieve` requests in flight; prints replies/s.
+// --client raw: the subscribed sockets speak RFC 6455 themselves on plain TCP sockets (a
+//           fixed handshake, a small frame parser, no Beast stream), about half the client CPU
+//           of the default --client beast, so on a shared machine the server gets more of it.
 // Last line: "RESULT key=value ..." for the script.
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -63,6 +66,7 @@ struct options {
     std::string pk;
     std::string token;  // Bearer token of the writers (creating cars needs a user)
     long pid = 0;
+    std::string client = "beast";  // or "raw"
 };
 
 std::int64_t now_ns() {
@@ -222,6 +226,181 @@ private:
     bool writing_ = false;
 };
 
+/// A subscribed socket on plain TCP: a hand-written handshake and frame parser (server frames
+/// are unmasked), a masked subscribe frame. Counts events as the Beast client does.
+class raw_client : public std::enable_shared_from_this<raw_client> {
+public:
+    raw_client(net::io_context& ioc, const options& o, stats& st, std::function<void()> on_ready)
+        : sock_(ioc), o_(o), st_(st), on_ready_(std::move(on_ready)) {}
+
+    void start(const tcp::endpoint& ep) {
+        sock_.async_connect(ep, [self = shared_from_this()](error_code ec) {
+            if (ec) return self->fail();
+            self->out_ =
+                "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+            net::async_write(self->sock_, net::buffer(self->out_), [self](error_code ec, std::size_t) {
+                if (ec) return self->fail();
+                self->read();
+            });
+        });
+    }
+
+    void close() {
+        error_code ec;
+        sock_.close(ec);
+    }
+
+private:
+    enum class phase { handshake, hello, subscribed_reply, events };
+
+    void fail() {
+        if (phase_ == phase::events) {
+            ++st_.closed;
+            ++st_.close_codes[close_code_ ? close_code_ : 1006];
+            return;
+        }
+        ++st_.failed;
+        if (on_ready_) std::exchange(on_ready_, nullptr)();
+    }
+
+    // Waits for readability, then reads into one shared buffer: 10,000 idle sockets hold no
+    // read buffers, only the bytes of a frame that arrived in parts.
+    void read() {
+        sock_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) {
+            if (ec) return self->fail();
+            static char chunk[1 << 16];
+            self->sock_.non_blocking(true, ec);
+            for (;;) {
+                const std::size_t n = self->sock_.read_some(net::buffer(chunk), ec);
+                if (ec == net::error::would_block || ec == net::error::try_again) break;
+                if (ec) return self->fail();
+                self->in_.append(chunk, n);
+                if (n < sizeof chunk) break;
+            }
+            if (!self->parse()) return self->fail();
+            self->read();
+        });
+    }
+
+    // Consumes whole frames (and the handshake response); false on a close or a bad response.
+    bool parse() {
+        std::size_t pos = 0;
+        if (phase_ == phase::handshake) {
+            auto end = in_.find("\r\n\r\n");
+            if (end == std::string::npos) return true;
+            if (in_.compare(0, 12, "HTTP/1.1 101") != 0) return false;
+            pos = end + 4;
+            phase_ = phase::hello;
+        }
+        for (;;) {
+            if (in_.size() - pos < 2) break;
+            const auto* p = reinterpret_cast<const unsigned char*>(in_.data() + pos);
+            const unsigned op = p[0] & 0x0f;
+            std::uint64_t len = p[1] & 0x7f;
+            std::size_t h = 2;
+            if (len == 126) {
+                if (in_.size() - pos < 4) break;
+                len = (std::uint64_t{p[2]} << 8) | p[3];
+                h = 4;
+            } else if (len == 127) {
+                if (in_.size() - pos < 10) break;
+                len = 0;
+                for (int i = 0; i < 8; ++i) len = (len << 8) | p[2 + i];
+                h = 10;
+            }
+            if (in_.size() - pos < h + len) break;
+            std::string_view payload(in_.data() + pos + h, static_cast<std::size_t>(len));
+            pos += h + static_cast<std::size_t>(len);
+            if (op == 8) {
+                if (payload.size() >= 2)
+                    close_code_ = (static_cast<unsigned char>(payload[0]) << 8) | static_cast<unsigned char>(payload[1]);
+                in_.erase(0, pos);
+                return false;
+            }
+            if (op == 9) {  // ping: answer pong (masked, empty)
+                static const char pong[] = {'\x8a', '\x80', 0, 0, 0, 0};
+                send(std::string(pong, sizeof pong));
+                continue;
+            }
+            if (op != 1) continue;
+            on_message(payload);
+        }
+        in_.erase(0, pos);
+        if (in_.empty() && in_.capacity() > 4096) std::string().swap(in_);
+        return true;
+    }
+
+    void on_message(std::string_view text) {
+        switch (phase_) {
+            case phase::hello:
+                phase_ = phase::subscribed_reply;
+                send(masked("{\"stream\":\"cars\",\"payload\":{\"action\":\"subscribe\",\"data\":{},"
+                            "\"request_id\":\"sub\"}}"));
+                return;
+            case phase::subscribed_reply:
+                if (text.find("\"response_status\":201") == std::string_view::npos) {
+                    std::cerr << "subscribe refused: " << text << "\n";
+                    ++st_.failed;
+                    if (on_ready_) std::exchange(on_ready_, nullptr)();
+                    phase_ = phase::handshake;  // counts nothing more
+                    return;
+                }
+                phase_ = phase::events;
+                ++st_.ready;
+                if (on_ready_) std::exchange(on_ready_, nullptr)();
+                return;
+            case phase::events:
+                if (!st_.measuring) return;
+                ++st_.events;
+                if (auto at = text.find("\"make\":\"t"); at != std::string_view::npos) {
+                    const std::int64_t sent = std::strtoll(text.data() + at + 9, nullptr, 10);
+                    if (st_.latency_us.size() < k_max_samples)
+                        st_.latency_us.push_back(static_cast<std::uint32_t>((now_ns() - sent) / 1000));
+                }
+                return;
+            case phase::handshake: return;
+        }
+    }
+
+    static std::string masked(std::string_view text) {
+        std::string f;
+        f += '\x81';
+        if (text.size() < 126) {
+            f += static_cast<char>(0x80 | text.size());
+        } else {
+            f += static_cast<char>(0x80 | 126);
+            f += static_cast<char>(text.size() >> 8);
+            f += static_cast<char>(text.size() & 0xff);
+        }
+        f.append(4, '\0');  // a zero mask key: the payload goes as it is
+        f += text;
+        return f;
+    }
+
+    void send(std::string frame) {
+        pending_ += frame;
+        if (writing_) return;
+        writing_ = true;
+        out_ = std::move(pending_);
+        pending_.clear();
+        net::async_write(sock_, net::buffer(out_), [self = shared_from_this()](error_code ec, std::size_t) {
+            self->writing_ = false;
+            if (ec || self->pending_.empty()) return;
+            self->send({});
+        });
+    }
+
+    tcp::socket sock_;
+    const options& o_;
+    stats& st_;
+    std::function<void()> on_ready_;
+    std::string in_, out_, pending_;
+    bool writing_ = false;
+    phase phase_ = phase::handshake;
+    int close_code_ = 0;
+};
+
 /// One keep-alive HTTP connection creating cars in a closed loop (optionally paced).
 class writer : public std::enable_shared_from_this<writer> {
 public:
@@ -324,6 +503,7 @@ int main(int argc, char** argv) {
         else if (k == "--pk") o.pk = v;
         else if (k == "--token") o.token = v;
         else if (k == "--pid") o.pid = std::stol(v);
+        else if (k == "--client") o.client = v;
         else {
             std::cerr << "unknown option " << k << "\n";
             return 2;
@@ -336,18 +516,30 @@ int main(int argc, char** argv) {
     const long rss_before = o.pid ? rss_kib(o.pid) : -1;
 
     // Connect in waves of at most 256 handshakes in flight (the listen backlog stays small).
+    if (o.client != "beast" && (o.client != "raw" || o.mode == "reqreply")) {
+        std::cerr << "--client: beast, or raw (fanout and idle only)\n";
+        return 2;
+    }
     std::vector<std::shared_ptr<client>> clients;
+    std::vector<std::shared_ptr<raw_client>> raw_clients;
     clients.reserve(o.sockets);
     std::size_t started = 0, settled = 0;
     std::function<void()> launch = [&] {
         while (started < o.sockets && started - settled < 256) {
-            auto c = std::make_shared<client>(ioc, o, st, [&] {
+            auto ready = [&] {
                 ++settled;
                 launch();
-            });
-            clients.push_back(c);
+            };
             ++started;
-            c->start(ep);
+            if (o.client == "raw") {
+                auto c = std::make_shared<raw_client>(ioc, o, st, ready);
+                raw_clients.push_back(c);
+                c->start(ep);
+            } else {
+                auto c = std::make_shared<client>(ioc, o, st, ready);
+                clients.push_back(c);
+                c->start(ep);
+            }
         }
     };
     const auto t_connect = steady::now();
@@ -410,6 +602,7 @@ int main(int argc, char** argv) {
                   << " p50_ms=" << p50 << " p99_ms=" << p99 << " closed=" << st.closed << "\n";
     }
     for (auto& c : clients) c->close();
+    for (auto& c : raw_clients) c->close();
     ioc.poll();
     return 0;
 }

@@ -21,6 +21,7 @@ run_packages=(
   build-essential cmake ninja-build pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-system1.81-dev
   libsqlite3-dev libtoml11-dev libcli11-dev libsodium-dev libpq-dev
+  zlib1g-dev        # permessage-deflate (realtime.deflate)
   libjemalloc-dev   # the server's allocator (a third less CPU per task than glibc's malloc)
   curl python3
 )

@@ -312,6 +312,10 @@ result<void> app::impl::start() {
     wo.anonymous_rate = cfg.auth.throttle_anonymous;
     wo.user_rate = cfg.auth.throttle_user;
     wo.allowed_origins = cfg.server.cors_origins;
+    wo.lanes = cfg.server.threads ? cfg.server.threads : std::max(1u, std::thread::hardware_concurrency());
+    wo.deflate = cfg.realtime.deflate;
+    wo.deflate_threshold = cfg.realtime.deflate_threshold;
+    wo.deflate_level = static_cast<int>(cfg.realtime.deflate_level);
     ws = std::make_unique<ws_server>(*api, *realtime, wo, log, metrics);
     server->set_upgrade_handler(
         "/ws", [w = ws.get()](websocket_upgrade&& up) { w->accept(std::move(up)); });

@@ -210,6 +210,12 @@ const setting k_settings[] = {
      [](config& c, parsed_value&& v) { c.realtime.max_message = v.number; }},
     {"realtime", "max_subscriptions", kind::count, 1, k_unbounded,
      [](config& c, parsed_value&& v) { c.realtime.max_subscriptions = v.number; }},
+    {"realtime", "deflate", kind::boolean, 0, 0,
+     [](config& c, parsed_value&& v) { c.realtime.deflate = v.flag; }},
+    {"realtime", "deflate_threshold", kind::size, 0, 0,
+     [](config& c, parsed_value&& v) { c.realtime.deflate_threshold = v.number; }},
+    {"realtime", "deflate_level", kind::count, 1, 9,
+     [](config& c, parsed_value&& v) { c.realtime.deflate_level = v.number; }},
 
     {"tasks", "workers", kind::count, 0, k_max_threads,
      [](config& c, parsed_value&& v) { c.tasks.workers = v.number; }},

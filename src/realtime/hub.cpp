@@ -713,6 +713,8 @@ struct hub::impl {
         guarded(log_, "delivering realtime frames failed", [&] { sink->deliver(std::move(frames)); });
     }
 
+    // Clients of a lane go to it in one batch per pass (no hand-off per client); the others
+    // get deliver() each.
     void deliver_pending() {
         std::vector<std::string> expired;
         for (client_state* c : pending_) {
@@ -725,9 +727,22 @@ struct hub::impl {
                 expired.push_back(c->id);
                 continue;
             }
+            if (event_lane* l = sink->lane()) {
+                auto it = std::find_if(lanes_.begin(), lanes_.end(), [&](const auto& e) { return e.first == l; });
+                if (it == lanes_.end()) it = lanes_.insert(lanes_.end(), {l, {}});
+                it->second.push_back(lane_delivery{std::move(sink), std::move(frames)});
+                continue;
+            }
             guarded(log_, "delivering realtime frames failed", [&] { sink->deliver(std::move(frames)); });
         }
         pending_.clear();
+        for (auto& [l, batch] : lanes_) {
+            if (batch.empty()) continue;
+            const std::size_t hint = batch.size();
+            guarded(log_, "delivering realtime frames failed", [&] { l->deliver(std::move(batch)); });
+            batch = std::vector<lane_delivery>();
+            batch.reserve(hint);
+        }
         if (!expired.empty()) expire(expired);
     }
 
@@ -862,6 +877,8 @@ struct hub::impl {
     std::unordered_map<std::string, std::unique_ptr<client_state>> clients_;
     std::unordered_map<std::string, std::unique_ptr<collection_state>> colls_;
     std::vector<client_state*> pending_;
+    // Lanes seen so far with this pass's batches; a handful (one per WebSocket I/O thread).
+    std::vector<std::pair<event_lane*, std::vector<lane_delivery>>> lanes_;
     std::array<std::vector<frame_ptr>, 2 * k_event_actions> dense_;
     std::vector<frame_ptr*> used_slots_;
     std::unordered_map<std::uint64_t, frame_ptr> sparse_;

@@ -6,11 +6,21 @@
 // - Requests of one socket run one at a time, in arrival order, so replies are in request
 //   order (across streams too). Up to max_inflight frames are read ahead; beyond that the
 //   session stops reading and TCP pushes back.
-// - Everything a socket sends (hello, replies, events) goes through one ordered ingress: the
-//   hub's deliver() and request completions append to it from any thread, the strand moves it
-//   to the outbox and writes one frame at a time. Replies to subscribe/observe are appended
-//   from inside the hub's `done`, which the hub runs before the first event of that
-//   subscription, so a subscription's reply always precedes its events.
+// - Sockets are spread over lanes (one per I/O thread): a lane is a strand that runs every
+//   handler of its sockets. The hub hands a lane one batch of live events per pass (no
+//   hand-off per socket); on the strand each socket takes its frames into its outbox.
+// - Everything else a socket sends (hello, replies, replays) goes through one ordered ingress:
+//   request completions and the hub's deliver() append to it from any thread and the strand
+//   moves it to the outbox (a lane batch takes the ingress first). Replies to
+//   subscribe/observe are appended from inside the hub's `done`, which the hub runs before the
+//   first event of that subscription, so a subscription's reply always precedes its events.
+// - Beast does the opening handshake only. Then the session speaks RFC 6455 on the raw socket
+//   (ws/wire.hpp): everything queued goes out in one gathered write (control frames, then up
+//   to k_max_frames_per_write frames, each a small header in front of its shared payload);
+//   reads wait for readability and parse into the read-ahead, answering pings with pongs
+//   through the same write path, so reads and writes never interleave bytes.
+// - permessage-deflate (ws_options::deflate) with no context takeover: frames at or over the
+//   threshold are compressed once per lane and parameters and shared; requests are inflated.
 // - Frames come in deliveries (a reply; what the hub hands over at once). A delivery that
 //   finds the socket's queue (ingress + outbox + the frame being written) over send_queue
 //   bytes or send_queue_messages frames closes the socket with 4008 and everything queued is
@@ -25,8 +35,10 @@
 // - A close we start (4008, 4429, 1001) flushes what was queued before it (except for 4008),
 //   then runs the close handshake; a peer that does not complete it within handshake_timeout
 //   is dropped.
-// - Frames over max_message: Beast answers the close handshake with 1009. Binary frames and
-//   bad frames get a 400 reply on stream "error" and the socket stays open.
+// - Frames over max_message close with 1009 (before their payload is read), frames that break
+//   RFC 6455 with 1002; both end the session once the close frame is out and the peer closed
+//   or the close deadline passed. Binary frames and bad JSON get a 400 reply on stream "error"
+//   and the socket stays open.
 // - An upgrade request that is not a WebSocket handshake gets 400; one with bytes pipelined
 //   behind it (a client must wait for the 101 before sending frames, RFC 6455 4.1) gets 400
 //   too; during drain() new upgrades get 503.
@@ -46,11 +58,15 @@
 //   closes since start).
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <thread>
+#include <unistd.h>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
+#include <array>
 #include <boost/beast/core/bind_handler.hpp>
-#include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/beast/websocket/stream.hpp>
@@ -66,6 +82,7 @@
 #include "ws/codec.hpp"
 #include "ws/outbox.hpp"
 #include "ws/request_plan.hpp"
+#include "ws/wire.hpp"
 
 namespace livebase {
 
@@ -77,20 +94,69 @@ namespace websocket = beast::websocket;
 namespace bhttp = beast::http;
 using error_code = boost::system::error_code;
 using steady = std::chrono::steady_clock;
+using tcp = net::ip::tcp;
 using ws_detail::frame_ptr;
-// No permessage-deflate: its inflate/deflate state would cost far more per socket than the
-// 8 KiB an idle socket may use, and the frames are small JSON.
+using ws_detail::opcode;
+// Beast does the opening handshake only; frames go through ws/wire.hpp on the raw socket.
+// permessage-deflate is negotiated by the session itself (no context takeover, so no
+// compression state per socket).
 using ws_stream = websocket::stream<beast::tcp_stream, false>;
 
 constexpr std::string_view k_subprotocol = "livebase.v1";
 constexpr std::uint16_t k_close_slow_consumer = 4008;
 constexpr std::uint16_t k_close_throttled = 4429;
 constexpr std::uint16_t k_close_revoked = 4401;
-/// Beast's frame-assembly buffer. The server neither masks nor compresses nor fragments, so
-/// the buffer is barely used; the default (4 KiB) would be most of an idle socket's budget.
+/// Beast's frame-assembly buffer, used by nothing but the handshake.
 constexpr std::size_t k_write_buffer_bytes = 256;
+/// Frames gathered into one write (two iovecs each; IOV_MAX is 1024).
+constexpr std::size_t k_max_frames_per_write = 500;
+/// Bytes read from a socket per wake-up before its parsed requests are served.
+constexpr std::size_t k_read_chunk = 64 * 1024;
+constexpr int k_max_reads_per_wake = 4;
+/// Compressed payloads a lane keeps for its sockets (one per recent event and shape).
+constexpr std::size_t k_deflate_cache = 4096;
 
 class session;
+
+/// One I/O lane: a strand that runs every handler of its sockets. The hub hands a lane one
+/// batch per pass (event_lane), which it posts to the strand once; there each socket queues its
+/// frames and starts its gathered write. The lane also keeps the compressed payloads it made,
+/// so one event is compressed once per lane and deflate parameters, not once per socket.
+class ws_lane final : public event_lane {
+public:
+    explicit ws_lane(net::any_io_executor strand) : strand_(std::move(strand)) {}
+    const net::any_io_executor& executor() const noexcept { return strand_; }
+
+    void deliver(std::vector<lane_delivery> batch) override;
+
+    /// On the strand: `f` compressed with `p`, made at most once while cached.
+    frame_ptr compressed(const frame_ptr& f, const ws_detail::deflate_params& p) {
+        key k{f.get(), p.window_bits, p.level};
+        auto it = cache_.find(k);
+        if (it != cache_.end()) return it->second.second;
+        if (cache_.size() >= k_deflate_cache) cache_.clear();
+        auto c = std::make_shared<const std::string>(ws_detail::deflate_message(*f, p));
+        // The entry holds the source too, so its address cannot be reused while cached.
+        cache_.emplace(k, std::make_pair(f, c));
+        return c;
+    }
+
+private:
+    struct key {
+        const std::string* frame;
+        int bits;
+        int level;
+        bool operator==(const key&) const = default;
+    };
+    struct key_hash {
+        std::size_t operator()(const key& k) const noexcept {
+            return std::hash<const void*>()(k.frame) ^ (static_cast<std::size_t>(k.bits) << 4) ^
+                   static_cast<std::size_t>(k.level);
+        }
+    };
+    net::any_io_executor strand_;
+    std::unordered_map<key, std::pair<frame_ptr, frame_ptr>, key_hash> cache_;
+};
 
 /// The frame of a text message; shared so a pending write keeps it alive.
 frame_ptr make_frame(std::string s) { return std::make_shared<const std::string>(std::move(s)); }
@@ -169,6 +235,32 @@ struct server_state {
         std::lock_guard lock(mu);
         m.set_gauge("livebase_ws_slow_consumer_closes", static_cast<double>(++slow_closes));
     }
+    // Lanes, made at the first socket from its I/O context; sockets take them in turn.
+    std::mutex lanes_mu;
+    std::vector<std::unique_ptr<ws_lane>> lanes;  // never shrinks while the server lives
+    std::atomic<std::size_t> next_lane{0};
+
+    ws_lane& pick_lane(const net::any_io_executor& ex) {
+        std::lock_guard lock(lanes_mu);
+        if (lanes.empty()) {
+            std::size_t n = opts.lanes ? opts.lanes : std::max(1u, std::thread::hardware_concurrency());
+            // Strands of the connection's I/O context (the HTTP server gives each connection a
+            // strand of it); any other executor is wrapped as it is.
+            using io_strand = net::strand<net::io_context::executor_type>;
+            for (std::size_t i = 0; i < n; ++i) {
+                net::any_io_executor lane;
+                if (auto* st = ex.target<io_strand>())
+                    lane = net::make_strand(st->get_inner_executor());
+                else if (auto* io = ex.target<net::io_context::executor_type>())
+                    lane = net::make_strand(*io);
+                else
+                    lane = net::make_strand(ex);
+                lanes.push_back(std::make_unique<ws_lane>(std::move(lane)));
+            }
+        }
+        return *lanes[next_lane.fetch_add(1) % lanes.size()];
+    }
+
     std::vector<std::shared_ptr<session>> snapshot() {
         std::vector<std::shared_ptr<session>> out;
         std::lock_guard lock(mu);
@@ -185,16 +277,20 @@ struct server_state {
 /// ingress (guarded by in_mu_), which deliver() and request completions fill from any thread.
 class session : public event_sink, public std::enable_shared_from_this<session> {
 public:
-    session(beast::tcp_stream&& stream, std::shared_ptr<server_state> state, std::string request_id,
-            std::string client_address = {}, bool https = false)
-        : ws_(std::move(stream)),
-          ex_(ws_.get_executor()),
+    /// `stream` runs on `lane`'s strand.
+    session(beast::tcp_stream&& stream, ws_lane& lane, std::shared_ptr<server_state> state,
+            std::string request_id, std::string client_address = {}, bool https = false)
+        : ex_(lane.executor()),
+          ws_(std::in_place, std::move(stream)),
+          sock_(ex_),
           timer_(ex_),
+          lane_(&lane),
           st_(std::move(state)),
           request_id_(std::move(request_id)),
-          out_({st_->opts.send_queue, st_->opts.send_queue_messages}) {
+          out_({st_->opts.send_queue, st_->opts.send_queue_messages}),
+          parser_(st_->opts.max_message) {
         error_code ec;
-        auto peer = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
+        auto peer = beast::get_lowest_layer(*ws_).socket().remote_endpoint(ec);
         if (!ec) peer_ip_ = peer.address().to_string();
         if (!client_address.empty()) peer_ip_ = std::move(client_address);
         https_ = https;
@@ -234,6 +330,35 @@ public:
     /// event_sink: the credentials of this socket ended. Called on the hub thread.
     void revoked() override {
         net::post(ex_, [self = shared_from_this()] { self->on_revoked(); });
+    }
+
+    /// event_sink: live events come through the lane, in one batch per pass.
+    event_lane* lane() noexcept override { return lane_; }
+
+    /// On the lane's strand: one pass's frames for this socket. Takes whatever the ingress
+    /// holds first (it was queued earlier), then the frames, and starts a write.
+    void take_live(std::vector<frame_ptr>&& frames) {
+        std::vector<std::vector<frame_ptr>> earlier;
+        bool overflow = false;
+        {
+            std::lock_guard lock(in_mu_);
+            if (in_closed_) return;
+            earlier.swap(in_);
+            if (!out_.limit().admit(queued_bytes_, queued_frames_)) {
+                overflow_ = true;
+                in_closed_ = true;
+            } else {
+                for (const auto& f : frames) queued_bytes_ += f->size();
+                queued_frames_ += frames.size();
+            }
+            overflow = overflow_;
+        }
+        if (closed_) return;
+        if (overflow) return slow_consumer();
+        for (auto& d : earlier)
+            if (!out_.push(std::move(d))) return slow_consumer();
+        if (!out_.push(std::move(frames))) return slow_consumer();
+        do_write();
     }
 
 private:
@@ -296,31 +421,32 @@ private:
         t.handshake_timeout = st_->opts.handshake_timeout;
         t.idle_timeout = websocket::stream_base::none();  // pings and idle: our timer
         t.keep_alive_pings = false;
-        ws_.set_option(t);
+        ws_->set_option(t);
         const bool subprotocol = offers_subprotocol(req[bhttp::field::sec_websocket_protocol]);
-        ws_.set_option(websocket::stream_base::decorator(
-            [subprotocol, rid = request_id_, clear = clear_cookie_, https = https_](websocket::response_type& res) {
+        std::string extensions;
+        if (st_->opts.deflate)
+            if (auto a = ws_detail::negotiate_deflate(req[bhttp::field::sec_websocket_extensions],
+                                                      st_->opts.deflate_level)) {
+                deflate_ = a->params;
+                extensions = std::move(a->response);
+            }
+        ws_->set_option(websocket::stream_base::decorator(
+            [subprotocol, rid = request_id_, clear = clear_cookie_,
+             extensions = std::move(extensions), https = https_](websocket::response_type& res) {
                 res.set(bhttp::field::server, "livebase");
                 res.set("X-Request-Id", rid);
                 if (subprotocol) res.set(bhttp::field::sec_websocket_protocol, k_subprotocol);
+                if (!extensions.empty()) res.set(bhttp::field::sec_websocket_extensions, extensions);
                 if (clear)
                     res.set(bhttp::field::set_cookie,
                             std::string(http_detail::k_session_cookie) +
                                 "=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax" +
                                 (https ? "; Secure" : ""));
             }));
-        ws_.read_message_max(st_->opts.max_message);
-        ws_.auto_fragment(false);
-        ws_.write_buffer_bytes(k_write_buffer_bytes);
-        // `this` is safe: the callback lives in ws_, a member.
-        ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
-            last_heard_ = steady::now();
-            if (kind == websocket::frame_type::close && !ws_detail::valid_close_code(ws_.reason().code))
-                fail_invalid_close();
-        });
+        ws_->write_buffer_bytes(k_write_buffer_bytes);
         // The websocket stream has its own timeouts; the TCP layer's would cut long sessions.
-        beast::get_lowest_layer(ws_).expires_never();
-        ws_.async_accept(req, beast::bind_front_handler(&session::on_accept, shared_from_this()));
+        beast::get_lowest_layer(*ws_).expires_never();
+        ws_->async_accept(req, beast::bind_front_handler(&session::on_accept, shared_from_this()));
     }
 
     /// Answers a request that is not served as a WebSocket, then closes.
@@ -335,9 +461,9 @@ private:
         res->keep_alive(false);
         res->body() = to_json_text(p.to_json());
         res->prepare_payload();
-        beast::get_lowest_layer(ws_).expires_after(st_->opts.handshake_timeout);
+        beast::get_lowest_layer(*ws_).expires_after(st_->opts.handshake_timeout);
         bhttp::async_write(
-            ws_.next_layer(), *res,
+            ws_->next_layer(), *res,
             [self = shared_from_this(), res](error_code, std::size_t) { self->finish(); });
     }
 
@@ -347,10 +473,21 @@ private:
             fail(ec, "accept");
             return finish();
         }
+        // From here on the session speaks the wire format itself on the raw socket; Beast's
+        // stream (and its buffers) goes once its handler has returned.
+        sock_ = beast::get_lowest_layer(*ws_).release_socket();
+        net::post(ex_, [self = shared_from_this()] { self->ws_.reset(); });
+        sock_.non_blocking(true, ec);
+        // Writes are already gathered; Nagle would only hold a lone event back for an ACK
+        // (up to the peer's delayed-ACK time).
+        if (!ec) sock_.set_option(tcp::no_delay(true), ec);
+        if (ec) {
+            fail(ec, "accept");
+            return finish();
+        }
+        parser_ = ws_detail::frame_parser(st_->opts.max_message, deflate_.has_value());
         open_ = true;
         counted_ = true;
-        // The handshake's decorator (with its copy of the request id) is never used again.
-        ws_.set_option(websocket::stream_base::decorator([](websocket::response_type&) {}));
         st_->opened();
         const auto now = steady::now();
         last_heard_ = now;
@@ -381,45 +518,97 @@ private:
         bool binary = false;
     };
 
+    /// Waits until the socket is readable (an idle socket holds no read buffer). Stops while
+    /// the read-ahead is full (TCP pushes back); reads on while closing, for the peer's close.
     void do_read() {
-        if (reading_ || closing_ || closed_ || pending_.size() >= st_->opts.max_inflight) return;
+        if (reading_ || closed_ || !open_) return;
+        if (!closing_ && pending_.size() >= st_->opts.max_inflight) return;
         reading_ = true;
-        ws_.async_read(rbuf_, beast::bind_front_handler(&session::on_read, shared_from_this()));
+        sock_.async_wait(tcp::socket::wait_read,
+                         beast::bind_front_handler(&session::on_readable, shared_from_this()));
     }
 
-    void on_read(error_code ec, std::size_t) {
+    void on_readable(error_code ec) {
         reading_ = false;
         if (closed_) return;
         if (ec) {
-            if (failed_close_) return finish();  // fail_invalid_close() ended it
-            if (ec == websocket::error::closed) {
-                if (!closing_) {  // the peer started the close handshake (Beast answered it)
-                    close_code_ = ws_.reason().code;
-                    close_reason_ =
-                        std::string(ws_.reason().reason.data(), ws_.reason().reason.size());
-                    close_by_peer_ = true;
-                }
-                return finish();
-            }
-            if (ec == websocket::error::message_too_big) {
-                // Beast has already sent the 1009 close frame.
-                close_code_ = websocket::close_code::too_big;
-                close_reason_ = "message too big";
-                return finish();
-            }
-            if (closing_) return;  // our close handshake finishes the session
             fail(ec, "read");
             return finish();
         }
+        // One buffer per thread: what a read brings is parsed (or kept by the parser) at once.
+        thread_local std::array<char, k_read_chunk> chunk;
+        bool eof = false;
+        for (int i = 0; i < k_max_reads_per_wake; ++i) {
+            const std::size_t n = sock_.read_some(net::buffer(chunk), ec);
+            if (ec == net::error::would_block || ec == net::error::try_again) break;
+            if (ec) {
+                eof = true;
+                break;
+            }
+            if (parser_.failed()) continue;  // after a protocol error only EOF matters
+            parser_.feed(std::string_view(chunk.data(), n));
+            if (n < chunk.size()) break;
+        }
         last_heard_ = steady::now();
-        pending_frame f;
-        f.binary = !ws_.got_text();
-        if (!f.binary) f.text = beast::buffers_to_string(rbuf_.data());
-        rbuf_.consume(rbuf_.size());
-        rbuf_.shrink_to_fit();  // an idle socket holds no read buffer
-        pending_.push_back(std::move(f));
-        start_next();
+        process_input();
+        if (closed_) return;
+        if (eof) {
+            // The peer is gone (or ended the close handshake by closing TCP).
+            fail(ec, "read");
+            return finish();
+        }
         do_read();
+    }
+
+    /// Serves what the parser has: requests into the read-ahead (up to max_inflight), control
+    /// frames at once. Not re-entered (a request answered on the spot comes back here).
+    void process_input() {
+        if (processing_) return;
+        processing_ = true;
+        while (!closed_) {
+            if (!closing_ && pending_.size() >= st_->opts.max_inflight) break;
+            auto ev = parser_.next();
+            if (!ev) break;
+            using kind = ws_detail::frame_parser::kind;
+            switch (ev->what) {
+                case kind::text:
+                case kind::binary: {
+                    if (closing_) break;  // a close is under way: requests are dropped
+                    pending_frame f;
+                    f.binary = ev->what == kind::binary;
+                    if (ev->compressed) {
+                        bool too_big = false;
+                        auto text = ws_detail::inflate_message(ev->payload, st_->opts.max_message, &too_big);
+                        if (!text) {
+                            protocol_close(too_big ? websocket::close_code::too_big
+                                                   : websocket::close_code::bad_payload,
+                                           too_big ? "message too big" : "bad compressed data");
+                            break;
+                        }
+                        ev->payload = std::move(*text);
+                    }
+                    if (!f.binary) f.text = std::move(ev->payload);
+                    pending_.push_back(std::move(f));
+                    start_next();
+                    break;
+                }
+                case kind::ping:
+                    if (!close_started_) {
+                        control_ += ws_detail::control_frame(opcode::pong, ev->payload);
+                        do_write();
+                    }
+                    break;
+                case kind::pong: break;
+                case kind::close: on_peer_close(ev->code, ev->payload); break;
+                case kind::error:
+                    protocol_close(ev->code, ev->code == websocket::close_code::too_big
+                                                 ? "message too big"
+                                                 : "protocol error");
+                    break;
+            }
+            if (ev->what == kind::error) break;  // answered once; the parser stays failed
+        }
+        processing_ = false;
     }
 
     void start_next() {
@@ -687,6 +876,7 @@ private:
         if (closed_) return;
         if (close_code) return start_close(close_code, reason);
         start_next();
+        process_input();  // requests the parser holds beyond the read-ahead
         do_read();
     }
 
@@ -738,32 +928,98 @@ private:
         do_write();
     }
 
+    /// Everything queued (control frames first, then up to k_max_frames_per_write frames) in
+    /// one gathered write: a header per frame in front of its shared payload. A closing
+    /// session's close frame follows the last frame. Loops (through on_write) until the queue
+    /// is empty or the socket is full.
     void do_write() {
-        if (writing_ || closed_) return;
-        if (out_.empty()) {
-            if (closing_ && !close_started_) do_close();
-            return;
+        if (writing_ || closed_ || !open_) return;
+        if (closing_ && !close_started_ && out_.empty()) {
+            control_ += ws_detail::close_frame(close_code_, close_reason_);
+            close_started_ = true;
+            close_queued_ = true;
         }
-        inflight_ = out_.front();
-        out_.pop();
+        if (out_.empty() && control_.empty()) return;
+        const std::size_t n = std::min(out_.size(), k_max_frames_per_write);
+        headers_.resize(n * ws_detail::k_max_header);  // not resized again until the write ends
+        iov_.clear();
+        iov_.reserve(2 * n + 1);
+        control_inflight_ = std::move(control_);
+        control_ = std::string();
+        close_in_flight_ = std::exchange(close_queued_, false);
+        if (!control_inflight_.empty()) iov_.push_back(net::buffer(control_inflight_));
+        inflight_.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            frame_ptr f = out_.front();
+            out_.pop();
+            inflight_bytes_ += f->size();
+            ++inflight_frames_;
+            bool compressed = false;
+            if (deflate_ && f->size() >= st_->opts.deflate_threshold) {
+                frame_ptr c = lane_->compressed(f, *deflate_);
+                if (!c->empty() && c->size() < f->size()) {
+                    inflight_.push_back(std::move(f));  // counted by its own size
+                    f = std::move(c);
+                    compressed = true;
+                }
+            }
+            auto* h = reinterpret_cast<unsigned char*>(headers_.data()) + i * ws_detail::k_max_header;
+            const std::size_t hn = ws_detail::write_header(h, opcode::text, f->size(), compressed);
+            iov_.push_back(net::const_buffer(h, hn));
+            iov_.push_back(net::buffer(*f));
+            inflight_.push_back(std::move(f));
+        }
         writing_ = true;
-        ws_.text(true);
-        ws_.async_write(net::buffer(*inflight_),
-                        beast::bind_front_handler(&session::on_write, shared_from_this()));
+        // Usually the socket takes it all at once: write now, on the strand, and skip the
+        // asynchronous operation and its completion handler. What does not fit goes async.
+        error_code ec;
+        std::size_t done = sock_.write_some(iov_, ec);
+        if (ec == net::error::would_block || ec == net::error::try_again) {
+            ec = {};
+            done = 0;
+        }
+        if (ec) return on_write(ec, 0);
+        if (done == net::buffer_size(iov_)) return on_write({}, done);
+        std::size_t first = 0;
+        while (done >= iov_[first].size()) done -= iov_[first++].size();
+        iov_[first] += done;
+        iov_.erase(iov_.begin(), iov_.begin() + static_cast<std::ptrdiff_t>(first));
+        net::async_write(sock_, iov_, beast::bind_front_handler(&session::on_write, shared_from_this()));
     }
 
     void on_write(error_code ec, std::size_t) {
         writing_ = false;
         {
             std::lock_guard lock(in_mu_);
-            queued_bytes_ -= inflight_->size();
-            --queued_frames_;
+            queued_bytes_ -= inflight_bytes_;
+            queued_frames_ -= inflight_frames_;
         }
-        inflight_.reset();
+        inflight_bytes_ = 0;
+        inflight_frames_ = 0;
+        inflight_.clear();
+        const bool wrote_control = !control_inflight_.empty();
+        control_inflight_.clear();
+        if (out_.empty()) {
+            // An idle socket keeps no write buffers.
+            std::vector<frame_ptr>().swap(inflight_);
+            std::vector<net::const_buffer>().swap(iov_);
+            std::string().swap(headers_);
+            std::string().swap(control_inflight_);
+        }
         if (closed_) return;
         if (ec) {
             fail(ec, "write");
             return finish();
+        }
+        if (wrote_control && control_.empty()) ping_inflight_ = false;
+        if (std::exchange(close_in_flight_, false)) {
+            close_sent_ = true;
+            // The peer's close was answered: done. Otherwise the peer's close (or, after a
+            // protocol error, its EOF) ends the handshake; the deadline bounds the wait. Reading
+            // on rather than closing at once keeps unread bytes from turning into a reset that
+            // would destroy the close frame before the peer reads it.
+            if (close_by_peer_) return finish();
+            do_read();
         }
         do_write();
     }
@@ -775,8 +1031,8 @@ private:
             std::lock_guard lock(in_mu_);
             in_closed_ = true;
             in_.clear();
-            queued_frames_ = writing_ ? 1 : 0;
-            queued_bytes_ = writing_ ? inflight_->size() : 0;
+            queued_frames_ = inflight_frames_;
+            queued_bytes_ = inflight_bytes_;
         }
         out_.clear();
         if (closing_) return;  // a close is already under way; nothing more is queued
@@ -811,15 +1067,51 @@ private:
         do_write();
     }
 
-    void do_close() {
+    /// The peer sent a close frame: answer it (echoing its code) and end, dropping what is
+    /// queued; or, when ours was already under way, the handshake is complete.
+    void on_peer_close(std::uint16_t code, const std::string& reason) {
+        if (close_started_) return finish();
+        close_code_ = code;
+        close_reason_ = reason;
+        close_by_peer_ = true;
+        drop_queued();
+        closing_ = true;
+        control_ += code == 1005 ? ws_detail::control_frame(opcode::close, {})
+                                 : ws_detail::close_frame(code, {});
         close_started_ = true;
-        websocket::close_reason cr(static_cast<websocket::close_code>(close_code_), close_reason_);
-        ws_.async_close(cr, beast::bind_front_handler(&session::on_close, shared_from_this()));
+        close_queued_ = true;
+        close_deadline_ = steady::now() + st_->opts.handshake_timeout;
+        arm_timer();
+        do_write();
     }
 
-    void on_close(error_code ec) {
-        if (ec) fail(ec, "close");
-        finish();
+    /// The peer's frames broke the protocol or a limit (1002, 1007, 1009): close with `code`
+    /// at once, dropping what is queued, and end once the close frame is out.
+    void protocol_close(std::uint16_t code, const char* reason) {
+        if (close_started_) return finish();
+        close_code_ = code;
+        close_reason_ = reason;
+        protocol_error_ = true;
+        drop_queued();
+        closing_ = true;
+        control_ += ws_detail::close_frame(code, reason);
+        close_started_ = true;
+        close_queued_ = true;
+        close_deadline_ = steady::now() + st_->opts.handshake_timeout;
+        arm_timer();
+        do_write();
+    }
+
+    void drop_queued() {
+        {
+            std::lock_guard lock(in_mu_);
+            in_closed_ = true;
+            in_.clear();
+            queued_frames_ = inflight_frames_;
+            queued_bytes_ = inflight_bytes_;
+        }
+        out_.clear();
+        pending_.clear();
     }
 
     /// The end: detaches from the hub, closes the socket, forgets everything queued.
@@ -837,7 +1129,8 @@ private:
         pending_.clear();
         if (attached_) st_->h.detach(subscriber_);
         error_code ignored;
-        beast::get_lowest_layer(ws_).socket().close(ignored);
+        if (ws_) beast::get_lowest_layer(*ws_).socket().close(ignored);
+        sock_.close(ignored);
         st_->remove(this);
         if (counted_) {
             st_->closed();
@@ -848,24 +1141,6 @@ private:
                                             {"reason", close_reason_},
                                             {"by", close_by_peer_ ? "peer" : "server"}});
         }
-    }
-
-    /// The peer's close frame carries a code no endpoint may send (5000, 1005, 999, ...). Beast
-    /// would echo it; the connection is failed instead (RFC 6455 7.1.7): a 1002 close frame
-    /// when no frame is being written (else it would land inside one), then the TCP connection
-    /// is shut down, which ends Beast's reply and the read with an error.
-    void fail_invalid_close() {
-        close_code_ = websocket::close_code::protocol_error;
-        close_reason_ = "invalid close code " + std::to_string(ws_.reason().code);
-        close_by_peer_ = true;
-        failed_close_ = true;
-        auto& sock = beast::get_lowest_layer(ws_).socket();
-        error_code ignored;
-        if (!writing_)
-            net::write(sock, net::buffer(ws_detail::k_protocol_error_close.data(),
-                                         ws_detail::k_protocol_error_close.size()),
-                       ignored);
-        sock.shutdown(net::ip::tcp::socket::shutdown_both, ignored);
     }
 
     void fail(error_code ec, const char* what) {
@@ -913,21 +1188,18 @@ private:
             last_ping_ = now;
             if (!ping_inflight_) {
                 ping_inflight_ = true;
-                ws_.async_ping({},
-                               beast::bind_front_handler(&session::on_ping, shared_from_this()));
+                control_ += ws_detail::control_frame(opcode::ping, {});
+                do_write();
             }
         }
         arm_timer();
     }
 
-    void on_ping(error_code ec) {
-        ping_inflight_ = false;
-        if (ec && !closed_) fail(ec, "ping");
-    }
-
-    ws_stream ws_;
-    const net::any_io_executor ex_;  // the connection's strand; safe to read from any thread
+    const net::any_io_executor ex_;  // the lane's strand; safe to read from any thread
+    std::optional<ws_stream> ws_;    // the handshake; gone once open
+    tcp::socket sock_;               // the connection once open (frames: ws/wire.hpp)
     net::steady_timer timer_;
+    ws_lane* lane_;
     std::shared_ptr<server_state> st_;
     std::string request_id_;  // X-Request-Id of the upgrade; prefixes the requests' ids
     std::string subscriber_;  // the hub's client id
@@ -935,10 +1207,19 @@ private:
     std::string peer_ip_;     // the client's address (as the HTTP door resolved it): the
                               // throttle's key for anonymous sockets, and op.client_ip
     bool https_ = false;      // the client came over https (the Origin check's scheme)
-    beast::flat_buffer rbuf_;
     std::vector<pending_frame> pending_;  // read ahead, not yet executed (<= max_inflight)
     ws_detail::outbox out_;
-    frame_ptr inflight_;  // the frame being written
+    ws_detail::frame_parser parser_;
+    std::optional<ws_detail::deflate_params> deflate_;  // negotiated permessage-deflate
+    // The write in flight: its frames (and compressed payloads), their headers and iovecs,
+    // and the control frames in front of them. Released when the socket falls idle.
+    std::vector<frame_ptr> inflight_;
+    std::string headers_;
+    std::vector<net::const_buffer> iov_;
+    std::string control_inflight_;
+    std::uint64_t inflight_bytes_ = 0;  // queued_bytes_ of the frames in flight
+    std::size_t inflight_frames_ = 0;
+    std::string control_;  // control frames (pong, ping, close) waiting for the next write
     std::uint64_t requests_ = 0;
 
     // The ingress: filled from any thread, emptied on the strand.
@@ -955,7 +1236,6 @@ private:
     steady::time_point close_deadline_;
     std::string close_reason_;
     std::uint16_t close_code_ = 0;
-    bool failed_close_ = false;  // the peer's close code was invalid: failed with 1002
     bool open_ = false;      // handshake done
     bool counted_ = false;   // in impl::open
     bool attached_ = false;  // to the hub
@@ -964,7 +1244,12 @@ private:
     bool writing_ = false;
     bool ping_inflight_ = false;
     bool closing_ = false;
-    bool close_started_ = false;
+    bool close_started_ = false;    // our close frame is queued or sent
+    bool close_queued_ = false;     // ... queued in control_
+    bool close_in_flight_ = false;  // ... in the write in flight
+    bool close_sent_ = false;
+    bool protocol_error_ = false;
+    bool processing_ = false;       // in process_input()
     bool close_by_peer_ = false;
     bool closed_ = false;
     bool origin_refused_ = false;   // closes with 1008 once open
@@ -973,6 +1258,26 @@ private:
     bool revoked_pending_ = false;  // revoked() arrived during it
     std::size_t throttled_in_row_ = 0;
 };
+
+void ws_lane::deliver(std::vector<lane_delivery> batch) {
+    net::post(strand_, [batch = std::move(batch)]() mutable {
+        for (auto& d : batch) static_cast<session&>(*d.sink).take_live(std::move(d.frames));
+    });
+}
+
+/// `in`'s connection, moved onto `ex` (a lane's strand), so that every handler of the socket
+/// runs on its lane.
+beast::tcp_stream onto(beast::tcp_stream&& in, const net::any_io_executor& ex, error_code& ec) {
+    tcp::socket sock = in.release_socket();
+    const auto local = sock.local_endpoint(ec);
+    if (ec) return beast::tcp_stream(ex);
+    const auto fd = sock.release(ec);
+    beast::tcp_stream out(ex);
+    if (ec) return out;
+    out.socket().assign(local.protocol(), fd, ec);
+    if (ec) ::close(fd);  // released from one socket and taken by none
+    return out;
+}
 
 }  // namespace
 
@@ -993,8 +1298,15 @@ ws_server::~ws_server() { close_all(); }
 
 void ws_server::accept(websocket_upgrade&& upgrade) {
     const bool pipelined = upgrade.buffer.size() > 0;
+    ws_lane& lane = impl_->state->pick_lane(upgrade.stream.get_executor());
+    error_code ec;
+    beast::tcp_stream stream = onto(std::move(upgrade.stream), lane.executor(), ec);
+    if (ec) {
+        impl_->state->log.warn("ws: could not move a connection to its lane", {{"error", ec.message()}});
+        return;
+    }
     auto s = std::make_shared<session>(
-        std::move(upgrade.stream), impl_->state,
+        std::move(stream), lane, impl_->state,
         upgrade.request_id.empty() ? make_ulid() : std::move(upgrade.request_id),
         std::move(upgrade.client_address), upgrade.https);
     s->run(std::move(upgrade.request), pipelined);

@@ -62,6 +62,9 @@ struct realtime_options {
     std::uint64_t send_queue = 4u << 20;
     std::uint64_t max_message = 1u << 20;
     std::size_t max_subscriptions = 1000;
+    bool deflate = false;                    ///< permessage-deflate offered to clients
+    std::uint64_t deflate_threshold = 1024;  ///< smaller frames go uncompressed
+    std::size_t deflate_level = 6;           ///< zlib level 1..9
     // Set in code only (not read from the file):
     std::chrono::milliseconds trim_every = 60s;  ///< how often the change log is trimmed
 };

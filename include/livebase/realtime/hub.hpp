@@ -33,6 +33,28 @@ enum class event_encoding {
     sse,
 };
 
+class event_sink;
+
+/// One client's frames of a pass, as handed to its lane.
+struct lane_delivery {
+    std::shared_ptr<event_sink> sink;
+    std::vector<std::shared_ptr<const std::string>> frames;
+};
+
+/// A group of sinks that take their frames together: the WebSocket door spreads its sockets
+/// over lanes (one per I/O thread), and the hub hands each lane one batch per pass instead of
+/// calling deliver() per client. The lane then gives each sink its frames, in batch order, on
+/// its own thread.
+class event_lane {
+public:
+    virtual ~event_lane() = default;
+    /// This pass's frames for the lane's clients (each client once). Called on the hub thread
+    /// only; must not block and must not call the hub. The same rules as event_sink::deliver
+    /// apply to each entry: frames in order, after those of earlier calls and of earlier
+    /// deliver() calls on the same sink.
+    virtual void deliver(std::vector<lane_delivery> batch) = 0;
+};
+
 /// Receives one client's frames. Implemented by WebSocket sessions and SSE streams.
 class event_sink {
 public:
@@ -48,6 +70,11 @@ public:
     /// an SSE stream ends). Called on the hub thread, at most once per revocation that names
     /// the client, between deliver() calls; must not block and must not call the hub.
     virtual void revoked() {}
+    /// The lane this sink's live events go through, or null for deliver(). Asked on the hub
+    /// thread at every pass that has frames for the sink; a non-null lane must outlive the
+    /// sink's shared_ptr (lane_delivery holds one) and stay the same for the sink's life.
+    /// Replays of a resume still come through deliver().
+    virtual event_lane* lane() noexcept { return nullptr; }
 };
 
 /// What the hub needs from the layers above it; the composition root fills these in.

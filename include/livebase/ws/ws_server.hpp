@@ -54,6 +54,18 @@ struct ws_options {
     /// closed at once with 1008 ("origin not allowed"). Upgrades without Origin (non-browser
     /// clients) are not checked.
     std::vector<std::string> allowed_origins;
+
+    /// I/O lanes the sockets are spread over (each a strand running all its sockets' handlers;
+    /// the hub hands each lane one batch of events per pass). 0: one per hardware thread. The
+    /// composition root passes server.threads.
+    std::size_t lanes = 0;
+    /// realtime.deflate: accept permessage-deflate (RFC 7692) when a client offers it, with no
+    /// context takeover either way (no compression state per socket). Off by default.
+    bool deflate = false;
+    /// realtime.deflate_threshold: frames smaller than this many bytes go uncompressed.
+    std::uint64_t deflate_threshold = 1024;
+    /// realtime.deflate_level: zlib level 1 (fastest) to 9 (smallest).
+    int deflate_level = 6;
 };
 
 /// Serves WebSocket connections handed over by the HTTP server. Thread-safe. The api, hub,

@@ -699,5 +699,19 @@ TEST(ParseListen, Forms) {
     }
 }
 
+TEST(Config, RealtimeDeflateSettings) {
+    auto d = load_ok("");
+    EXPECT_FALSE(d.realtime.deflate);
+    EXPECT_EQ(d.realtime.deflate_threshold, 1024u);
+    EXPECT_EQ(d.realtime.deflate_level, 6u);
+    auto c = load_ok("[realtime]\ndeflate = true\ndeflate_threshold = \"2KiB\"\ndeflate_level = 9\n");
+    EXPECT_TRUE(c.realtime.deflate);
+    EXPECT_EQ(c.realtime.deflate_threshold, 2048u);
+    EXPECT_EQ(c.realtime.deflate_level, 9u);
+    EXPECT_CONFIG_ERROR("[realtime]\ndeflate_level = 0\n", "t.toml:2: realtime.deflate_level: must be at least 1");
+    EXPECT_CONFIG_ERROR("[realtime]\ndeflate_level = 10\n", "t.toml:2: realtime.deflate_level");
+    EXPECT_CONFIG_ERROR("[realtime]\ndeflate = \"maybe\"\n", "t.toml:2: realtime.deflate");
+}
+
 }  // namespace
 }  // namespace livebase

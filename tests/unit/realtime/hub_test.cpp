@@ -511,3 +511,73 @@ TEST_F(hub_test, a_started_hub_stops_cleanly_with_clients_attached) {
 
 }  // namespace
 }  // namespace livebase
+
+namespace livebase {
+namespace {
+
+/// A lane that records the batches the hub hands it.
+class recording_lane final : public event_lane {
+public:
+    void deliver(std::vector<lane_delivery> batch) override {
+        std::lock_guard<std::mutex> lock(mu_);
+        batches_.push_back(std::move(batch));
+    }
+    std::vector<std::vector<lane_delivery>> batches() const {
+        std::lock_guard<std::mutex> lock(mu_);
+        return batches_;
+    }
+
+private:
+    mutable std::mutex mu_;
+    std::vector<std::vector<lane_delivery>> batches_;
+};
+
+/// A sink whose live events go through a lane; deliver() only counts (replays).
+class laned_sink final : public event_sink {
+public:
+    explicit laned_sink(recording_lane& l) : lane_(l) {}
+    void deliver(std::vector<std::shared_ptr<const std::string>>) override { ++direct_; }
+    event_lane* lane() noexcept override { return &lane_; }
+    std::atomic<int> direct_{0};
+
+private:
+    recording_lane& lane_;
+};
+
+TEST_F(hub_test, a_lane_gets_one_batch_per_pass_with_frames_shared_between_its_clients) {
+    start();
+    recording_lane lane_a, lane_b;
+    std::vector<std::shared_ptr<laned_sink>> sinks;
+    std::vector<std::string> ids;
+    for (int i = 0; i < 4; ++i) {
+        sinks.push_back(std::make_shared<laned_sink>(i < 3 ? lane_a : lane_b));
+        ids.push_back(hub_->attach(sinks.back(), principal{}, event_encoding::websocket));
+        ASSERT_TRUE(subscribe(ids.back(), {}).has_value());
+    }
+    // A second subscription of the last client: its frames name "s-2", a distinct shape.
+    ASSERT_TRUE(subscribe(ids.back(), {}).has_value());
+
+    auto last = create(car("A", {{"brand", "Ford"}}));
+    ASSERT_TRUE(wait_seq(last));
+    auto a = lane_a.batches();
+    auto b = lane_b.batches();
+    ASSERT_EQ(a.size(), 1u);  // one hand-off for the pass, not one per client
+    ASSERT_EQ(b.size(), 1u);
+    ASSERT_EQ(a[0].size(), 3u);
+    ASSERT_EQ(b[0].size(), 1u);
+    for (const auto& d : a[0]) ASSERT_EQ(d.frames.size(), 1u);
+    ASSERT_EQ(b[0][0].frames.size(), 2u);
+    // One encoding per shape: every "s-1" copy of the event is the same buffer.
+    const auto* shared = a[0][0].frames[0].get();
+    EXPECT_EQ(a[0][1].frames[0].get(), shared);
+    EXPECT_EQ(a[0][2].frames[0].get(), shared);
+    EXPECT_EQ(b[0][0].frames[0].get(), shared);
+    EXPECT_NE(b[0][0].frames[1].get(), shared);
+    EXPECT_EQ(decode(*b[0][0].frames[1]).subscription, "s-2");
+    EXPECT_EQ(decode(*shared).pk, "A");
+    for (auto& s : sinks) EXPECT_EQ(s->direct_.load(), 0);
+    hub_->stop();  // before the lanes go
+}
+
+}  // namespace
+}  // namespace livebase
