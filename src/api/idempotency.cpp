@@ -1,6 +1,6 @@
-// Idempotency-Key (http.md section 3): the same key from the same user within the retention
-// window replays the original response; the same key with another request is a 422; while the
-// first request is still being handled, a 409.
+// Idempotency-Key (http.md section 3): the same key from the same user (an anonymous caller: the
+// same address) within the retention window replays the original response; the same key with
+// another request is a 422; while the first request is still being handled, a 409.
 #include <livebase/api/api.hpp>
 #include <livebase/core/clock.hpp>
 #include <livebase/core/ulid.hpp>
@@ -75,7 +75,9 @@ void api::set_idempotency_retention(std::chrono::milliseconds retention) noexcep
 
 void api::with_idempotency(operation op, done_fn done) {
     const auto& ic = idempotency_collection();
-    auto scope = op.who.user_id + "\n" + op.idempotency_key;
+    // A user's keys are theirs; an anonymous caller's belong to its address, so no other client
+    // can replay its responses or block its keys.
+    auto scope = op.who.owner_key() + "\n" + op.idempotency_key;
     auto fp = fingerprint(op);
     auto now = now_ms();
     auto cutoff = now - idempotency_retention_.count();

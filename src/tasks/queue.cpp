@@ -118,7 +118,8 @@ result<json::object> task_queue::submit_in(write_txn& txn, const task_submission
                      {"worker", nullptr},
                      {"cancel_requested", false},
                      {"timeout_ms", static_cast<std::int64_t>(t.timeout.count())}};
-    rec["owner"] = t.who.user_id.empty() ? json::value(nullptr) : json::value(t.who.user_id);
+    auto owner = t.who.owner_key();
+    rec["owner"] = owner.empty() ? json::value(nullptr) : json::value(std::move(owner));
     if (claimed) {
         rec["state"] = to_string(task_state::running);
         rec["attempt"] = 1;
