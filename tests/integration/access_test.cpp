@@ -372,6 +372,16 @@ TEST_F(access, async_user_writes_keep_passwords_out_of_tasks_and_the_change_log)
     auto listed = rest_->get("/api/tasks?limit=100", bearer(root.token));
     EXPECT_EQ(listed.body.find(first), std::string::npos);
     EXPECT_EQ(listed.body.find(second), std::string::npos);
+
+    // An Idempotency-Key remembers that a password was sent, not a fast hash of it: a retry
+    // with another password replays the first answer.
+    auto key = with(bearer(root.token), {{"Idempotency-Key", "new-user-dave"}});
+    auto dave = rest_->post("/api/users", json::object{{"username", "dave"}, {"password", first}}, key);
+    ASSERT_EQ(dave.status, 201) << dave.body;
+    auto retry = rest_->post("/api/users", json::object{{"username", "dave"}, {"password", second}}, key);
+    EXPECT_EQ(retry.status, 201) << retry.body;
+    EXPECT_EQ(retry.header("Idempotent-Replayed"), "true");
+    EXPECT_EQ(rest_->post("/api/users", json::object{{"username", "erin"}, {"password", first}}, key).status, 422);
 }
 
 TEST_F(access, write_only_values_stay_out_of_a_tasks_request) {
