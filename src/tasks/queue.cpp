@@ -93,7 +93,9 @@ result<json::object> task_queue::submit_in(write_txn& txn, const task_submission
     if (t.kind.empty()) return problem::bad_request("A task needs a kind.");
     if (t.max_attempts < 1) return problem::bad_request("max_attempts must be at least 1.");
     auto ts = format_timestamp(now);
-    json::object rec{{"id", make_ulid(now)},
+    // The id of a task is the capability to read and cancel it (an anonymous task's only
+    // protection): all of its random bits are fresh, none follows from another task's id.
+    json::object rec{{"id", make_unguessable_ulid(now)},
                      {"created", ts},
                      {"updated", ts},
                      {"version", 1},
