@@ -107,9 +107,12 @@ result<void> check_version(const std::optional<std::int64_t>& expected, const js
         std::to_string(*expected) + ".");
 }
 
-// Every non-null ref field must name an existing record of its target collection.
+// Every non-null ref field must name an existing record of its target collection, and one
+// `who` may retrieve: a record the caller may not see answers exactly like a missing one (a
+// reference must not prove that it exists). A ref an update leaves as it was (`stored`, null
+// for a create) is not judged again: someone else may have set it.
 result<void> check_refs(const registry& reg, const collection_def& c, const json::object& rec,
-                        read_txn& t) {
+                        read_txn& t, const principal& who, const json::object* stored = nullptr) {
     field_errors errors;
     for (const auto& f : c.fields) {
         if (f.type != field_type::ref) continue;
@@ -121,9 +124,13 @@ result<void> check_refs(const registry& reg, const collection_def& c, const json
             errors[f.name].push_back("Unknown target collection \"" + f.ref_to + "\".");
             continue;
         }
+        bool unchanged = false;
+        if (stored)
+            if (auto old = stored->find(f.name); old != stored->end() && old->value() == it->value())
+                unchanged = true;
         auto got = t.get(*target, id);
         if (!got) return std::move(got).error();
-        if (!got.value())
+        if (!got.value() || (!unchanged && !may_retrieve(*target, who, *got.value())))
             errors[f.name].push_back("Invalid pk \"" + id + "\" - object does not exist.");
     }
     if (!errors.empty()) return problem::validation(std::move(errors));
@@ -172,9 +179,10 @@ result<void> apply_on_delete(const registry& reg, const collection_def& c, std::
                 if (!pg) return std::move(pg).error();
                 if (pg->items.empty()) break;
                 if (f.on_delete == on_delete_policy::restrict) {
-                    return problem::conflict("Cannot delete: " + std::to_string(pg->count) +
-                                             " record(s) of " + other->name + " refer to it through " +
-                                             f.name + ".");
+                    // Referrers the caller may not see block the delete too (integrity), but the
+                    // answer neither counts nor names them.
+                    return problem::conflict("Cannot delete: records of " + other->name +
+                                             " refer to it through " + f.name + ".");
                 }
                 for (auto& row : pg->items) {
                     if (f.on_delete == on_delete_policy::cascade) {
@@ -242,6 +250,12 @@ outcome record_outcome(int status, const collection_def& c, const json::object& 
     auto o = outcome::json_body(status, present_record(c, rec, fields));
     o.version = get_int(rec, "version");
     return o;
+}
+
+// A boolean field that is true (absent, null or not a boolean: false).
+bool flag(const json::object& rec, std::string_view key) {
+    auto it = rec.find(key);
+    return it != rec.end() && it->value().is_bool() && it->value().get_bool();
 }
 
 // Deletes every token of `user_id` (a password change or a deleted user ends its sessions; the
@@ -460,11 +474,16 @@ void api::do_create(operation op, const collection_def& c, std::function<void(ou
     if (!fields) return done(outcome::from_problem(fields.error()));
     auto rec = new_record(c, op.who, *fields);
     if (!permission_allows(c, op.who, "create", &rec)) return done(refused(decision::forbidden));
-    if (!*password) return insert_record(c, std::move(rec), take_finish(op), std::move(done));
+    if (!*password) {
+        // A task hashed the password at submission.
+        if (op.password_hash && is_users(c)) rec["password_hash"] = *op.password_hash;
+        return insert_record(c, std::move(rec), op.who, take_finish(op), std::move(done));
+    }
     hash_then(std::move(**password), std::move(done),
-              [this, &c, rec = std::move(rec), fin = take_finish(op)](std::string hash, done_fn done) mutable {
+              [this, &c, rec = std::move(rec), who = op.who, fin = take_finish(op)](std::string hash,
+                                                                                   done_fn done) mutable {
                   rec["password_hash"] = std::move(hash);
-                  insert_record(c, std::move(rec), std::move(fin), std::move(done));
+                  insert_record(c, std::move(rec), std::move(who), std::move(fin), std::move(done));
               });
 }
 
@@ -474,11 +493,11 @@ outcome api::created_outcome(const collection_def& c, const json::object& rec) c
     return o;
 }
 
-void api::insert_record(const collection_def& c, json::object rec, std::shared_ptr<task_finish> fin,
-                        done_fn done) {
+void api::insert_record(const collection_def& c, json::object rec, principal who,
+                        std::shared_ptr<task_finish> fin, done_fn done) {
     db_.write(
-        [this, &c, rec = std::move(rec), fin](write_txn& t) -> result<json::value> {
-            if (auto r = check_refs(reg_, c, rec, t); !r) return std::move(r).error();
+        [this, &c, rec = std::move(rec), who = std::move(who), fin](write_txn& t) -> result<json::value> {
+            if (auto r = check_refs(reg_, c, rec, t, who); !r) return std::move(r).error();
             if (is_users(c))
                 if (auto p = username_conflict(t, get_string(rec, "username"))) return std::move(*p);
             if (auto r = t.insert(c, rec); !r) return std::move(r).error();
@@ -498,7 +517,11 @@ void api::do_update(operation op, const collection_def& c, std::function<void(ou
     if (!body) return done(outcome::from_problem(body.error()));
     auto password = take_password(c, *body);
     if (!password) return done(outcome::from_problem(password.error()));
-    if (!*password) return write_update(std::move(op), c, std::move(body).value(), std::nullopt, std::move(done));
+    if (!*password) {
+        // A task hashed the password at submission.
+        auto hashed = is_users(c) ? op.password_hash : std::nullopt;
+        return write_update(std::move(op), c, std::move(body).value(), std::move(hashed), std::move(done));
+    }
     // A new password: judge the caller on the stored user before spending Argon2id on it (the
     // write below judges again, on the record it writes).
     auto shared_done = std::make_shared<done_fn>(std::move(done));
@@ -542,25 +565,41 @@ void api::write_update(operation op, const collection_def& c, json::object body,
             rec["version"] = get_int(stored, "version").value_or(0) + 1;
             rec["updated"] = format_timestamp(now_ms());
             if (password_hash) rec["password_hash"] = *password_hash;
-            if (auto r = check_refs(reg_, c, rec, t); !r) return std::move(r).error();
+            if (auto r = check_refs(reg_, c, rec, t, who, &stored); !r) return std::move(r).error();
             if (is_users(c))
                 if (auto p = username_conflict(t, get_string(rec, "username"), id)) return std::move(*p);
             if (auto r = t.update(c, rec, &stored); !r) return std::move(r).error();
-            if (password_hash)
+            // A new password or a disable ends every session of the user (as `livebase users
+            // passwd|disable` does): re-enabling later must not bring old tokens back.
+            const bool disabled = is_users(c) && flag(rec, "disabled") && !flag(stored, "disabled");
+            if (password_hash || disabled)
                 if (auto r = delete_tokens(t, id); !r) return std::move(r).error();
             if (auto r = finish_in(fin, t, record_outcome(200, c, rec)); !r) return std::move(r).error();
             return json::value(std::move(rec));
         },
-        [&c, fin, done = std::move(done)](result<json::value> r) {
+        [this, &c, fin, done = std::move(done)](result<json::value> r) {
             settle(fin, r.has_value());
             if (!r) return done(outcome::from_problem(r.error()));
+            if (is_users(c)) forget_user(std::string(get_string(r->get_object(), "id")));
             done(record_outcome(200, c, r->get_object()));
         });
+}
+
+void api::forget_user(const std::string& user_id) {
+    // The hub does this too when it reads the change; doing it before answering means no
+    // request after the answer can be served from credentials the change ended.
+    if (!auth_ || user_id.empty()) return;
+    change ch;
+    ch.collection = users_collection().name;
+    ch.op = "update";  // without `before`: whatever changed, the cached identity is dropped
+    ch.id = user_id;
+    (void)auth_->on_change(ch);
 }
 
 void api::do_remove(operation op, const collection_def& c, std::function<void(outcome)> done) {
     if (auto r = refuse_anonymous(c.rule_for("delete"), op.who)) return done(std::move(*r));
     auto fin = take_finish(op);
+    const std::string removed = op.id;
     db_.write(
         [this, &c, id = std::move(op.id), who = std::move(op.who), expected = op.if_match,
          fin](write_txn& t) -> result<json::value> {
@@ -578,9 +617,10 @@ void api::do_remove(operation op, const collection_def& c, std::function<void(ou
             if (auto r = finish_in(fin, t, deleted_outcome()); !r) return std::move(r).error();
             return json::value(nullptr);
         },
-        [fin, done = std::move(done)](result<json::value> r) {
+        [this, &c, removed, fin, done = std::move(done)](result<json::value> r) {
             settle(fin, r.has_value());
             if (!r) return done(outcome::from_problem(r.error()));
+            if (is_users(c)) forget_user(removed);
             done(deleted_outcome());
         });
 }
@@ -624,6 +664,10 @@ void api::do_action(operation op, const collection_def& c, std::function<void(ou
         return done(outcome::from_problem(problem::internal()));
     }
 
+    // The key belongs to this request and was settled before it got here: an operation the
+    // handler derives from call.op (execute_sync of a patch, say) must not claim it again,
+    // which would find the key still pending and answer 409.
+    op.idempotency_key.clear();
     auto shared_done = std::make_shared<std::function<void(outcome)>>(std::move(done));
     auto invoke = [this, &c, handler, shared_done](operation op, std::optional<json::object> rec) {
         auto job = [this, &c, handler, shared_done, op = std::move(op), rec = std::move(rec)] {

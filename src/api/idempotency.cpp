@@ -1,7 +1,8 @@
-// Idempotency-Key (http.md section 3): the same key from the same user within the retention
-// window replays the original response; the same key with another request is a 422; while the
-// first request is still being handled, a 409.
+// Idempotency-Key (http.md section 3): the same key from the same user (an anonymous caller: the
+// same address) within the retention window replays the original response; the same key with
+// another request is a 422; while the first request is still being handled, a 409.
 #include <livebase/api/api.hpp>
+#include <livebase/auth/auth.hpp>
 #include <livebase/core/clock.hpp>
 #include <livebase/core/ulid.hpp>
 
@@ -17,7 +18,18 @@ constexpr std::size_t k_purge_every = 256;  // inserts between purges of expired
 constexpr std::size_t k_purge_batch = 200;
 
 std::string fingerprint(const operation& op) {
-    std::string text = op.method + "\n" + op.path + "\n" + op.query + "\n" + json::serialize(op.input);
+    // A password never enters the fingerprint: a fast unsalted hash of it, kept for the
+    // retention, would be cheap to guess from. Its presence does (a retry with another
+    // password under the same key replays the first response).
+    const json::value* input = &op.input;
+    json::value without_password;
+    if (op.collection == users_collection().name && op.input.is_object() &&
+        op.input.get_object().contains("password")) {
+        without_password = op.input;
+        without_password.get_object()["password"] = true;
+        input = &without_password;
+    }
+    std::string text = op.method + "\n" + op.path + "\n" + op.query + "\n" + json::serialize(*input);
     unsigned char hash[32];
     crypto_generichash(hash, sizeof hash, reinterpret_cast<const unsigned char*>(text.data()), text.size(),
                        nullptr, 0);
@@ -75,7 +87,9 @@ void api::set_idempotency_retention(std::chrono::milliseconds retention) noexcep
 
 void api::with_idempotency(operation op, done_fn done) {
     const auto& ic = idempotency_collection();
-    auto scope = op.who.user_id + "\n" + op.idempotency_key;
+    // A user's keys are theirs; an anonymous caller's belong to its address, so no other client
+    // can replay its responses or block its keys.
+    auto scope = op.who.owner_key() + "\n" + op.idempotency_key;
     auto fp = fingerprint(op);
     auto now = now_ms();
     auto cutoff = now - idempotency_retention_.count();

@@ -23,12 +23,33 @@ std::string_view async_key(op_kind k) {
     }
 }
 
+// An anonymous task's owner: null (submitted in-process, address unknown) or
+// "anon:<address>". A user's: the user id (a ULID, never with a colon).
+bool anonymous_owner(const json::object& task) {
+    auto it = task.find("owner");
+    if (it == task.end() || it->value().is_null()) return true;
+    return it->value().is_string() && it->value().get_string().starts_with(k_anonymous_owner_prefix);
+}
+
 bool may_see(const principal& who, const json::object& task) {
     if (who.admin) return true;
-    auto it = task.find("owner");
-    bool anonymous_task = it == task.end() || it->value().is_null();
-    return who.authenticated() ? !anonymous_task && get_string(task, "owner") == who.user_id
-                               : anonymous_task;
+    if (!who.authenticated()) return anonymous_owner(task);
+    return !anonymous_owner(task) && get_string(task, "owner") == who.user_id;
+}
+
+// A task's request as it may be shown: write_only fields (and a users password) out of a
+// record body, the password hash of a users operation out of "op".
+json::object echo_of(const collection_def& c, op_kind kind, json::object request) {
+    const bool record_body = kind == op_kind::create || kind == op_kind::replace || kind == op_kind::patch;
+    if (auto b = request.find("body"); record_body && b != request.end() && b->value().is_object()) {
+        auto& body = b->value().get_object();
+        for (const auto& f : c.fields)
+            if (f.write_only) body.erase(f.name);
+        if (api_detail::is_users(c)) body.erase("password");
+    }
+    if (auto d = request.find("op"); d != request.end() && d->value().is_object())
+        d->value().get_object().erase("password_hash");
+    return request;
 }
 
 task_state state_of(const json::object& task) {
@@ -70,6 +91,20 @@ outcome result_outcome(const json::object& task, const std::string& task_path) {
 }  // namespace
 
 bool may_see_task(const principal& who, const json::object& task) { return may_see(who, task); }
+
+bool may_list_task(const principal& who, const json::object& task) {
+    if (who.admin) return true;
+    auto key = who.owner_key();
+    return !key.empty() && get_string(task, "owner") == key;
+}
+
+bool narrow_task_query(const principal& who, query& q) {
+    if (who.admin) return true;
+    auto key = who.owner_key();
+    if (key.empty()) return false;
+    q.filters.push_back({"owner", lookup::exact, json::value(std::move(key))});
+    return true;
+}
 
 void api::enable_tasks(task_queue& queue, worker_pool& pool, task_waiters& waiters) noexcept {
     tasks_ = &queue;
@@ -149,11 +184,29 @@ std::optional<outcome> api::precheck(const operation& op, const collection_def& 
 }
 
 void api::submit(operation op, std::string kind, json::value input, done_fn done) {
+    const collection_def* c = reg_.find(op.collection);
+    // A password never reaches the store: it is hashed now, and the task carries the hash.
+    if (c && api_detail::is_users(*c) && op.input.is_object()) {
+        auto body = op.input.get_object();
+        auto password = api_detail::take_password(*c, body);
+        if (!password) return done(outcome::from_problem(password.error()));
+        if (*password) {
+            op.input = std::move(body);
+            return hash_then(std::move(**password), std::move(done),
+                             [this, op = std::move(op), kind = std::move(kind),
+                              input = std::move(input)](std::string hash, done_fn done) mutable {
+                                 op.password_hash = std::move(hash);
+                                 submit(std::move(op), std::move(kind), std::move(input), std::move(done));
+                             });
+        }
+    }
     auto request = request_to_json(op, op.query);
     // Records operations carry their whole request as input: the worker runs it again.
-    if (input.is_null() && kind.find_first_of(".:") != std::string::npos &&
-        reg_.find(op.collection))
-        input = request;
+    if (input.is_null() && kind.find_first_of(".:") != std::string::npos && c) input = request;
+    // The request as the task shows it (and as its events and the change log hold it): without
+    // the values of write_only fields and without a password hash. Only the input, which no
+    // client ever reads, keeps what the worker must write.
+    if (c) request = echo_of(*c, op.kind, std::move(request));
     auto sub = workers_->make_submission(kind, std::move(input), std::move(request), op.who);
     if (!sub) {
         log_.error("task submission refused", {{"kind", kind}, {"detail", sub.error().detail}});
@@ -223,11 +276,10 @@ void api::do_tasks(operation op, done_fn done) {
         auto q = parse_query_params(tc, op.params);
         if (!q) return done(outcome::from_problem(q.error()));
         if (q->ordering.empty()) q->ordering.push_back({"created", true});
-        if (!op.who.admin) {
-            if (op.who.authenticated())
-                q->filters.push_back({"owner", lookup::exact, json::value(op.who.user_id)});
-            else
-                q->filters.push_back({"owner", lookup::isnull, json::value(true)});
+        if (!narrow_task_query(op.who, *q)) {
+            auto page = list_page(op, *q, 0);
+            page["results"] = json::array{};
+            return done(outcome::json_body(200, std::move(page)));
         }
         operation self = op;
         return db_.read([this, &tc, q = std::move(q).value(), base, self = std::move(self),

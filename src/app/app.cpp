@@ -248,16 +248,17 @@ std::unique_ptr<hub> app::impl::make_hub() {
         if (&c == &tasks_collection()) return present_task(stored, tasks_url);
         return present_record(c, stored);
     };
-    // Tasks follow /api/tasks's visibility; records their collection's retrieve rule and C++
-    // permission callback (the same test as a REST retrieve).
+    // Tasks follow GET /api/tasks's visibility (an anonymous caller: its own address's tasks);
+    // records their collection's retrieve rule and C++ permission callback (the same test as a
+    // REST retrieve).
     hooks.may_see = [](const principal& who, const collection_def& c, const json::object& stored) {
-        if (&c == &tasks_collection()) return may_see_task(who, stored);
+        if (&c == &tasks_collection()) return may_list_task(who, stored);
         return may_retrieve(c, who, stored);
     };
-    // Live-query windows are narrowed in the query (counts and limits stay right). Tasks are
-    // visible by submitter (anonymous callers see anonymous tasks): may_see filters those rows.
+    // Live-query windows are narrowed in the query (counts and limits stay right): tasks to the
+    // caller's own, exactly as GET /api/tasks lists them.
     hooks.narrow = [](const principal& who, const collection_def& c, query& q) {
-        if (&c == &tasks_collection()) return true;
+        if (&c == &tasks_collection()) return narrow_task_query(who, q);
         return narrow_query(c, who, q);
     };
     // Revocations from any process on the database (logout, password change, disable) reach

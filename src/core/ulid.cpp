@@ -3,6 +3,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -36,29 +37,16 @@ bool sodium_ready() {
     static const bool ok = sodium_init() >= 0;
     return ok;
 }
-}  // namespace
 
-std::string make_ulid(std::int64_t ms) {
-    thread_local thread_state st;
-    (void)sodium_ready();
-    if (ms <= st.last_ms) {
-        ms = st.last_ms;
-        if (!increment(st.rnd)) {
-            ++ms;
-            randombytes_buf(st.rnd.data(), st.rnd.size());
-        }
-    } else {
-        randombytes_buf(st.rnd.data(), st.rnd.size());
-    }
-    st.last_ms = ms;
-    // 128 bits: 48 time + 80 random, encoded as 26 base32 chars (first char holds 3 bits).
+// 128 bits: 48 time + 80 random, encoded as 26 base32 chars (first char holds 3 bits).
+std::string encode(std::int64_t ms, const std::array<unsigned char, 10>& rnd) {
     std::array<unsigned char, 16> b{};
     auto t = static_cast<std::uint64_t>(ms);
     for (int i = 5; i >= 0; --i) {
         b[i] = static_cast<unsigned char>(t & 0xFF);
         t >>= 8;
     }
-    std::memcpy(b.data() + 6, st.rnd.data(), 10);
+    std::memcpy(b.data() + 6, rnd.data(), 10);
     std::string out(26, '0');
     // Process as a big integer, 5 bits at a time from the least significant end.
     unsigned bitpos = 0;  // bits consumed from the end
@@ -76,8 +64,32 @@ std::string make_ulid(std::int64_t ms) {
     }
     return out;
 }
+}  // namespace
+
+std::string make_ulid(std::int64_t ms) {
+    thread_local thread_state st;
+    (void)sodium_ready();
+    if (ms <= st.last_ms) {
+        ms = st.last_ms;
+        if (!increment(st.rnd)) {
+            ++ms;
+            randombytes_buf(st.rnd.data(), st.rnd.size());
+        }
+    } else {
+        randombytes_buf(st.rnd.data(), st.rnd.size());
+    }
+    st.last_ms = ms;
+    return encode(ms, st.rnd);
+}
 
 std::string make_ulid() { return make_ulid(now_ms()); }
+
+std::string make_unguessable_ulid(std::int64_t ms) {
+    (void)sodium_ready();
+    std::array<unsigned char, 10> rnd{};
+    randombytes_buf(rnd.data(), rnd.size());
+    return encode(std::max<std::int64_t>(ms, 0), rnd);
+}
 
 bool is_ulid(std::string_view s) noexcept {
     if (s.size() != 26 || s[0] > '7') return false;

@@ -55,8 +55,9 @@
 //   access log at the end with `events` = events sent). The hub client is detached when the
 //   stream ends, however it ends.
 // - Live queries: a list with `observe=<subscriber>` registers the query on that WebSocket
-//   through the hub and answers 200 {"count", "results", "observer", "seq"} (no page links: the
-//   window moves). Unknown subscriber (or no hub) -> 404. It never runs as a task.
+//   through the hub and answers the list's page {"count", "next", "previous", "results"} plus
+//   {"observer", "seq"}. Unknown subscriber, another caller's socket (or no hub) -> 404. It
+//   never runs as a task.
 // - The client's address (throttles, login attempts, op.client_ip, the WebSocket it upgrades
 //   to) is the peer's, unless the peer is one of opts.trusted_proxies: then X-Forwarded-For
 //   names it (resolve_client_address) and X-Forwarded-Proto: https makes the request https
@@ -232,12 +233,13 @@ struct slot {
 class hub_sink;
 
 /// An SSE stream in progress; at most one per connection, always its last response. Task
-/// streams poll the api; change streams get frames from the hub.
+/// streams poll the api (an authenticated one is also a hub client, for revocations); change
+/// streams get frames from the hub.
 struct sse_stream {
     std::uint64_t slot_id = 0;
     operation op;  // task streams: the retrieve the stream repeats
-    // Change streams: the sink (kept alive here, the hub holds it weakly) and the hub client,
-    // "" once detached.
+    // Change streams and authenticated task streams: the sink (kept alive here, the hub holds
+    // it weakly) and the hub client, "" once detached.
     std::shared_ptr<hub_sink> sink;
     std::string client;
     bool chunked = true;
@@ -652,6 +654,8 @@ private:
                http_detail::route_match match, http_detail::target_parts target, principal who,
                bool by_cookie) {
         auto* parts = &target;
+        // The resolved client address (trusted proxies): anonymous callers are known by it.
+        who.address = queue_.find(id)->client;
         const http_auth_options& au = state_->auth;
         const auto method = req.method();
         const bool unsafe = method != bhttp::verb::get && method != bhttp::verb::head &&
@@ -1053,16 +1057,29 @@ private:
             return respond(id, http_detail::render_problem(*refused));
         auto q = http_detail::decode_observe_query(*c, op.params);
         if (!q) return respond(id, http_detail::render_problem(q.error()));
+        // GET /api/tasks lists the newest first unless told otherwise: so does its live query.
+        if (c == &tasks_collection()) {
+            auto& ordering = (*q)["ordering"];
+            if (ordering.is_array() && ordering.get_array().empty())
+                ordering.get_array().emplace_back("-created");
+        }
+        // The page's links (limit and offset as the plain list reads them).
+        auto window = parse_query_params(*c, op.params);
+        if (!window) return respond(id, http_detail::render_problem(window.error()));
         observe_request req;
         req.collection = op.collection;
         req.query = std::move(*q);
-        h->observe(subscriber, std::move(req), [self = shared_from_this(), id](result<observed> r) {
-            net::post(self->ex_, [self, id, r = std::move(r)]() mutable {
+        req.caller = op.who;
+        h->observe(subscriber, std::move(req), [self = shared_from_this(), id, op = std::move(op),
+                                                window = std::move(*window)](result<observed> r) {
+            net::post(self->ex_, [self, id, op = std::move(op), window = std::move(window),
+                                  r = std::move(r)]() mutable {
                 if (!r) return self->respond(id, http_detail::render_problem(r.error()));
-                json::object body{{"count", r->count},
-                                  {"results", std::move(r->items)},
-                                  {"observer", r->observer},
-                                  {"seq", r->seq}};
+                // The list's page shape, plus what the socket's diffs refer to.
+                json::object body = api::list_page(op, window, r->count);
+                body["results"] = std::move(r->items);
+                body["observer"] = r->observer;
+                body["seq"] = r->seq;
                 self->respond(id, http_detail::render_json(200, body));
             });
         });
@@ -1079,6 +1096,15 @@ private:
             return respond(id, http_detail::render_outcome(o));
         auto& st = begin_sse(id, *s);
         st.op = std::move(op);
+        // A hub client without subscriptions, so that the end of the credentials (logout,
+        // revocation, password change, a disabled user; from any process) ends this stream as
+        // it ends change streams: the retrieve it repeats would keep its old identity.
+        if (st.op.who.authenticated() && state_->realtime) {
+            auto sink = std::make_shared<hub_sink>(weak_from_this(), ex_,
+                                                   static_cast<std::size_t>(state_->opts.sse_max_pending));
+            st.client = state_->realtime->attach(sink, st.op.who, event_encoding::sse);
+            st.sink = std::move(sink);
+        }
         if (state_->draining.load()) st.ending = true;  // one snapshot, then close
         add_snapshot(o.body);
         if (closed_) return;

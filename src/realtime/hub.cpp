@@ -465,7 +465,9 @@ struct hub::impl {
             if (done) guarded(log_, "an observe callback failed", [&] { done(std::move(r)); });
         };
         client_state* c = find_client(client);
-        if (!c) return answer(problem::not_found("No such client."));
+        // Another caller's socket answers exactly like a missing one: its id proves nothing.
+        if (!c || (req.caller && req.caller->owner_key() != c->who.owner_key()))
+            return answer(problem::not_found("No such client."));
         const collection_def* def = hooks_.find_collection(req.collection);
         if (!def) return answer(problem::not_found("No stream \"" + req.collection + "\"."));
         if (c->encoding == event_encoding::sse)
@@ -583,7 +585,9 @@ struct hub::impl {
             if (!hit) continue;
             if (log_.enabled(log_level::debug))
                 log_.debug("credentials revoked", {{"client", c.id}, {"user", c.who.user_id}});
-            c.who = principal{};
+            principal anonymous;
+            anonymous.address = c.who.address;  // what an anonymous caller's tasks are known by
+            c.who = std::move(anonymous);
             identity_changed(c);
             if (auto sink = c.sink.lock()) guarded(log_, "a revocation callback failed", [&] { sink->revoked(); });
         }

@@ -107,7 +107,7 @@ std::chrono::milliseconds task_queue::backoff(int attempt) const {
     return std::chrono::milliseconds(delay);
 }
 
-std::string task_queue::owner_key(const task_submission& t) { return t.who.user_id; }
+std::string task_queue::owner_key(const task_submission& t) { return t.who.owner_key(); }
 
 void task_queue::set_limits(limits l) {
     std::lock_guard lock(fair_mu_);
@@ -241,7 +241,9 @@ result<json::object> task_queue::submit_in(write_txn& txn, const task_submission
     if (t.kind.empty()) return problem::bad_request("A task needs a kind.");
     if (t.max_attempts < 1) return problem::bad_request("max_attempts must be at least 1.");
     auto ts = format_timestamp(now);
-    json::object rec{{"id", make_ulid(now)},
+    // The id of a task is the capability to read and cancel it (an anonymous task's only
+    // protection): all of its random bits are fresh, none follows from another task's id.
+    json::object rec{{"id", make_unguessable_ulid(now)},
                      {"created", ts},
                      {"updated", ts},
                      {"version", 1},
@@ -267,7 +269,8 @@ result<json::object> task_queue::submit_in(write_txn& txn, const task_submission
                      {"cancel_requested", false},
                      {"timeout_ms", static_cast<std::int64_t>(t.timeout.count())},
                      {"fair", fair}};
-    rec["owner"] = t.who.user_id.empty() ? json::value(nullptr) : json::value(t.who.user_id);
+    auto owner = owner_key(t);
+    rec["owner"] = owner.empty() ? json::value(nullptr) : json::value(std::move(owner));
     if (claimed) {
         rec["state"] = to_string(task_state::running);
         rec["attempt"] = 1;

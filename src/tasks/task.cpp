@@ -126,6 +126,9 @@ json::object present_task(const json::object& stored, std::string_view base_path
     out["max_attempts"] = field_or_null(stored, "max_attempts");
     for (std::string_view k : {"owner", "created", "started", "finished"})
         out[k] = field_or_null(stored, k);
+    // The address an anonymous task is known by stays on the server.
+    if (out["owner"].is_string() && out["owner"].get_string().starts_with(k_anonymous_owner_prefix))
+        out["owner"] = nullptr;
     std::string self = std::string(base_path) + "/" + id;
     out["links"] = json::object{{"self", self}, {"result", self + "/result"}};
     return out;
@@ -149,6 +152,7 @@ json::object request_to_json(const operation& op, std::string_view query_string)
                         {"params", std::move(params)},
                         {"request_id", op.request_id}};
     detail["if_match"] = op.if_match ? json::value(*op.if_match) : json::value(nullptr);
+    if (op.password_hash) detail["password_hash"] = *op.password_hash;
     o["op"] = std::move(detail);
     o["who"] = json::object{{"user_id", op.who.user_id}, {"admin", op.who.admin}};
     return o;
@@ -179,6 +183,8 @@ result<operation> operation_from_request(const json::value& request) {
     op.action = std::string(get_string(d, "action"));
     op.request_id = std::string(get_string(d, "request_id"));
     op.if_match = get_int(d, "if_match");
+    if (auto h = d.find("password_hash"); h != d.end() && h->value().is_string())
+        op.password_hash = std::string(h->value().get_string());
     if (auto p = d.find("params"); p != d.end() && p->value().is_array()) {
         for (const auto& pair : p->value().get_array()) {
             if (!pair.is_array() || pair.get_array().size() != 2 || !pair.get_array()[0].is_string() ||

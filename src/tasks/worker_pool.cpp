@@ -67,7 +67,10 @@ public:
                              admin->value().get_bool();
             }
         }
-        if (who_.user_id.empty()) who_.user_id = std::string(get_string(task, "owner"));
+        if (who_.user_id.empty()) {
+            auto owner = get_string(task, "owner");
+            if (!owner.starts_with(k_anonymous_owner_prefix)) who_.user_id = std::string(owner);
+        }
     }
 
     const std::string& id() const noexcept override { return id_; }

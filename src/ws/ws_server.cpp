@@ -294,6 +294,7 @@ public:
         if (!ec) peer_ip_ = peer.address().to_string();
         if (!client_address.empty()) peer_ip_ = std::move(client_address);
         https_ = https;
+        who_.address = peer_ip_;
     }
 
     ~session() override {
@@ -405,7 +406,7 @@ private:
                         bool by_cookie) {
         if (closed_) return;
         if (who) {
-            who_ = std::move(*who);
+            set_identity(std::move(*who));
             return handshake(std::move(req));
         }
         if (!by_cookie)
@@ -743,6 +744,12 @@ private:
 
     // ---- the auth stream ----
 
+    /// The socket's identity, with the peer's address (anonymous sockets are known by it).
+    void set_identity(principal who) {
+        who.address = peer_ip_;
+        who_ = std::move(who);
+    }
+
     /// Reply to an auth request; on the strand.
     void reply_now(const ws_detail::ws_request& r, int status, const json::value& data) {
         enqueue_one(make_frame(
@@ -796,7 +803,7 @@ private:
                 ws_detail::encode_error(req.stream, json::value(req.action), req.request_id, who.error())));
             return request_done(0);
         }
-        who_ = std::move(*who);
+        set_identity(std::move(*who));
         // Queued to the hub before the next request is planned, so every later subscribe or
         // observe, and every later event, is authorized against the new identity.
         if (attached_) st_->h.set_principal(subscriber_, who_);
@@ -827,7 +834,7 @@ private:
                 // (the hub's revoked() may already have asked for it, held back until here so
                 // that the 204 goes out first).
                 if (ok || self->revoked_pending_) {
-                    self->who_ = principal{};
+                    self->set_identity(principal{});
                     return self->request_done(k_close_revoked, "credentials no longer valid");
                 }
                 self->request_done(0);
@@ -839,7 +846,7 @@ private:
     /// socket as anonymous).
     void on_revoked() {
         if (closed_) return;
-        who_ = principal{};
+        set_identity(principal{});
         // A logout of this socket is answered first; its completion closes.
         if (logging_out_) {
             revoked_pending_ = true;

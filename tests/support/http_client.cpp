@@ -143,6 +143,15 @@ void http_client::close() noexcept {
 bool http_client::try_connect() {
     close();
     tcp::endpoint ep(net::ip::make_address(impl_->host), impl_->port);
+    if (!source_.empty()) {
+        error_code ec;
+        impl_->socket.open(ep.protocol(), ec);
+        if (!ec) impl_->socket.bind(tcp::endpoint(net::ip::make_address(source_), 0), ec);
+        if (ec) {
+            close();
+            return false;
+        }
+    }
     bool done = false;
     error_code result;
     impl_->socket.async_connect(ep, [&](error_code ec) {

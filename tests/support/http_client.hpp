@@ -60,6 +60,9 @@ public:
     bool is_open() const noexcept;
     void close() noexcept;
     void set_timeout(std::chrono::milliseconds t) noexcept { timeout_ = t; }
+    /// Connects from this local address (e.g. "127.0.0.2": another loopback client as the
+    /// server sees it); "" lets the system choose. Applies to the next connect.
+    void set_source_address(std::string address) { source_ = std::move(address); }
 
     /// Sends one request on the (kept-alive) connection and reads its response. A non-empty
     /// body gets `Content-Type: application/json` unless `headers` sets one; Host and
@@ -102,6 +105,7 @@ private:
     struct impl;
     std::unique_ptr<impl> impl_;
     std::chrono::milliseconds timeout_;
+    std::string source_;
 };
 
 }  // namespace livebase::testing

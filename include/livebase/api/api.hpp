@@ -74,9 +74,17 @@ private:
 /// The built-in collection of remembered Idempotency-Keys (migrated like any collection).
 const collection_def& idempotency_collection();
 
-/// The visibility rule of tasks (http.md section 3): admins see every task, a user the tasks
-/// they own, an anonymous caller the anonymous tasks. `task` is the stored task. Thread-safe.
+/// Who may reach a task by its id (retrieve, result, cancel, its SSE stream; http.md section
+/// 3): admins every task, a user the tasks they own, an anonymous caller any anonymous task
+/// (its unguessable id is the capability). `task` is the stored task. Thread-safe.
 bool may_see_task(const principal& who, const json::object& task);
+/// Who sees a task in lists, live queries and change feeds: admins every task, a user the
+/// tasks they own, an anonymous caller only the tasks submitted from its own address (owner
+/// "anon:<address>", principal::owner_key()). Thread-safe.
+bool may_list_task(const principal& who, const json::object& task);
+/// Narrows a query of the tasks collection to what `who` may list (may_list_task). False when
+/// `who` may list no task at all (an anonymous caller whose address is unknown).
+bool narrow_task_query(const principal& who, query& q);
 
 /// The action `op` names, or null with `refusal` set (404, or 405 with Allow).
 const action_def* find_action(const operation& op, const collection_def& c, outcome& refusal);
@@ -152,6 +160,10 @@ public:
     /// "/api/cars/01J..."
     std::string record_path(std::string_view collection, std::string_view id) const;
 
+    /// {"count", "next", "previous"} of a page of `op`'s list (links keep `op`'s parameters
+    /// but limit and offset).
+    static json::object list_page(const operation& op, const query& q, std::int64_t count);
+
 private:
     void do_list(operation op, const collection_def& c, std::function<void(outcome)> done);
     void do_retrieve(operation op, const collection_def& c, std::function<void(outcome)> done);
@@ -165,15 +177,19 @@ private:
     /// writes, in one write transaction. `password_hash`: a new password (users only).
     void write_update(operation op, const collection_def& c, json::object body,
                       std::optional<std::string> password_hash, done_fn done);
-    /// Stores a new record (its rule and callback already allowed it); `fin` (may be null)
-    /// finishes the task that runs the create in the same transaction.
-    void insert_record(const collection_def& c, json::object rec, std::shared_ptr<task_finish> fin,
-                       done_fn done);
+    /// Stores a new record (its rule and callback already allowed it; its refs must name
+    /// records `who` may retrieve); `fin` (may be null) finishes the task that runs the create
+    /// in the same transaction.
+    void insert_record(const collection_def& c, json::object rec, principal who,
+                       std::shared_ptr<task_finish> fin, done_fn done);
     /// 201 with the record and its Location.
     outcome created_outcome(const collection_def& c, const json::object& rec) const;
     /// Runs Argon2id for a password given to the users collection on the handler pool, then
     /// `next` with the hash (or answers the problem).
     void hash_then(std::string password, done_fn done, std::function<void(std::string, done_fn)> next);
+    /// Drops the cached credentials of a user this process just changed or deleted (before the
+    /// answer; the hub does the same for every node when it reads the change).
+    void forget_user(const std::string& user_id);
     /// The auth operations (src/api/auth_door.cpp).
     void do_auth(operation op, done_fn done);
     /// execute() without the Idempotency-Key step.
@@ -196,9 +212,6 @@ private:
     std::string tasks_path() const;
     /// Runs blocking work on the handler pool; false when the pool is full or stopping.
     bool run_blocking(std::function<void()> job);
-    /// {"count", "next", "previous"} of a page of `op`'s list.
-    static json::object list_page(const operation& op, const query& q, std::int64_t count);
-
     const registry& reg_;
     store& db_;
     logger& log_;

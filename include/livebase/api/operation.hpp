@@ -67,6 +67,9 @@ struct operation {
     std::string client_ip;          ///< the peer's address ("" when unknown, e.g. in a task)
     std::string request_id;
     std::shared_ptr<task_finish> finish;  ///< set when a task worker runs the operation
+    /// Users only: the new password, already hashed. A task stores this instead of the password
+    /// (which never reaches the store); the worker's create or update writes it.
+    std::optional<std::string> password_hash;
 };
 
 /// What an operation produced, independent of encoding.

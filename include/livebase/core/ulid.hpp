@@ -13,6 +13,11 @@ std::string make_ulid(std::int64_t ms);
 /// A new ULID for the current time.
 std::string make_ulid();
 
+/// A new ULID for time `ms` whose 80 random bits are all fresh: never derived from another id
+/// (make_ulid's ids of one millisecond are consecutive, so each gives away its neighbours). For
+/// ids that are capabilities, such as tasks'. Not monotonic within a millisecond. Thread-safe.
+std::string make_unguessable_ulid(std::int64_t ms);
+
 /// True when `s` has the shape of a ULID (26 Crockford base32 chars, first <= '7').
 bool is_ulid(std::string_view s) noexcept;
 

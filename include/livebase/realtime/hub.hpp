@@ -133,6 +133,11 @@ struct subscribed {
 struct observe_request {
     std::string collection;
     json::object query;
+    /// Set by a REST list with `?observe=<subscriber>`: who asks. Only the client's own
+    /// principal may attach a live query to it (the same user; for an anonymous client, an
+    /// anonymous caller from the same address: principal::owner_key()); anyone else gets the
+    /// 404 of an unknown client.
+    std::optional<principal> caller;
 };
 
 struct observed {
@@ -184,8 +189,8 @@ public:
 
     /// Lists the window now and keeps it: later changes arrive as added/changed/removed/moved
     /// diffs that turn the items into what a fresh list returns at each diff's seq. Problems:
-    /// 404 unknown client or collection; 400 bad query; 429 over max_subscriptions; 400 for
-    /// an SSE client.
+    /// 404 unknown client (or one `req.caller` may not use) or collection; 400 bad query; 429
+    /// over max_subscriptions; 400 for an SSE client.
     void observe(const std::string& client, observe_request req,
                  std::function<void(result<observed>)> done);
     void unobserve(const std::string& client, const std::string& observer,

@@ -52,7 +52,7 @@ struct task_submission {
     std::string kind;
     json::value input;                      ///< handed to the task code
     json::value request;                    ///< request_to_json() of the operation, or null
-    principal who;                          ///< owner = who.user_id (null when anonymous)
+    principal who;                          ///< owner = who.owner_key() (null when "")
     int max_attempts = 3;                   ///< >= 1
     std::chrono::milliseconds timeout{10 * 60 * 1000};  ///< per attempt
 };

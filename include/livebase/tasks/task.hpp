@@ -31,15 +31,22 @@ inline bool is_finished(task_state s) noexcept {
 /// last) attempt: 0 until the first claim, then 1, 2, ...
 const collection_def& tasks_collection();
 
+/// How the `owner` of an anonymous caller's task begins: "anon:<address>" (principal::
+/// owner_key()). A user's task is owned by the user id. A task submitted in-process without an
+/// address has a null owner.
+inline constexpr std::string_view k_anonymous_owner_prefix = "anon:";
+
 /// The client view of a stored task: exactly http.md's task resource (id, kind, state,
 /// progress, message, eta, steps, request {method, path, query, body}, result, error, location,
 /// attempt, max_attempts, owner, created, started, finished, links {self, result}). Internal
-/// scheduling fields are left out. `base_path` is the tasks URL prefix, e.g. "/api/tasks".
+/// scheduling fields are left out, and so is an anonymous submitter's address (owner null).
+/// `base_path` is the tasks URL prefix, e.g. "/api/tasks".
 json::object present_task(const json::object& stored, std::string_view base_path);
 
 /// The `request` JSON stored with a task: http.md's {"method", "path", "query", "body"} plus
-/// "op" (kind, collection, id, action, params, if_match, request_id) and "who" {user_id, admin}
-/// so a worker can rebuild the operation. `query_string` is the raw query ("" when none).
+/// "op" (kind, collection, id, action, params, if_match, request_id, password_hash when set)
+/// and "who" {user_id, admin} so a worker can rebuild the operation. `query_string` is the raw
+/// query ("" when none).
 json::object request_to_json(const operation& op, std::string_view query_string);
 /// Rebuilds the operation stored by request_to_json(). 500 problem when the JSON is not of
 /// that shape.

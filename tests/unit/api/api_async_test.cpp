@@ -204,3 +204,60 @@ TEST_F(api_async, another_users_task_is_invisible) {
 }
 
 }  // namespace
+
+namespace livebase {
+namespace {
+
+// Task visibility: by id, an anonymous task is anyone anonymous's (the id is the capability);
+// in lists and feeds, only its own address's. The address never leaves the server.
+TEST(task_visibility, anonymous_callers_are_told_apart_by_address) {
+    principal here;
+    here.address = "192.0.2.1";
+    principal there;
+    there.address = "192.0.2.2";
+    principal unknown;  // no address (an in-process call)
+    principal ann;
+    ann.user_id = "u-ann";
+    ann.address = "192.0.2.1";
+    principal root;
+    root.user_id = "u-root";
+    root.admin = true;
+    EXPECT_EQ(here.owner_key(), "anon:192.0.2.1");
+    EXPECT_EQ(ann.owner_key(), "u-ann");
+    EXPECT_EQ(unknown.owner_key(), "");
+
+    const json::object anon_task{{"id", "t1"}, {"owner", "anon:192.0.2.1"}};
+    const json::object legacy{{"id", "t2"}, {"owner", nullptr}};
+    const json::object anns{{"id", "t3"}, {"owner", "u-ann"}};
+    for (const auto* t : {&anon_task, &legacy}) {
+        EXPECT_TRUE(may_see_task(here, *t));
+        EXPECT_TRUE(may_see_task(there, *t));
+        EXPECT_FALSE(may_see_task(ann, *t));
+        EXPECT_TRUE(may_see_task(root, *t));
+    }
+    EXPECT_TRUE(may_list_task(here, anon_task));
+    EXPECT_FALSE(may_list_task(there, anon_task));
+    EXPECT_FALSE(may_list_task(unknown, legacy));
+    EXPECT_FALSE(may_list_task(here, anns));
+    EXPECT_TRUE(may_list_task(ann, anns));
+    EXPECT_FALSE(may_list_task(ann, anon_task));
+    EXPECT_TRUE(may_list_task(root, anon_task));
+
+    query q;
+    ASSERT_TRUE(narrow_task_query(here, q));
+    ASSERT_EQ(q.filters.size(), 1u);
+    EXPECT_EQ(q.filters[0].field, "owner");
+    EXPECT_EQ(q.filters[0].value, json::value("anon:192.0.2.1"));
+    query none;
+    EXPECT_FALSE(narrow_task_query(unknown, none));
+    query all;
+    EXPECT_TRUE(narrow_task_query(root, all));
+    EXPECT_TRUE(all.filters.empty());
+
+    auto shown = present_task(anon_task, "/api/tasks");
+    EXPECT_TRUE(shown.at("owner").is_null());
+    EXPECT_EQ(present_task(anns, "/api/tasks").at("owner"), json::value("u-ann"));
+}
+
+}  // namespace
+}  // namespace livebase

@@ -76,6 +76,25 @@ TEST(ulid, shape_and_monotonic_per_thread) {
     EXPECT_TRUE(is_ulid("01ARZ3NDEKTSV4RRFFQ69G5FAV"));
 }
 
+// Capability ids: ids of one millisecond share the time prefix but none follows from another
+// (monotonic ids of one millisecond differ only in their last characters).
+TEST(ulid, unguessable_ids_share_nothing_but_the_time) {
+    auto a = make_unguessable_ulid(1000);
+    auto b = make_unguessable_ulid(1000);
+    EXPECT_TRUE(is_ulid(a));
+    EXPECT_TRUE(is_ulid(b));
+    EXPECT_EQ(a.substr(0, 10), "00000000Z8");  // 1000 ms = 31 * 32 + 8
+    EXPECT_EQ(a.substr(0, 10), b.substr(0, 10));
+    // 80 fresh bits: the first 8 random characters (40 bits) agree by chance once in 2^40.
+    int same_prefix = 0;
+    for (int i = 0; i < 100; ++i)
+        if (make_unguessable_ulid(2000).substr(10, 8) == make_unguessable_ulid(2000).substr(10, 8)) ++same_prefix;
+    EXPECT_EQ(same_prefix, 0);
+    auto m1 = make_ulid(3000);
+    auto m2 = make_ulid(3000);
+    EXPECT_EQ(m1.substr(0, 18), m2.substr(0, 18)) << "make_ulid is the monotonic one";
+}
+
 TEST(ulid, time_prefix_encodes_milliseconds) {
     // 48-bit time 1469918176385 encodes as 01ARYZ6S41 (the ULID spec's example). A fresh
     // thread, since a thread never goes back in time.

@@ -245,6 +245,43 @@ TEST_F(hub_narrow_test, other_owners_changes_never_reach_the_window) {
     EXPECT_EQ(d[1], (std::pair<std::string, std::string>{"removed", "b2"}));
 }
 
+// A REST `?observe=` names its caller: only the client's own principal may attach to it; for
+// anyone else the client does not exist.
+TEST_F(hub_auth_test, a_live_query_is_attached_only_by_the_clients_own_caller) {
+    start();
+    auto observe_as = [this](const std::string& client, principal caller) {
+        std::promise<result<observed>> p;
+        auto f = p.get_future();
+        observe_request req{"cars", {}};
+        req.caller = std::move(caller);
+        hub_->observe(client, std::move(req), [&p](result<observed> r) { p.set_value(std::move(r)); });
+        return test::wait_answer(f);
+    };
+    principal anon_here;
+    anon_here.address = "10.0.0.1";
+    principal anon_there;
+    anon_there.address = "10.0.0.2";
+    auto a = std::make_shared<capturing_sink>();
+    auto u1 = attach(a, user("u1", "t1"));
+    auto b = std::make_shared<capturing_sink>();
+    auto anonymous = attach(b, anon_here);
+
+    auto missing = observe_as("no-such-client", user("u1", "t1"));
+    ASSERT_FALSE(missing.has_value());
+    for (const auto& [client, caller] : std::vector<std::pair<std::string, principal>>{
+             {u1, user("u2", "t9")}, {u1, user("u2", "t9", true)}, {u1, anon_here}, {anonymous, anon_there},
+             {anonymous, user("u1", "t1")}}) {
+        auto r = observe_as(client, caller);
+        ASSERT_FALSE(r.has_value()) << caller.user_id << caller.address;
+        EXPECT_EQ(r.error().status, 404);
+        EXPECT_EQ(r.error().detail, missing.error().detail);
+    }
+    EXPECT_TRUE(observe_as(u1, user("u1", "another token")).has_value());
+    EXPECT_TRUE(observe_as(anonymous, anon_here).has_value());
+    // The WebSocket's own requests name no caller.
+    EXPECT_TRUE(observe(u1, {}).has_value());
+}
+
 TEST_F(hub_narrow_test, a_new_identity_relists_the_window) {
     seed();
     start();
