@@ -166,24 +166,38 @@ result<void> task_queue::load_owner_in(write_txn& txn, const std::string& owner)
 
 result<std::int64_t> task_queue::admit_in(write_txn& txn, const std::string& owner, bool& admitted) {
     if (auto l = load_owner_in(txn, owner); !l) return std::move(l).error();
+    std::size_t limit = 0;
+    bool over = false;
+    {
+        std::lock_guard lock(fair_mu_);
+        limit = is_anonymous_owner(owner) ? limits_.max_pending_per_address : limits_.max_pending_per_user;
+        auto& o = owners_[owner];
+        over = !admitted && limit != 0 && o.pending + o.inflight + o.unseen >= static_cast<std::int64_t>(limit);
+    }
+    if (over) {
+        // The running count follows the change log, a moment behind (a task just claimed may
+        // still count): before refusing, count in this transaction, which sees every commit
+        // and this group's earlier submissions. Only owners at their limit pay for it.
+        query c;
+        c.filters = {owner_term(owner), term("state", lookup::exact, json::value("pending"))};
+        c.limit = 0;
+        auto exact = txn.list(tasks(), c);
+        if (!exact) return std::move(exact).error();
+        if (exact->count >= static_cast<std::int64_t>(limit)) {
+            auto p = problem::too_many_requests(
+                "Too many pending tasks: at most " + std::to_string(limit) + (is_anonymous_owner(owner)
+                    ? " per client address. Wait for some to finish."
+                    : " per user. Wait for some to finish."));
+            p.extra["retry_after"] = 1;
+            return p;
+        }
+    }
     std::lock_guard lock(fair_mu_);
     auto& o = owners_[owner];
-    if (admitted) {  // the store runs the write again (a retry): counted already
-        o.last = std::max(o.last + 1, head_);
-        return o.last;
+    if (!admitted) {  // else the store runs the write again (a retry): counted already
+        ++o.inflight;
+        admitted = true;
     }
-    const std::size_t limit =
-        is_anonymous_owner(owner) ? limits_.max_pending_per_address : limits_.max_pending_per_user;
-    if (limit != 0 && o.pending + o.inflight + o.unseen >= static_cast<std::int64_t>(limit)) {
-        auto p = problem::too_many_requests(
-            "Too many pending tasks: at most " + std::to_string(limit) + (is_anonymous_owner(owner)
-                ? " per client address. Wait for some to finish."
-                : " per user. Wait for some to finish."));
-        p.extra["retry_after"] = 1;
-        return p;
-    }
-    ++o.inflight;
-    admitted = true;
     o.last = std::max(o.last + 1, head_);
     return o.last;
 }
