@@ -82,7 +82,10 @@ problem problem::internal(std::string detail) {
     return make(500, "/problems/internal", "Internal server error", std::move(detail));
 }
 problem problem::unavailable(std::string detail) {
-    return make(503, "/problems/unavailable", "Service unavailable", std::move(detail));
+    // An outage is temporary: the answer says when to try again (Retry-After, see outcome).
+    auto p = make(503, "/problems/unavailable", "Service unavailable", std::move(detail));
+    p.extra["retry_after"] = 1;
+    return p;
 }
 
 }  // namespace livebase

@@ -41,6 +41,7 @@ struct problem {
     static problem unprocessable(std::string detail);
     static problem too_many_requests(std::string detail = "Request was throttled.");
     static problem internal(std::string detail = "Internal server error.");
+    /// 503 with the extension member retry_after = 1 (answered as Retry-After: 1 too).
     static problem unavailable(std::string detail = "The server is not available.");
 };
 

@@ -195,7 +195,12 @@ TEST_F(http_server_test, access_log_line) {
     start();
     auto c = client();
     ASSERT_EQ(c.get("/api/health?verbose=1", {{"X-Request-Id", "log-test-1"}}).status, 200);
-    ASSERT_TRUE(eventually([&] { return log_text().find("log-test-1") != std::string::npos; }));
+    // The whole line: the log may be read while the line is being written.
+    ASSERT_TRUE(eventually([&] {
+        auto t = log_text();
+        auto at = t.find("log-test-1");
+        return at != std::string::npos && t.find('\n', at) != std::string::npos;
+    }));
     std::string line;
     auto text = log_text();
     auto at = text.find("log-test-1");
