@@ -81,6 +81,14 @@ filter_term owner_term(const std::string& owner) {
     return filter_term{"owner", lookup::exact, json::value(owner)};
 }
 
+// Counts `owner`'s pending tasks (retries included), no rows.
+query pending_count(const std::string& owner) {
+    query q;
+    q.filters = {owner_term(owner), term("state", lookup::exact, json::value("pending"))};
+    q.limit = 0;
+    return q;
+}
+
 // Owners with no pending task and nothing in flight are forgotten past this many entries.
 constexpr std::size_t kOwnersKept = 10000;
 
@@ -121,10 +129,7 @@ result<void> task_queue::load_owner_in(write_txn& txn, const std::string& owner)
         std::lock_guard lock(fair_mu_);
         if (owners_.count(owner) && head_loaded_) return {};
     }
-    query c;  // how many are pending (retries included)
-    c.filters = {owner_term(owner), term("state", lookup::exact, json::value("pending"))};
-    c.limit = 0;
-    auto count = txn.list(tasks(), c);
+    auto count = txn.list(tasks(), pending_count(owner));
     if (!count) return std::move(count).error();
     query q;  // the owner's last key
     q.filters = {owner_term(owner), term("state", lookup::exact, json::value("pending")),
@@ -178,10 +183,7 @@ result<std::int64_t> task_queue::admit_in(write_txn& txn, const std::string& own
         // The running count follows the change log, a moment behind (a task just claimed may
         // still count): before refusing, count in this transaction, which sees every commit
         // and this group's earlier submissions. Only owners at their limit pay for it.
-        query c;
-        c.filters = {owner_term(owner), term("state", lookup::exact, json::value("pending"))};
-        c.limit = 0;
-        auto exact = txn.list(tasks(), c);
+        auto exact = txn.list(tasks(), pending_count(owner));
         if (!exact) return std::move(exact).error();
         if (exact->count >= static_cast<std::int64_t>(limit)) {
             auto p = problem::too_many_requests(
@@ -215,10 +217,7 @@ result<std::int64_t> task_queue::pending_of(const std::string& owner) {
         std::lock_guard lock(fair_mu_);
         if (auto it = owners_.find(owner); it != owners_.end()) return it->second.pending + it->second.unseen;
     }
-    query q;
-    q.filters = {owner_term(owner), term("state", lookup::exact, json::value("pending"))};
-    q.limit = 0;
-    auto r = store_.list_sync(tasks(), q);
+    auto r = store_.list_sync(tasks(), pending_count(owner));
     if (!r) return std::move(r).error();
     return r->count;
 }

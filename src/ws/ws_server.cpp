@@ -1034,14 +1034,7 @@ private:
     /// The peer does not read fast enough: drop what is queued and close with 4008.
     void slow_consumer() {
         if (closed_) return;
-        {
-            std::lock_guard lock(in_mu_);
-            in_closed_ = true;
-            in_.clear();
-            queued_frames_ = inflight_frames_;
-            queued_bytes_ = inflight_bytes_;
-        }
-        out_.clear();
+        drop_outgoing();
         if (closing_) return;  // a close is already under way; nothing more is queued
         st_->slow_consumer_closed();
         start_close(k_close_slow_consumer, "slow consumer");
@@ -1081,15 +1074,8 @@ private:
         close_code_ = code;
         close_reason_ = reason;
         close_by_peer_ = true;
-        drop_queued();
-        closing_ = true;
-        control_ += code == 1005 ? ws_detail::control_frame(opcode::close, {})
-                                 : ws_detail::close_frame(code, {});
-        close_started_ = true;
-        close_queued_ = true;
-        close_deadline_ = steady::now() + st_->opts.handshake_timeout;
-        arm_timer();
-        do_write();
+        close_now(code == 1005 ? ws_detail::control_frame(opcode::close, {})
+                               : ws_detail::close_frame(code, {}));
     }
 
     /// The peer's frames broke the protocol or a limit (1002, 1007, 1009): close with `code`
@@ -1099,9 +1085,16 @@ private:
         close_code_ = code;
         close_reason_ = reason;
         protocol_error_ = true;
-        drop_queued();
+        close_now(ws_detail::close_frame(code, reason));
+    }
+
+    /// Drops what is queued (and the requests read ahead) and sends `close` ahead of anything
+    /// else; the session ends once it is out (or at the close deadline).
+    void close_now(std::string close) {
+        drop_outgoing();
+        pending_.clear();
         closing_ = true;
-        control_ += ws_detail::close_frame(code, reason);
+        control_ += close;
         close_started_ = true;
         close_queued_ = true;
         close_deadline_ = steady::now() + st_->opts.handshake_timeout;
@@ -1109,7 +1102,9 @@ private:
         do_write();
     }
 
-    void drop_queued() {
+    /// No more frames in: the ingress closes; what waits to be written is dropped (what is
+    /// being written stays counted until its write completes).
+    void drop_outgoing() {
         {
             std::lock_guard lock(in_mu_);
             in_closed_ = true;
@@ -1118,7 +1113,6 @@ private:
             queued_bytes_ = inflight_bytes_;
         }
         out_.clear();
-        pending_.clear();
     }
 
     /// The end: detaches from the hub, closes the socket, forgets everything queued.
