@@ -83,7 +83,7 @@ struct tasks_options {
     std::size_t max_attempts = 3;
     std::chrono::milliseconds timeout = 10min;
     std::chrono::milliseconds lease = 30s;
-    std::size_t prefetch = 32;  ///< tasks claimed ahead of idle workers while tasks run short
+    std::size_t prefetch = 128;  ///< tasks claimed ahead of idle workers while tasks run short
     std::size_t max_pending_per_user = 10000;     ///< pending tasks one user may hold; 0: no limit
     std::size_t max_pending_per_address = 10000;  ///< per anonymous client address; 0: no limit
     std::map<std::string, task_kind_def> kinds;

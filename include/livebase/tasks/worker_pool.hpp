@@ -58,7 +58,7 @@ struct worker_pool_options {
     /// prefetch_below on average: short tasks then wait for a thread in memory instead of in
     /// the store, and a claim serves many of them. 0: claims never run ahead. A prefetched task
     /// that waited longer than lease/2 is handed back instead of run.
-    std::size_t prefetch = 32;
+    std::size_t prefetch = 128;
     std::chrono::microseconds prefetch_below{5000};
     std::chrono::milliseconds retention{7LL * 24 * 3600 * 1000};  ///< finished tasks kept
     int max_attempts = 3;                              ///< default per kind

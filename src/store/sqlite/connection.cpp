@@ -129,10 +129,12 @@ problem connection::fail(std::string_view what, std::string_view sql) {
             break;
         case SQLITE_CORRUPT:
         case SQLITE_NOTADB:
-            what = "the database file is damaged (restore it from a backup; see docs/operations.md)";
-            p = with_retry(problem::make(503, "/problems/storage-damaged", "Storage damaged",
-                                         "The server's database is damaged."),
-                           60);
+            // Logged once: from now on the store refuses every write (sqlite_session::begin_write),
+            // so nothing more is committed into a malformed file.
+            log_it = !damaged_->exchange(true);
+            what = "the database file is damaged: writes are stopped; restore it from a backup "
+                   "(see docs/operations.md)";
+            p = damaged_problem();
             break;
         default:
             break;
@@ -144,6 +146,13 @@ problem connection::fail(std::string_view what, std::string_view sql) {
     }
     last_failure_ = p;
     return p;
+}
+
+problem connection::damaged_problem() {
+    return with_retry(problem::make(503, "/problems/storage-damaged", "Storage damaged",
+                                    "The server's database is damaged; writes are stopped until it is "
+                                    "restored."),
+                      60);
 }
 
 void connection::wrote() {

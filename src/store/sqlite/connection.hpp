@@ -108,6 +108,13 @@ public:
     bool full() const noexcept { return full_.load(std::memory_order_relaxed); }
     /// A write transaction committed: ends a storage-full episode (logged).
     void wrote();
+    /// Connections of one store share one damage flag: a malformed page found by any of them
+    /// (SQLITE_CORRUPT, SQLITE_NOTADB) stops the store's writes until a restart.
+    void share_damage(std::shared_ptr<std::atomic<bool>> flag) noexcept { damaged_ = std::move(flag); }
+    /// True once any connection sharing the flag found the file damaged.
+    bool damaged() const noexcept { return damaged_->load(std::memory_order_relaxed); }
+    /// The problem every request that needs the damaged file gets: 503, Retry-After 60.
+    static problem damaged_problem();
 
 private:
     connection(sqlite3* db, logger* log) noexcept : db_(db), log_(log) {}
@@ -119,6 +126,7 @@ private:
     logger* log_;
     problem last_failure_ = problem::internal();
     std::atomic<bool> full_{false};
+    std::shared_ptr<std::atomic<bool>> damaged_ = std::make_shared<std::atomic<bool>>(false);
     lru_list lru_;  // most recently used first
     std::unordered_map<std::string_view, lru_list::iterator> cache_;
 };

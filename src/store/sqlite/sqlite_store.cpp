@@ -54,6 +54,7 @@ public:
     }
 
     result<void> begin_write(std::int64_t committed) override {
+        if (conn_->damaged()) return connection::damaged_problem();  // never write into a malformed file
         txn_.set_last_appended(committed);
         return conn_->run(k_begin_immediate);
     }
@@ -108,7 +109,10 @@ public:
 
     ~sqlite_store() override { close(); }
 
-    std::string_view condition() const noexcept override { return writer_conn_->full() ? "full" : "ok"; }
+    std::string_view condition() const noexcept override {
+        if (writer_conn_->damaged()) return "damaged";
+        return writer_conn_->full() ? "full" : "ok";
+    }
 
 protected:
     result<migration_plan> migrate_on(store_detail::session& s, const std::vector<const collection_def*>& collections,
@@ -212,6 +216,8 @@ result<std::unique_ptr<store>> open_sqlite_store(const sqlite_options& options) 
     }
     auto writer = connection::open(options.path, /*query_only=*/false, options.log);
     if (!writer) return std::move(writer).error();
+    auto damage = std::make_shared<std::atomic<bool>>(false);
+    (*writer)->share_damage(damage);
     if (auto r = check_wal(**writer, options.path); !r) return std::move(r).error();
     if (options.check != integrity_check::off) {
         auto r = check_integrity(**writer, options.path, options.check == integrity_check::full, options.log);
@@ -232,10 +238,12 @@ result<std::unique_ptr<store>> open_sqlite_store(const sqlite_options& options) 
     for (std::size_t i = 0; i < std::max<std::size_t>(1, options.readers); ++i) {
         auto reader = connection::open(options.path, /*query_only=*/true, options.log);
         if (!reader) return std::move(reader).error();
+        (*reader)->share_damage(damage);
         readers.push_back(std::make_unique<sqlite_session>(std::move(reader).value()));
     }
     auto watcher = connection::open(options.path, /*query_only=*/true, options.log);
     if (!watcher) return std::move(watcher).error();
+    (*watcher)->share_damage(damage);
     return std::unique_ptr<store>(new sqlite_store(options,
                                                    std::make_unique<sqlite_session>(std::move(writer).value()),
                                                    std::move(readers), std::move(watcher).value(), *last));

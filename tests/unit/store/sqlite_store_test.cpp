@@ -7,9 +7,11 @@
 #include <livebase/schema/query.hpp>
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <condition_variable>
+#include <fstream>
 #include <future>
 #include <map>
 #include <mutex>
@@ -454,6 +456,64 @@ TEST_F(sqlite_store_test, one_failing_write_does_not_affect_its_group) {
     for (int i = 0; i < 500 && commits.load() - before < 1; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
     EXPECT_EQ(commits.load() - before, 1);
+}
+
+// A malformed page found while serving (the file was damaged after the open-time check, or the
+// check is off) answers 503 storage-damaged, and stops every write of the store, also writes
+// that would not touch the damaged table: nothing more is committed into a malformed file.
+TEST_F(sqlite_store_test, damage_found_at_runtime_stops_every_write) {
+    if (test::on_postgres()) GTEST_SKIP() << "SQLite files only";
+    for (int i = 0; i < 300; ++i) {  // enough rows for the table to span several pages
+        auto id = "01D" + std::to_string(1000 + i);
+        ASSERT_TRUE(insert_sync(*db_, cars_, car(id, {{"vin", id}, {"notes", std::string(200, 'n')}})));
+    }
+    EXPECT_EQ(db_->condition(), "ok");
+    const auto path = dir_.file("data/test.db");
+    db_.reset();
+
+    // The cars table's root page, overwritten with junk (the header and the schema stay intact).
+    std::int64_t root = 0, page_size = 0;
+    {
+        sqlite3* raw = nullptr;
+        ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+        sqlite3_stmt* st = nullptr;
+        ASSERT_EQ(sqlite3_prepare_v2(raw, "SELECT rootpage FROM sqlite_schema WHERE name = 'c_cars'", -1, &st, nullptr),
+                  SQLITE_OK);
+        ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+        root = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        ASSERT_EQ(sqlite3_prepare_v2(raw, "PRAGMA page_size", -1, &st, nullptr), SQLITE_OK);
+        ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+        page_size = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        ASSERT_EQ(sqlite3_exec(raw, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr), SQLITE_OK);
+        sqlite3_close(raw);
+    }
+    ASSERT_GT(root, 1);
+    {
+        std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp((root - 1) * page_size);
+        const std::string junk(static_cast<std::size_t>(page_size), '\xA5');
+        f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+    }
+    reopen();  // the open-time check is off by default
+
+    auto listed = db_->list_sync(cars_, query{});
+    ASSERT_FALSE(listed.has_value());
+    EXPECT_EQ(listed.error().status, 503);
+    EXPECT_EQ(listed.error().type, "/problems/storage-damaged");
+    EXPECT_EQ(db_->condition(), "damaged");
+
+    // A write that touches no table at all is refused too, and commits nothing.
+    std::atomic<bool> ran{false};
+    auto w = db_->write_sync([&](write_txn&) -> result<json::value> {
+        ran = true;
+        return json::value(true);
+    });
+    ASSERT_FALSE(w.has_value());
+    EXPECT_EQ(w.error().status, 503);
+    EXPECT_EQ(w.error().type, "/problems/storage-damaged");
+    EXPECT_FALSE(ran.load());
 }
 
 TEST_F(sqlite_store_test, change_log_records_every_mutation_in_order) {
