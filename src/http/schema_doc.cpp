@@ -710,8 +710,9 @@ void add_operations_paths(json::object& paths, const schema_doc_options& o) {
     {
         auto op = operation_object("health", "Health check", "operations", anyone);
         json::object status{{"type", "object"},
-                            {"properties", json::object{{"status", {{"type", "string"}, {"enum", strings({"ok", "draining"})}}}}}};
-        op["responses"] = json::object{{"200", response("Serving", status)},
+                            {"properties", json::object{{"status", {{"type", "string"}, {"enum", strings({"ok", "degraded", "draining"})}}},
+                                                        {"storage", {{"type", "string"}, {"enum", strings({"full", "damaged"})}}}}}};
+        op["responses"] = json::object{{"200", response("Serving (degraded: writes refused, storage says why)", status)},
                                        {"503", response("Draining (shutting down)", status)}};
         put(paths, o.base_path + "/health", "get", std::move(op));
     }
