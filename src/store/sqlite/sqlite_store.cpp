@@ -1,7 +1,8 @@
 // The SQLite store: the shared core (store/core.hpp) over SQLite sessions, plus a watcher that
 // notices commits made by other processes on the same file (a `livebase worker`, the CLI, a
 // second server): SQLite has no notifications across processes, so it checks the cheap
-// `PRAGMA data_version` every few milliseconds and reads the new last seq when it moved.
+// `PRAGMA data_version` every few milliseconds and reads the new last seq when it moved; and a
+// checkpointer that copies the WAL back into the database file off the writer thread.
 #include "store/sqlite/connection.hpp"
 #include "store/sqlite/migrate.hpp"
 #include "store/sqlite/txn.hpp"
@@ -11,6 +12,7 @@
 #include <livebase/store/store.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
@@ -25,6 +27,13 @@ using sqlite::sqlite_txn;
 
 // How often the watcher looks for other processes' commits.
 constexpr auto k_watch_interval = std::chrono::milliseconds(20);
+
+// WAL checkpoints: SQLite's own rule (a checkpoint by the commit that takes the WAL past 1,000
+// pages) stalls the writer, and with it every write of the group, for the checkpoint's copy and
+// fsync. The checkpointer thread does that work instead, PASSIVE so that it never blocks the
+// writer or a reader. Should it fall far behind, the writer checkpoints itself as before.
+constexpr int k_checkpoint_pages = 1000;
+constexpr int k_inline_checkpoint_pages = 20000;
 
 const std::string k_last_seq_sql =
     "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = '_changes'), 0),"
@@ -100,11 +109,17 @@ class sqlite_store final : public store_detail::store_core {
 public:
     sqlite_store(const sqlite_options& options, std::unique_ptr<store_detail::session> writer,
                  std::vector<std::unique_ptr<store_detail::session>> readers,
-                 std::unique_ptr<connection> watcher, std::int64_t last_seq)
-        : store_core(options.log, limits_of(options), last_seq), watcher_conn_(std::move(watcher)) {
+                 std::unique_ptr<connection> watcher, std::unique_ptr<connection> checkpointer,
+                 std::int64_t last_seq)
+        : store_core(options.log, limits_of(options), last_seq),
+          watcher_conn_(std::move(watcher)),
+          checkpoint_conn_(std::move(checkpointer)) {
         writer_conn_ = &static_cast<sqlite_session&>(*writer).conn();
+        // Replaces SQLite's autocheckpoint on the writer's connection (see k_checkpoint_pages).
+        sqlite3_wal_hook(writer_conn_->handle(), &sqlite_store::on_wal, this);
         start(std::move(writer), std::move(readers));
         watcher_ = std::thread([this] { watch(); });
+        checkpointer_ = std::thread([this] { checkpoints(); });
     }
 
     ~sqlite_store() override { close(); }
@@ -129,6 +144,14 @@ protected:
         watch_cv_.notify_all();
         if (watcher_.joinable()) watcher_.join();
         watcher_conn_.reset();
+        {
+            std::lock_guard<std::mutex> lock(checkpoint_mu_);
+            checkpointing_ = false;
+        }
+        checkpoint_cv_.notify_all();
+        if (checkpointer_.joinable()) checkpointer_.join();
+        // The writer may still commit queued writes: from here it checkpoints itself (on_wal);
+        // the last connection to close checkpoints what is left.
     }
 
 private:
@@ -162,7 +185,43 @@ private:
         }
     }
 
+    // Runs on the writer thread after each commit, with the WAL's size in pages.
+    static int on_wal(void* self, sqlite3* db, const char*, int pages) {
+        auto* store = static_cast<sqlite_store*>(self);
+        if (pages >= k_inline_checkpoint_pages || !store->checkpoint_running_.load(std::memory_order_relaxed)) {
+            if (pages >= k_checkpoint_pages)
+                (void)sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        } else if (pages >= k_checkpoint_pages && !store->checkpoint_due_.exchange(true)) {
+            std::lock_guard<std::mutex> lock(store->checkpoint_mu_);
+            store->checkpoint_cv_.notify_one();
+        }
+        return SQLITE_OK;
+    }
+
+    void checkpoints() {
+        std::unique_lock<std::mutex> lock(checkpoint_mu_);
+        while (checkpointing_) {
+            checkpoint_cv_.wait(lock, [&] { return checkpoint_due_.load() || !checkpointing_; });
+            if (!checkpointing_) break;
+            lock.unlock();
+            checkpoint_due_.store(false);
+            const int rc = sqlite3_wal_checkpoint_v2(checkpoint_conn_->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                                     nullptr, nullptr);
+            if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+                (void)checkpoint_conn_->fail("checkpointing the WAL failed");
+            lock.lock();
+        }
+        checkpoint_running_.store(false);
+    }
+
     std::unique_ptr<connection> watcher_conn_;
+    std::unique_ptr<connection> checkpoint_conn_;
+    std::mutex checkpoint_mu_;
+    std::condition_variable checkpoint_cv_;
+    bool checkpointing_ = true;
+    std::atomic<bool> checkpoint_due_{false};
+    std::atomic<bool> checkpoint_running_{true};
+    std::thread checkpointer_;
     std::mutex watch_mu_;
     std::condition_variable watch_cv_;
     bool watching_ = true;
@@ -244,9 +303,13 @@ result<std::unique_ptr<store>> open_sqlite_store(const sqlite_options& options) 
     auto watcher = connection::open(options.path, /*query_only=*/true, options.log);
     if (!watcher) return std::move(watcher).error();
     (*watcher)->share_damage(damage);
+    auto checkpointer = connection::open(options.path, /*query_only=*/false, options.log);
+    if (!checkpointer) return std::move(checkpointer).error();
+    (*checkpointer)->share_damage(damage);
     return std::unique_ptr<store>(new sqlite_store(options,
                                                    std::make_unique<sqlite_session>(std::move(writer).value()),
-                                                   std::move(readers), std::move(watcher).value(), *last));
+                                                   std::move(readers), std::move(watcher).value(),
+                                                   std::move(checkpointer).value(), *last));
 }
 
 }  // namespace livebase

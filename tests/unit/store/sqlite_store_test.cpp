@@ -516,6 +516,34 @@ TEST_F(sqlite_store_test, damage_found_at_runtime_stops_every_write) {
     EXPECT_FALSE(ran.load());
 }
 
+// The writer never checkpoints the WAL itself (below 20,000 pages): the checkpointer thread
+// copies it into the database file once it passes 1,000 pages, so the file grows while the
+// store is open, not only when it closes.
+TEST_F(sqlite_store_test, the_wal_is_checkpointed_off_the_writer) {
+    if (test::on_postgres()) GTEST_SKIP() << "SQLite files only";
+    const auto path = dir_.file("data/test.db");
+    const auto before = std::filesystem::file_size(path);
+    const std::string notes(2000, 'n');
+    for (int batch = 0; batch < 30; ++batch) {  // ~3,000 rows of 2 KB, plus their change-log rows
+        std::vector<json::object> rows;
+        auto r = db_->write_sync([&](write_txn& t) -> result<json::value> {
+            for (int i = 0; i < 100; ++i) {
+                auto id = "01W" + std::to_string(100000 + batch * 100 + i);
+                if (auto w = t.insert(cars_, car(id, {{"vin", id}, {"notes", notes}})); !w) return std::move(w).error();
+            }
+            return json::value(true);
+        });
+        ASSERT_TRUE(r) << r.error().detail;
+    }
+    // Checkpoints are asynchronous: wait for the file to take the rows (bounded).
+    std::uintmax_t size = before;
+    for (int i = 0; i < 500 && size < before + 4 * 1024 * 1024; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        size = std::filesystem::file_size(path);
+    }
+    EXPECT_GE(size, before + 4 * 1024 * 1024) << "the database file did not take the WAL's pages";
+}
+
 TEST_F(sqlite_store_test, change_log_records_every_mutation_in_order) {
     EXPECT_EQ(db_->last_seq(), 0);
     std::vector<std::int64_t> seen;
