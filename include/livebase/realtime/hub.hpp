@@ -205,8 +205,11 @@ public:
 
     /// Problems: 404 unknown client, unknown collection or (pk subscriptions) a record that is
     /// missing or not visible to the client; 400 bad action names or filter (naming the key);
-    /// 410 when `since` is below the history floor or above the log; 429 over
-    /// max_subscriptions.
+    /// 410 when `since` is below the history floor, above the log or more than max_replay
+    /// behind it; 429 over max_subscriptions. With `since`, the replay follows `done` in pages
+    /// (hub_options::replay_page_events/bytes), each after the sink's when_ready().
+    /// Sinks see the subscription's events in seq order, replayed then live, with no gap and
+    /// no duplicate, or resync() when that cannot be kept.
     void subscribe(const std::string& client, subscribe_request req,
                    std::function<void(result<subscribed>)> done);
     /// 404 when the client has no such subscription.

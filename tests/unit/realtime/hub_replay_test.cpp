@@ -246,6 +246,36 @@ TEST_F(hub_replay, a_replay_left_more_than_max_replay_behind_ends_with_a_resync)
     expect_contiguous(sink->frames(), 0, 20);
 }
 
+TEST_F(hub_replay, each_page_is_filtered_for_the_identity_the_client_has_when_it_is_read) {
+    may_see_ = [](const principal& who, const collection_def&, const json::object&) {
+        return who.user_id != "blocked";
+    };
+    for (int i = 0; i < 30; ++i) create(car("I" + std::to_string(i)));
+    start(paged(10));
+    auto sink = std::make_shared<capturing_sink>();
+    sink->gate(true);
+    auto client = attach(sink);
+    subscribe_request req;
+    req.since = 0;
+    ASSERT_TRUE(subscribe(client, req).has_value());
+    ASSERT_TRUE(sink->wait_held());
+    ASSERT_EQ(sink->size(), 10u);
+
+    principal blocked;
+    blocked.user_id = "blocked";
+    hub_->set_principal(client, blocked);
+    ASSERT_FALSE(unsubscribe(client, "s-99").has_value());  // the identity changed before
+    ASSERT_TRUE(drain_until_live(*sink));
+    EXPECT_EQ(sink->size(), 10u);  // pages 2 and 3 were read as "blocked"
+
+    principal u1;
+    u1.user_id = "u1";
+    hub_->set_principal(client, u1);
+    auto live = create(car("LIVE"));
+    ASSERT_TRUE(sink->wait_for(11));
+    EXPECT_EQ(decode(*sink->frames()[10]).seq, live);
+}
+
 TEST_F(hub_replay, detaching_or_unsubscribing_during_a_replay_ends_it) {
     for (int i = 0; i < 50; ++i) create(car("D" + std::to_string(i)));
     start(paged(10));
