@@ -148,8 +148,8 @@ def main():
                 except (EOFError, OSError):
                     return
                 if e and e["payload"].get("action") == "create":
-                    t = e["payload"]["data"]["t"]
-                    lat.append((t, time.time() - t))
+                    t, now = e["payload"]["data"]["t"], time.time()
+                    lat.append((t, now - t, now))
 
         live.s.settimeout(1.0)
         peak = dict(before)
@@ -181,8 +181,13 @@ def main():
         [t.join() for t in threads]
         after = rss(srv.pid)
 
-        lat_before = [d for t, d in lat if t < t0]
-        lat_during = [d for t, d in lat if t0 <= t <= t1]
+        # A ping posted just before the resume whose event waits behind it counts as during.
+        lat_before = [d for t, d, _ in lat if t < t0 - 0.5]
+        lat_during = [d for t, d, _ in lat if t0 - 0.5 <= t <= t1]
+        # The writer posts a ping every 20 ms: the longest silence at the live client while the
+        # resume ran shows a stall anywhere on the way (the write itself included).
+        arrivals = [t0] + [now for _, _, now in lat if t0 <= now <= t1] + [t1]
+        gap = max(b - a for a, b in zip(arrivals, arrivals[1:]))
 
         def pct(v, p):
             v = sorted(v)
@@ -191,9 +196,10 @@ def main():
         print("server RSS before the resume: %d MB; peak during it: %d MB (VmHWM %d MB); after: %d MB"
               % (before["VmRSS"], peak["VmRSS"], after["VmHWM"], after["VmRSS"]))
         print("resume of %d events took %.2f s" % (got, took))
+        print("longest silence at the live client during the resume: %.0f ms" % (gap * 1000))
         print("live event latency before: p50 %.1f ms, max %.1f ms (%d events)"
               % (pct(lat_before, 0.5), pct(lat_before, 1.0), len(lat_before)))
-        print("live event latency during the resume: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d events)"
+        print("live event latency from 0.5 s before the resume to its end: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d events)"
               % (pct(lat_during, 0.5), pct(lat_during, 0.99), pct(lat_during, 1.0), len(lat_during)))
     finally:
         srv.terminate()
