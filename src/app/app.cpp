@@ -280,6 +280,10 @@ std::unique_ptr<hub> app::impl::make_hub() {
     ho.history_age = cfg.realtime.history_age;
     ho.max_subscriptions = cfg.realtime.max_subscriptions;
     ho.trim_every = cfg.realtime.trim_every;
+    // A replay page fits a quarter of the send queue (the room when_ready() waits for), so a
+    // resume never holds more than about the queue's bound: at most 1 MiB, at least one event.
+    ho.replay_page_bytes = static_cast<std::size_t>(
+        std::clamp<std::uint64_t>(cfg.realtime.send_queue / 4, 1, ho.replay_page_bytes));
     return std::make_unique<hub>(*db, std::move(hooks), ho, log);
 }
 
@@ -387,6 +391,10 @@ void app::impl::refresh_gauges(bool wait) {
             metrics.set_gauge("livebase_realtime_clients",
                               static_cast<double>(realtime->clients()));
             metrics.set_gauge("livebase_realtime_lag", static_cast<double>(lag));
+            // Resumes still replaying (paged, not yet live) and events replayed since start.
+            metrics.set_gauge("livebase_realtime_replays", static_cast<double>(realtime->replays()));
+            metrics.set_gauge("livebase_realtime_replayed_events",
+                              static_cast<double>(realtime->replayed_events()));
         }
         read_done->set_value();
     });

@@ -57,6 +57,8 @@ std::string_view gauge_help(std::string_view family) {
         {"livebase_change_log_seq", "The last seq of the change log, refreshed every 2 s."},
         {"livebase_realtime_clients", "WebSocket and SSE clients attached to the realtime hub."},
         {"livebase_realtime_lag", "Changes committed but not yet fanned out to clients."},
+        {"livebase_realtime_replays", "Resumes whose replay is still running (paged, not yet live)."},
+        {"livebase_realtime_replayed_events", "Events handed to clients by resume replays since start."},
         {"livebase_ws_sockets", "Open WebSockets."},
         {"livebase_ws_slow_consumer_closes", "WebSockets closed with 4008 (slow consumer) since start."},
     };

@@ -50,7 +50,9 @@
 //   gone, 429) are normal responses. The hub's frames are complete events; the session only
 //   frames them as chunks. They reach the strand through a sink whose not-yet-taken bytes are
 //   bounded like the pending output (sse_max_pending): a reader or strand that falls behind
-//   closes the connection, and the client resumes with Last-Event-ID. Streams are otherwise
+//   closes the connection, and the client resumes with Last-Event-ID. A resume's replay comes
+//   in pages: the hub asks for each next one with when_ready(), answered once what the stream
+//   holds is down to a quarter of sse_max_pending. Streams are otherwise
 //   handled like task streams (last response of the connection, keep-alive comments, drain,
 //   access log at the end with `events` = events sent). The hub client is detached when the
 //   stream ends, however it ends.
@@ -256,6 +258,7 @@ struct sse_stream {
     bool terminated = false;  // the terminating chunk is queued
     bool done = false;  // response complete
     bool logged = false;
+    std::function<void()> ready;  // the hub's when_ready() notice, waiting for room
 };
 
 /// The hub's side of a change stream. deliver() runs on the hub thread and must not block, so it
@@ -273,8 +276,17 @@ public:
     /// the stream ends after what was delivered before, and the client reconnects.
     void revoked() override;
 
+    /// Asks the connection's strand to call `ready` once the stream has room for a resume's
+    /// next page (session::on_hub_when_ready).
+    void when_ready(std::function<void()> ready) override;
+    /// A resume cannot go on without a gap: the stream ends after what was delivered, and the
+    /// client resumes with Last-Event-ID.
+    void resync() override;
+
     /// The strand took `n` posted bytes.
     void taken(std::size_t n) noexcept { backlog_.fetch_sub(n); }
+    /// Bytes posted but not yet taken.
+    std::size_t backlog() const noexcept { return backlog_.load(); }
 
 private:
     const std::weak_ptr<session> session_;
@@ -373,6 +385,22 @@ public:
     void on_hub_revoked() {
         if (closed_ || !sse_ || sse_->ending || sse_->client.empty()) return;
         state_->log.info("stream credentials revoked", {{"client", sse_->client}});
+        sse_->ending = true;
+        poll_timer_.cancel();
+        pump();
+    }
+
+    /// The hub waits for room to send a resume's next page (posted by hub_sink).
+    void on_hub_when_ready(std::function<void()> ready) {
+        if (closed_ || !sse_ || sse_->ending || sse_->client.empty()) return;
+        sse_->ready = std::move(ready);
+        notify_ready();
+    }
+
+    /// The hub cannot go on with this stream's resume without a gap (posted by hub_sink).
+    void on_hub_resync() {
+        if (closed_ || !sse_ || sse_->ending || sse_->client.empty()) return;
+        state_->log.info("stream ended for a resync", {{"client", sse_->client}});
         sse_->ending = true;
         poll_timer_.cancel();
         pump();
@@ -1239,7 +1267,21 @@ private:
             return close_socket();
         }
         pump();
+        if (!closed_ && sse_) notify_ready();
         update_deadline();
+    }
+
+    /// Gives the hub its when_ready() notice once what the stream holds (posted, framed, being
+    /// written) is down to a quarter of sse_max_pending: a resume's replay is paced by the
+    /// reader and counted against the stream's bound.
+    void notify_ready() {
+        auto& st = *sse_;
+        if (!st.ready) return;
+        const std::size_t pending =
+            st.out.size() + (writing_ ? st.inflight.size() : 0) + (st.sink ? st.sink->backlog() : 0);
+        if (pending > state_->opts.sse_max_pending / 4) return;
+        auto ready = std::exchange(st.ready, nullptr);
+        ready();  // only queues a hub command
     }
 
     /// The response is complete: log it and close the connection like any last response.
@@ -1437,6 +1479,18 @@ void hub_sink::deliver(std::vector<std::shared_ptr<const std::string>> frames) {
 void hub_sink::revoked() {
     net::post(ex_, [w = session_] {
         if (auto s = w.lock()) s->on_hub_revoked();
+    });
+}
+
+void hub_sink::when_ready(std::function<void()> ready) {
+    net::post(ex_, [w = session_, ready = std::move(ready)]() mutable {
+        if (auto s = w.lock()) s->on_hub_when_ready(std::move(ready));
+    });
+}
+
+void hub_sink::resync() {
+    net::post(ex_, [w = session_] {
+        if (auto s = w.lock()) s->on_hub_resync();
     });
 }
 

@@ -3,6 +3,13 @@
 // read transaction (plus, when it reached the end of the log, the re-lists of touched live
 // queries at that snapshot), then matches, encodes and delivers outside the store. The write
 // path only learns of commits through a non-blocking listener.
+//
+// A resume (subscribe with `since`) is replayed in pages, each read and encoded on a store
+// reader while the hub thread goes on with passes. The subscription stays out of the indexes
+// (passes do not offer it changes) until its replay reaches the hub's cursor: the replay reads
+// what arrives meanwhile from the log, so live and replayed events meet without a gap or a
+// duplicate, and nothing but one page per replay is ever held. The next page is read only
+// when the client's sink says its send queue has room (event_sink::when_ready).
 #include <livebase/realtime/hub.hpp>
 
 #include "realtime/frames.hpp"
@@ -46,6 +53,10 @@ constexpr std::size_t k_max_commands = 100000;
 constexpr auto k_retry_delay = std::chrono::milliseconds(100);
 // Subscriptions numbered below this share frames through a flat table; above, a hash map.
 constexpr std::uint64_t k_dense_slots = 1024;
+// Changes one replay page read scans at most (a filter that matches little must not make one
+// read long), and changes it asks the store for at once.
+constexpr std::size_t k_page_scan = 4096;
+constexpr std::size_t k_page_chunk = 256;
 
 problem stopped_problem() { return problem::unavailable("The realtime hub is stopped."); }
 problem busy_problem() { return problem::unavailable("The realtime hub is overloaded."); }
@@ -79,6 +90,45 @@ struct shared_state {
     std::unordered_set<std::string> attached;  // client ids, under mu
     std::atomic<std::size_t> clients{0};
     std::atomic<std::int64_t> delivered{0};
+    std::size_t page_reads = 0;  // replay pages being read, under mu; stop() waits for none
+    std::atomic<std::size_t> replays{0};     // resumes still replaying
+    std::atomic<std::uint64_t> replayed{0};  // events handed over by replays
+};
+
+// A resume in progress: (since, pos] is replayed.
+struct replay_state {
+    std::int64_t pos = 0;
+    std::uint64_t token = 0;  // tells this replay's answers (pages, readiness) from stale ones
+};
+
+// Names a replay from outside the hub thread's pointers (the client or subscription may be
+// gone when a page or a readiness notice comes back).
+struct replay_ref {
+    std::string client;
+    std::string subscription;
+    std::uint64_t token = 0;
+};
+
+// What one page read needs, copied: it runs on a store reader while the hub thread goes on.
+struct page_job {
+    replay_ref ref;
+    std::uint64_t generation = 0;  // the client's identity generation it was read with
+    std::int64_t after = 0;
+    std::int64_t upto = 0;  // the hub's cursor when the read started
+    principal who;
+    event_filter filter;
+    const collection_def* def = nullptr;
+    std::string stream;
+    event_encoding encoding = event_encoding::websocket;
+    std::size_t max_events = 0;
+    std::size_t max_bytes = 0;
+};
+
+struct page_result {
+    std::vector<std::shared_ptr<const std::string>> frames;
+    std::int64_t pos = 0;  // the page covers (job.after, pos]
+    bool trimmed = false;  // the history no longer reaches back to job.after
+    std::optional<problem> failed;
 };
 
 struct collection_state;
@@ -91,6 +141,8 @@ struct subscription_state {
     collection_state* coll = nullptr;
     event_filter filter;
     std::size_t index = 0;  // position in coll->all (pk == "")
+    // Set while a resume replays: the subscription is in no index until the replay is live.
+    std::unique_ptr<replay_state> replay;
 };
 
 struct observer_state {
@@ -107,6 +159,7 @@ struct client_state {
     std::string id;
     std::weak_ptr<event_sink> sink;
     principal who;
+    std::uint64_t generation = 0;  // bumped when `who` changes: pages read before are re-read
     event_encoding encoding = event_encoding::websocket;
     std::uint64_t next_subscription = 1;
     std::uint64_t next_observer = 1;
@@ -221,6 +274,11 @@ struct hub::impl {
         }
         s_->cv.notify_all();
         if (thread_.joinable()) thread_.join();
+        {
+            // A page read in flight uses this object's hooks; it no longer queues anything.
+            std::unique_lock<std::mutex> lock(s_->mu);
+            s_->cv.wait(lock, [&] { return s_->page_reads == 0; });
+        }
         if (started_) {
             db_.on_commit({});
             started_ = false;
@@ -319,6 +377,11 @@ struct hub::impl {
     }
 
     void unindex(subscription_state& sub) {
+        if (sub.replay) {  // still replaying: in no index; its pending page is dropped on return
+            sub.replay.reset();
+            s_->replays.fetch_sub(1);
+            return;
+        }
         auto& coll = *sub.coll;
         if (sub.filter.pk().empty()) {
             auto* last = coll.all.back();
@@ -363,10 +426,8 @@ struct hub::impl {
             return answer(problem::gone("seq " + std::to_string(*req.since) +
                                         " is ahead of the change log; list again."));
 
-        // The replay is read and encoded before the answer, so that every refusal (410 for a
-        // trimmed or too long history, 503) comes before `done` says yes. One transaction
-        // reads the floor and every page: a trim cannot open a gap between them.
-        frame_list replay;
+        // Every refusal (404 for a pk, 410 for a trimmed or too long history, 503) comes before
+        // `done` says yes; the replay itself is read in pages after the answer (replay_page).
         collection_state& coll = collection(*def);
         const std::uint64_t number = c->next_subscription;
         const std::string id = "s-" + std::to_string(number);
@@ -386,29 +447,11 @@ struct hub::impl {
                 if (since < *floor)
                     return void(refused = problem::gone("The history no longer reaches back to seq " +
                                                         std::to_string(since) + "; list again."));
-                std::size_t scanned = 0;
-                std::int64_t after = since;
-                while (after < upto) {
-                    auto page = t.changes_after(after, opt_.batch);
-                    if (!page) return void(refused = std::move(page).error());
-                    if (page->empty()) break;
-                    for (const auto& ch : *page) {
-                        if (ch.seq > upto) return;
-                        if (++scanned > opt_.max_replay)
-                            return void(refused = problem::gone(
-                                            "More than " + std::to_string(opt_.max_replay) +
-                                            " changes to replay since seq " + std::to_string(since) +
-                                            "; list again."));
-                        after = ch.seq;
-                        if (ch.collection != def->name) continue;
-                        auto a = filter->classify(ch);
-                        if (!a || !visible(*c, *def, ch.record)) continue;
-                        auto text = encode_change(coll, ch);
-                        replay.push_back(std::make_shared<const std::string>(
-                            c->encoding == event_encoding::sse ? realtime_detail::sse_event(text, *a)
-                                                               : realtime_detail::websocket_event(text, *a, id)));
-                    }
-                }
+                // Seqs above the floor count changes at most (PostgreSQL's sequence may skip).
+                if (upto - since > static_cast<std::int64_t>(opt_.max_replay))
+                    return void(refused = problem::gone("More than " + std::to_string(opt_.max_replay) +
+                                                        " changes to replay since seq " + std::to_string(since) +
+                                                        "; list again."));
             });
             if (!read && !refused) refused = problem::unavailable("The change log could not be read; try again.");
             if (refused) {
@@ -418,6 +461,7 @@ struct hub::impl {
                 return answer(std::move(*refused));
             }
         }
+        const bool replaying = req.since && *req.since < cursor_;
 
         auto sub = std::make_unique<subscription_state>();
         sub->id = id;
@@ -425,12 +469,15 @@ struct hub::impl {
         sub->owner = c;
         sub->coll = &coll;
         sub->filter = std::move(*filter);
-        if (sub->filter.pk().empty()) {
-            sub->index = coll.all.size();
-            coll.all.push_back(sub.get());
+        if (replaying) {
+            sub->replay = std::make_unique<replay_state>();
+            sub->replay->pos = *req.since;
+            sub->replay->token = ++replay_tokens_;
+            s_->replays.fetch_add(1);
         } else {
-            coll.by_pk[sub->filter.pk()].push_back(sub.get());
+            index(*sub);
         }
+        subscription_state& added = *sub;
         ++c->next_subscription;
         c->subscriptions.emplace(id, std::move(sub));
         if (log_.enabled(log_level::debug))
@@ -439,10 +486,195 @@ struct hub::impl {
                                       {"collection", req.collection},
                                       {"pk", req.pk},
                                       {"since", req.since ? json::value(*req.since) : json::value(nullptr)},
-                                      {"replayed", replay.size()},
+                                      {"replay", replaying},
                                       {"seq", cursor_}});
         answer(subscribed{id, cursor_});
-        if (!replay.empty()) deliver_now(*c, std::move(replay));
+        if (replaying) want_page(added);
+    }
+
+    void index(subscription_state& sub) {
+        auto& coll = *sub.coll;
+        if (sub.filter.pk().empty()) {
+            sub.index = coll.all.size();
+            coll.all.push_back(&sub);
+        } else {
+            coll.by_pk[sub.filter.pk()].push_back(&sub);
+        }
+    }
+
+    // ---- paged replays ----
+
+    // Queues the replay's next page. Pages are read one at a time across the hub, so replays
+    // never hold more than one of the store's readers (passes and REST need the others).
+    void want_page(subscription_state& sub) {
+        replay_queue_.push_back(replay_ref{sub.owner->id, sub.id, sub.replay->token});
+        pump_replays();
+    }
+
+    subscription_state* find_replay(const replay_ref& r) {
+        client_state* c = find_client(r.client);
+        if (!c) return nullptr;
+        auto it = c->subscriptions.find(r.subscription);
+        if (it == c->subscriptions.end()) return nullptr;
+        subscription_state& sub = *it->second;
+        if (!sub.replay || sub.replay->token != r.token) return nullptr;
+        return &sub;
+    }
+
+    void pump_replays() {
+        while (!page_reading_ && !replay_queue_.empty()) {
+            replay_ref ref = std::move(replay_queue_.front());
+            replay_queue_.pop_front();
+            if (auto* sub = find_replay(ref)) read_page(*sub, std::move(ref));
+        }
+    }
+
+    // Starts one page read on a store reader; its result comes back as a command (on_page).
+    void read_page(subscription_state& sub, replay_ref ref) {
+        client_state& c = *sub.owner;
+        auto job = std::make_shared<page_job>();
+        job->ref = std::move(ref);
+        job->generation = c.generation;
+        job->after = sub.replay->pos;
+        job->upto = cursor_;
+        job->who = c.who;
+        job->filter = sub.filter;
+        job->def = sub.coll->def;
+        job->stream = sub.coll->stream;
+        job->encoding = c.encoding;
+        job->max_events = std::max<std::size_t>(1, opt_.replay_page_events);
+        job->max_bytes = std::max<std::size_t>(1, opt_.replay_page_bytes);
+        page_reading_ = true;
+        {
+            std::lock_guard<std::mutex> lock(s_->mu);
+            ++s_->page_reads;
+        }
+        // stop() waits for the read to finish, so `this` outlives it. A full reader queue runs
+        // it at once, here, with a failing transaction: that comes back as a command too.
+        db_.read([this, job](read_txn& t) {
+            auto out = std::make_shared<page_result>();
+            if (!guarded(log_, "reading a replay page failed", [&] { *out = replay_page(t, *job); }))
+                out->failed = problem::unavailable("The change log read threw.");
+            std::lock_guard<std::mutex> lock(s_->mu);
+            --s_->page_reads;
+            push_locked([this, job, out] { on_page(*job, std::move(*out)); });
+            s_->cv.notify_all();
+        });
+    }
+
+    // On a store reader: the changes after job.after (up to the hub's cursor when the read
+    // started) that the subscription wants, encoded, until the page is full. The floor is read
+    // in the same transaction: if it passed job.after, the page would have a hole.
+    page_result replay_page(read_txn& t, const page_job& job) const {
+        page_result out;
+        out.pos = job.after;
+        auto floor = t.history_floor();
+        if (!floor) {
+            out.failed = std::move(floor).error();
+            return out;
+        }
+        if (*floor > job.after) {
+            out.trimmed = true;
+            return out;
+        }
+        std::size_t scanned = 0;
+        std::size_t bytes = 0;
+        while (out.pos < job.upto && scanned < k_page_scan) {
+            auto chunk = t.changes_after(out.pos, std::min(k_page_chunk, k_page_scan - scanned));
+            if (!chunk) {
+                out.failed = std::move(chunk).error();
+                return out;
+            }
+            if (chunk->empty()) {
+                // This snapshot began after the hub had read up to job.upto: nothing is missing.
+                out.pos = job.upto;
+                break;
+            }
+            for (const auto& ch : *chunk) {
+                if (ch.seq > job.upto) return out;
+                out.pos = ch.seq;
+                ++scanned;
+                if (ch.collection != job.def->name) continue;
+                auto a = job.filter.classify(ch);
+                if (!a || !visible(job.who, *job.def, ch.record)) continue;
+                auto text = encode_change(*job.def, job.stream, ch);
+                out.frames.push_back(std::make_shared<const std::string>(
+                    job.encoding == event_encoding::sse
+                        ? realtime_detail::sse_event(text, *a)
+                        : realtime_detail::websocket_event(text, *a, job.ref.subscription)));
+                bytes += out.frames.back()->size();
+                if (out.frames.size() >= job.max_events || bytes >= job.max_bytes) return out;
+            }
+        }
+        return out;
+    }
+
+    void on_page(const page_job& job, page_result page) {
+        page_reading_ = false;
+        if (auto* sub = find_replay(job.ref))
+            guarded(log_, "a replay page failed", [&] { replayed_page(*sub, job, page); });
+        pump_replays();
+    }
+
+    void replayed_page(subscription_state& sub, const page_job& job, page_result& page) {
+        client_state& c = *sub.owner;
+        if (page.failed) {
+            log_.warn("reading a replay page failed", {{"client", c.id},
+                                                       {"after", job.after},
+                                                       {"status", page.failed->status},
+                                                       {"detail", page.failed->detail}});
+            return resync(sub, "the change log could not be read");
+        }
+        if (page.trimmed) return resync(sub, "the history it still had to replay was trimmed");
+        // The identity changed while the page was read: read it again as the new one.
+        if (c.generation != job.generation) return want_page(sub);
+        auto sink = c.sink.lock();
+        if (!sink) return expire({c.id});
+        sub.replay->pos = page.pos;
+        if (!page.frames.empty()) {
+            s_->replayed.fetch_add(page.frames.size());
+            guarded(log_, "delivering realtime frames failed", [&] { sink->deliver(std::move(page.frames)); });
+        }
+        if (sub.replay->pos >= cursor_) return go_live(sub);
+        if (cursor_ - sub.replay->pos > static_cast<std::int64_t>(opt_.max_replay))
+            return resync(sub, "the replay fell too far behind the log");
+        // The next page once the client's queue has room. The notice may come from any thread,
+        // after the hub stopped or the subscription went: it only queues a command.
+        auto s = s_;
+        replay_ref ref{c.id, sub.id, sub.replay->token};
+        guarded(log_, "a realtime callback failed", [&] {
+            sink->when_ready([s, self = this, ref = std::move(ref)] {
+                std::lock_guard<std::mutex> lock(s->mu);
+                if (s->stopping) return;
+                s->commands.push_back(command{[self, ref] {
+                                                  if (auto* r = self->find_replay(ref)) self->want_page(*r);
+                                              },
+                                              {}});
+                s->cv.notify_one();
+            });
+        });
+    }
+
+    // The replay reached the hub's cursor: from the next pass on, the subscription is live.
+    void go_live(subscription_state& sub) {
+        sub.replay.reset();
+        s_->replays.fetch_sub(1);
+        index(sub);
+        if (log_.enabled(log_level::debug))
+            log_.debug("replay caught up", {{"client", sub.owner->id}, {"subscription", sub.id}, {"seq", cursor_}});
+    }
+
+    // The replay cannot go on without a gap: the subscription goes and the door closes the
+    // client, which resumes (or lists again on 410). One log line per client and episode.
+    void resync(subscription_state& sub, const char* why) {
+        client_state& c = *sub.owner;
+        log_.info("closing a resuming client for a resync",
+                  {{"client", c.id}, {"subscription", sub.id}, {"after", sub.replay->pos}, {"reason", why}});
+        std::weak_ptr<event_sink> weak = c.sink;
+        const std::string id = sub.id;
+        unindex(sub);
+        c.subscriptions.erase(id);
+        if (auto sink = weak.lock()) guarded(log_, "a resync callback failed", [&] { sink->resync(); });
     }
 
     void do_unsubscribe(const std::string& client, const std::string& id,
@@ -559,6 +791,7 @@ struct hub::impl {
     // The client's identity changed: its live queries are re-listed on the next pass, so
     // their windows follow the new identity even if no change touches them.
     void identity_changed(client_state& c) {
+        ++c.generation;
         for (auto& [oid, obs] : c.observers) {
             if (obs->stale) continue;
             obs->stale = true;
@@ -602,17 +835,23 @@ struct hub::impl {
 
     // ---- matching and encoding ----
 
+    bool visible(const principal& who, const collection_def& def, const json::object& stored) const {
+        return !hooks_.may_see || hooks_.may_see(who, def, stored);
+    }
     bool visible(const client_state& c, const collection_def& def, const json::object& stored) const {
-        return !hooks_.may_see || hooks_.may_see(c.who, def, stored);
+        return visible(c.who, def, stored);
     }
 
-    change_text encode_change(const collection_state& coll, const change& ch) const {
+    change_text encode_change(const collection_def& def, const std::string& stream, const change& ch) const {
         change_text t;
-        t.stream = coll.stream;
+        t.stream = stream;
         t.pk = realtime_detail::json_string(ch.id);
-        t.data = to_json_text(hooks_.present(*coll.def, ch.record));
+        t.data = to_json_text(hooks_.present(def, ch.record));
         t.seq = ch.seq;
         return t;
+    }
+    change_text encode_change(const collection_state& coll, const change& ch) const {
+        return encode_change(*coll.def, coll.stream, ch);
     }
 
     window to_window(const client_state& c, const collection_def& def, const std::vector<json::object>& items) const {
@@ -709,12 +948,6 @@ struct hub::impl {
             obs.stale = false;
             --stale_observers_;
         }
-    }
-
-    void deliver_now(client_state& c, frame_list frames) {
-        auto sink = c.sink.lock();
-        if (!sink) return expire({c.id});
-        guarded(log_, "delivering realtime frames failed", [&] { sink->deliver(std::move(frames)); });
     }
 
     // Clients of a lane go to it in one batch per pass (no hand-off per client); the others
@@ -887,6 +1120,9 @@ struct hub::impl {
     std::vector<frame_ptr*> used_slots_;
     std::unordered_map<std::uint64_t, frame_ptr> sparse_;
     std::size_t stale_observers_ = 0;
+    std::deque<replay_ref> replay_queue_;  // replays waiting for their next page read
+    bool page_reading_ = false;            // a replay page is being read
+    std::uint64_t replay_tokens_ = 0;
     bool more_ = false;  // the last pass read a full batch: read on without waiting for a commit
     steady::time_point next_trim_{};
     steady::time_point retry_at_{};
@@ -967,5 +1203,9 @@ void hub::unobserve(const std::string& client, const std::string& observer, std:
 std::int64_t hub::seq() const noexcept { return impl_->s_->delivered.load(); }
 
 std::size_t hub::clients() const noexcept { return impl_->s_->clients.load(); }
+
+std::size_t hub::replays() const noexcept { return impl_->s_->replays.load(); }
+
+std::uint64_t hub::replayed_events() const noexcept { return impl_->s_->replayed.load(); }
 
 }  // namespace livebase

@@ -13,12 +13,11 @@ using frame_ptr = std::shared_ptr<const std::string>;
 /// Bounded FIFO of outgoing frames for one WebSocket session. Policy only, no I/O. Not
 /// thread-safe: a session touches it only on its own strand.
 ///
-/// Frames arrive in deliveries (a reply, or what the hub hands over at once: one change's
-/// events, or a whole resume replay). A delivery is taken whole or refused: it is refused when
-/// the queue is already over a limit. So the queue exceeds its limits by at most one delivery,
-/// and a replay larger than the limit (a client resuming after a 4008 needs one) still goes out
-/// when it finds the queue within bounds; the frames are the hub's shared, already-allocated
-/// buffers, so taking them costs pointers, not copies.
+/// Frames arrive in deliveries (a reply, or what the hub hands over at once: one pass's
+/// events, or one page of a resume's replay). A delivery is taken whole or refused: it is
+/// refused when the queue is already over a limit. So the queue exceeds its limits by at most
+/// one delivery; the frames are the hub's shared, already-allocated buffers, so taking them
+/// costs pointers, not copies.
 ///
 /// The session pops a frame when it starts writing it; the bytes in flight are the session's
 /// to count.

@@ -25,9 +25,11 @@
 //   finds the socket's queue (ingress + outbox + the frame being written) over send_queue
 //   bytes or send_queue_messages frames closes the socket with 4008 and everything queued is
 //   dropped at once (the client resumes with `since`). A delivery is otherwise taken whole, so
-//   the queue exceeds the limit by at most one delivery: a resume's replay, which the hub
-//   delivers at once and which after a 4008 is larger than the limit by construction, is not
-//   refused for its size.
+//   the queue exceeds the limit by at most one delivery (a reply, a pass's events, or one
+//   page of a resume's replay).
+// - A resume's replay comes in pages (deliver()); the hub asks for the next one with
+//   when_ready(), which answers once the queue is down to a quarter of its bounds, so a
+//   replay is paced by the socket and never needs more than the send queue.
 // - Pings every ping_interval; a peer from which nothing (data, pong, ping) arrived for
 //   idle_timeout while the session was reading is dropped without a close frame (it is not
 //   listening). While the session itself stops reading (read-ahead full) the peer is not
@@ -335,6 +337,26 @@ public:
 
     /// event_sink: live events come through the lane, in one batch per pass.
     event_lane* lane() noexcept override { return lane_; }
+
+    /// event_sink: `ready` once the send queue (ingress + outbox + in flight) is at or below a
+    /// quarter of send_queue and of send_queue_messages; at once when it already is. A closing
+    /// socket drops it (the hub drops the replay when the socket detaches). Hub thread.
+    void when_ready(std::function<void()> ready) override {
+        {
+            std::lock_guard lock(in_mu_);
+            if (in_closed_) return;
+            if (!has_room()) {
+                ready_ = std::move(ready);
+                return;
+            }
+        }
+        ready();
+    }
+
+    /// event_sink: a resume cannot go on without a gap; the client resumes after a 4008.
+    void resync() override {
+        net::post(ex_, [self = shared_from_this()] { self->slow_consumer(); });
+    }
 
     /// On the lane's strand: one pass's frames for this socket. Takes whatever the ingress
     /// holds first (it was queued earlier), then the frames, and starts a write.
@@ -996,11 +1018,14 @@ private:
 
     void on_write(error_code ec, std::size_t) {
         writing_ = false;
+        std::function<void()> ready;
         {
             std::lock_guard lock(in_mu_);
             queued_bytes_ -= inflight_bytes_;
             queued_frames_ -= inflight_frames_;
+            if (ready_ && !in_closed_ && has_room()) ready.swap(ready_);
         }
+        if (ready) ready();  // only queues a hub command
         inflight_bytes_ = 0;
         inflight_frames_ = 0;
         inflight_.clear();
@@ -1029,6 +1054,13 @@ private:
             do_read();
         }
         do_write();
+    }
+
+    /// REQUIRES: in_mu_. The queue is down to a quarter of its bounds: a resume's next page
+    /// may come (when_ready).
+    bool has_room() const noexcept {
+        const auto& l = out_.limit();
+        return queued_bytes_ <= l.max_bytes / 4 && queued_frames_ <= l.max_messages / 4;
     }
 
     /// The peer does not read fast enough: drop what is queued and close with 4008.
@@ -1231,6 +1263,7 @@ private:
     bool drain_posted_ = false;
     bool in_closed_ = false;  // closing: frames are dropped
     bool overflow_ = false;   // the limits were hit: close with 4008
+    std::function<void()> ready_;  // the hub's when_ready() notice, waiting for room
 
     steady::time_point last_heard_;
     steady::time_point last_ping_;

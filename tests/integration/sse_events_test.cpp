@@ -361,6 +361,54 @@ TEST_F(sse_events, a_reader_that_falls_behind_is_cut_off) {
     EXPECT_LT(received, static_cast<std::size_t>(written));
 }
 
+// A Last-Event-ID resume over ~18 MB of big records by a reader that reads nothing for a
+// while: the replay comes in pages paced by the stream (in progress, far from done, and the
+// stream is not cut), live writes meanwhile wait in the log, then everything arrives once.
+TEST_F(sse_events, a_last_event_id_resume_over_big_records_comes_in_pages) {
+    start("\n[realtime]\nsend_queue = \"64KiB\"\n");
+    auto w = client(30s);
+    const std::string body(30000, 'x');
+    std::vector<std::string> ids;
+    for (int i = 0; i < 600; ++i)
+        ids.push_back(create(w, "things", {{"title", "T" + std::to_string(i)}, {"body", body}}));
+    auto gauge = [&](const std::string& family) {
+        auto m = w.get("/metrics").body;
+        const std::string key = "\n" + family + " ";
+        auto at = m.find(key);
+        return at == std::string::npos ? -1.0 : std::stod(m.substr(at + key.size()));
+    };
+
+    auto s = client(30s);
+    open(s, "/api/things/events", {{"Last-Event-ID", "0"}});  // then reads nothing for a while
+    double replayed = -1;
+    ASSERT_TRUE(eventually(
+        [&] {
+            if (gauge("livebase_realtime_replays") != 1) return false;
+            replayed = gauge("livebase_realtime_replayed_events");
+            return replayed >= 1;
+        },
+        30s));
+    EXPECT_LT(replayed, 600) << "the whole replay went out to a reader that reads nothing";
+    for (int i = 0; i < 3; ++i) ids.push_back(create(w, "things", {{"title", "L" + std::to_string(i)}}));
+    EXPECT_EQ(open_connections(w), 2);  // the stream is still there
+    EXPECT_EQ(gauge("livebase_realtime_replays"), 1);
+
+    auto events = read_events(s, ids.size());
+    ASSERT_EQ(events.size(), ids.size());
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        ASSERT_EQ(str(data_of(events[i])["id"]), ids[i]) << i;
+        if (i > 0) {
+            ASSERT_LT(id_of(events[i - 1]), id_of(events[i]));
+        }
+    }
+    EXPECT_TRUE(eventually([&] { return gauge("livebase_realtime_replays") == 0; }, 30s));
+    auto live = create(w, "things", {{"title", "After"}});
+    auto tail = read_events(s, 1);
+    ASSERT_EQ(tail.size(), 1u);
+    EXPECT_EQ(str(data_of(tail[0])["id"]), live);
+    EXPECT_FALSE(s.stream_ended());
+}
+
 TEST_F(sse_events, stopping_the_app_ends_the_stream) {
     start();
     auto s = client();

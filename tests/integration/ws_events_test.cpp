@@ -4,6 +4,7 @@
 // closed with 4008 while others keep up; a resume with `since` loses and repeats nothing.
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <livebase/core/clock.hpp>
 #include <map>
 #include <mutex>
@@ -382,8 +383,8 @@ TEST_F(ws_events, metrics_describe_every_family) {
     EXPECT_EQ(helped, typed) << text;
     for (const char* family :
          {"livebase_http_requests_total", "livebase_open_connections", "livebase_tasks", "livebase_change_log_seq",
-          "livebase_realtime_clients", "livebase_realtime_lag", "livebase_ws_sockets",
-          "livebase_ws_slow_consumer_closes"})
+          "livebase_realtime_clients", "livebase_realtime_lag", "livebase_realtime_replays",
+          "livebase_realtime_replayed_events", "livebase_ws_sockets", "livebase_ws_slow_consumer_closes"})
         EXPECT_TRUE(typed.count(family)) << family << " missing:\n" << text;
     EXPECT_NE(text.find("\nlivebase_ws_slow_consumer_closes 0\n"), std::string::npos) << text;
     for (const auto& name : sampled) {
@@ -399,12 +400,22 @@ TEST_F(ws_events, metrics_describe_every_family) {
 class ws_slow_consumer : public ws_events {
 protected:
     void SetUp() override { start("\n[realtime]\nsend_queue = \"64KiB\"\n"); }
-    double slow_closes() {
-        const std::string name = "livebase_ws_slow_consumer_closes ";
+    double slow_closes() { return gauge("livebase_ws_slow_consumer_closes"); }
+    double gauge(const std::string& family) {
+        const std::string name = family + " ";
         std::istringstream in(rest_->get("/metrics").body);
         for (std::string line; std::getline(in, line);)
             if (line.rfind(name, 0) == 0) return std::stod(line.substr(name.size()));
-        return 0;
+        return -1;
+    }
+    /// Polls /metrics (refreshed every 2 s) until `pred` holds for its gauges; bounded.
+    bool gauges_reach(const std::function<bool()>& pred) {
+        const auto deadline = std::chrono::steady_clock::now() + k_wait;
+        while (std::chrono::steady_clock::now() < deadline) {
+            if (pred()) return true;
+            std::this_thread::sleep_for(50ms);
+        }
+        return pred();
     }
 };
 
@@ -455,6 +466,60 @@ TEST_F(ws_slow_consumer, a_paused_reader_gets_4008_the_others_every_event_and_it
     }
     EXPECT_FALSE(
         again->receive_until([&](const json::value& f) { return is_event(f, sub); }, 50ms));
+}
+
+// A resume from since=0 over ~16 MB of big records, by a client that stops reading: the
+// replay comes in pages paced by the socket (it stays in progress, far from done, while the
+// reader is away, and is never closed as slow), live writes meanwhile wait in the log, and
+// once the reader reads again everything arrives once, in order.
+TEST_F(ws_slow_consumer, a_resume_over_big_records_is_paged_by_what_the_reader_takes) {
+    const std::string body(40 * 1024, 'r');
+    std::vector<std::string> ids;
+    for (int i = 0; i < 400; ++i) {
+        auto r = rest_->post("/api/things", json::object{{"title", "R" + std::to_string(i)}, {"body", body}});
+        ASSERT_EQ(r.status, 201) << r.body;
+        ids.push_back(field(r.json(), "id"));
+    }
+    ws_connect_options small;
+    small.receive_buffer = 4096;
+    auto slow = connect(small);
+    auto resumed = slow->request("things", req("subscribe", {{"data", {{"since", 0}}}}));
+    ASSERT_EQ(status_of(resumed), 201);
+    const auto sub = field(data_of(*resumed), "subscription");
+    slow->pause_reading();
+
+    double replayed = -1;
+    ASSERT_TRUE(gauges_reach([&] {
+        if (gauge("livebase_realtime_replays") != 1) return false;
+        replayed = gauge("livebase_realtime_replayed_events");
+        return replayed >= 1;
+    }));
+    EXPECT_LT(replayed, 400) << "the whole replay went out to a reader that reads nothing";
+    for (int i = 0; i < 5; ++i) {
+        auto r = rest_->post("/api/things", json::object{{"title", "L" + std::to_string(i)}});
+        ASSERT_EQ(r.status, 201) << r.body;
+        ids.push_back(field(r.json(), "id"));
+    }
+    EXPECT_EQ(slow_closes(), 0);
+    EXPECT_EQ(gauge("livebase_realtime_replays"), 1);
+
+    slow->resume_reading();
+    std::int64_t last = -1;
+    for (const auto& id : ids) {
+        auto e = next_event(*slow, sub);
+        ASSERT_EQ(payload_string(e, "pk"), id);
+        if (last >= 0) {
+            ASSERT_EQ(payload_int(e, "seq"), last + 1) << "gap or duplicate";
+        }
+        last = payload_int(e, "seq");
+    }
+    ASSERT_TRUE(gauges_reach([&] { return gauge("livebase_realtime_replays") == 0; }));
+    EXPECT_EQ(gauge("livebase_realtime_replayed_events"), 405);
+    auto r = rest_->post("/api/things", json::object{{"title", "After"}});
+    ASSERT_EQ(r.status, 201);
+    EXPECT_EQ(payload_string(next_event(*slow, sub), "pk"), field(r.json(), "id"));
+    EXPECT_TRUE(slow->is_open());
+    EXPECT_EQ(slow_closes(), 0);
 }
 
 }  // namespace

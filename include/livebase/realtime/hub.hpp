@@ -75,6 +75,21 @@ public:
     /// sink's shared_ptr (lane_delivery holds one) and stay the same for the sink's life.
     /// Replays of a resume still come through deliver().
     virtual event_lane* lane() noexcept { return nullptr; }
+    /// Asks to be told when the client's send queue has room again: `ready` is called once,
+    /// when what is queued for the client (everything delivered and not yet written) is at or
+    /// below a quarter of its bound; at once (possibly before this returns) when it already
+    /// is. The hub reads a resume's next page only then, so a replay is paced by the socket
+    /// and counted against its send budget. `ready` may run on any thread; it only queues a
+    /// command to the hub. A sink that closes may drop it uncalled. Called on the hub thread.
+    /// The default calls it at once (a sink without a queue of its own).
+    virtual void when_ready(std::function<void()> ready) { ready(); }
+    /// The hub cannot go on with a resume of this client without a gap: the history it still
+    /// had to replay was trimmed, it fell more than max_replay changes behind the log, or the
+    /// log could not be read. The hub has already dropped the subscription; the door closes
+    /// the client as a slow consumer (WebSocket 4008; an SSE stream ends after what was
+    /// delivered), and the client resumes from the last seq it got (410 if that history is
+    /// gone: it lists again). Called on the hub thread; must not block nor call the hub.
+    virtual void resync() {}
 };
 
 /// What the hub needs from the layers above it; the composition root fills these in.
@@ -111,7 +126,14 @@ struct hub_options {
     std::chrono::milliseconds trim_every{60 * 1000};  ///< how often the log is trimmed
     std::size_t max_subscriptions = 1000;           ///< realtime.max_subscriptions, per client
                                                     ///< (subscriptions + live queries)
-    std::size_t max_replay = 100000;                ///< changes scanned by one resume
+    /// How far behind the hub's cursor (in seqs) a resume may start; more answers 410. A
+    /// paused replay that falls further behind than this gets event_sink::resync().
+    std::size_t max_replay = 100000;
+    /// A resume is replayed in pages of at most this many events or this many bytes of
+    /// encoded frames (whichever comes first; a page holds at least one event), each read on
+    /// a store reader. One page is read at a time across the hub.
+    std::size_t replay_page_events = 256;
+    std::size_t replay_page_bytes = 1u << 20;
 };
 
 /// A subscription as the doors decode it (realtime.md "subscribe").
@@ -125,7 +147,11 @@ struct subscribe_request {
 
 struct subscribed {
     std::string subscription;  ///< "s-<n>", unique per client
-    std::int64_t seq = 0;      ///< live events have seq > this; a resume replays (since, seq]
+    /// The hub's position when it answered. Without `since`, events have seq > this. With
+    /// `since`, the replay starts after `since` and runs on (past this seq, while the log
+    /// grows) until it meets the live stream: one sequence either way, in seq order, without
+    /// gap or duplicate.
+    std::int64_t seq = 0;
 };
 
 /// A live query (realtime.md "observe"): `data` as the WebSocket frame carries it:
@@ -179,8 +205,11 @@ public:
 
     /// Problems: 404 unknown client, unknown collection or (pk subscriptions) a record that is
     /// missing or not visible to the client; 400 bad action names or filter (naming the key);
-    /// 410 when `since` is below the history floor or above the log; 429 over
-    /// max_subscriptions.
+    /// 410 when `since` is below the history floor, above the log or more than max_replay
+    /// behind it; 429 over max_subscriptions. With `since`, the replay follows `done` in pages
+    /// (hub_options::replay_page_events/bytes), each after the sink's when_ready().
+    /// Sinks see the subscription's events in seq order, replayed then live, with no gap and
+    /// no duplicate, or resync() when that cannot be kept.
     void subscribe(const std::string& client, subscribe_request req,
                    std::function<void(result<subscribed>)> done);
     /// 404 when the client has no such subscription.
@@ -202,6 +231,10 @@ public:
     std::int64_t seq() const noexcept;
     /// Attached clients.
     std::size_t clients() const noexcept;
+    /// Resumes whose replay is still running (paged, not yet live).
+    std::size_t replays() const noexcept;
+    /// Events handed to sinks by replays since start.
+    std::uint64_t replayed_events() const noexcept;
 
 private:
     struct impl;

@@ -118,7 +118,8 @@ TEST(metrics, every_family_has_help_and_type) {
     livebase::metrics m;
     m.observe_request("/api/{c}", "GET", 200, 1ms);
     for (const char* g : {"livebase_tasks{state=\"pending\"}", "livebase_change_log_seq", "livebase_realtime_clients",
-                          "livebase_realtime_lag", "livebase_ws_sockets", "livebase_ws_slow_consumer_closes",
+                          "livebase_realtime_lag", "livebase_realtime_replays",
+                          "livebase_realtime_replayed_events", "livebase_ws_sockets", "livebase_ws_slow_consumer_closes",
                           "livebase_something_new"})
         m.set_gauge(g, 0);
     auto text = m.render();
@@ -137,7 +138,7 @@ TEST(metrics, every_family_has_help_and_type) {
         }
     }
     EXPECT_EQ(helped, typed) << text;
-    EXPECT_EQ(typed.size(), 10u) << text;
+    EXPECT_EQ(typed.size(), 12u) << text;
     EXPECT_TRUE(has_line(text, "# HELP livebase_ws_slow_consumer_closes WebSockets closed with 4008 (slow consumer) since start."));
     EXPECT_TRUE(has_line(text, "# HELP livebase_something_new Gauge livebase_something_new."));
 }

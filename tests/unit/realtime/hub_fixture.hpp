@@ -29,6 +29,7 @@ public:
         {
             std::lock_guard<std::mutex> lock(mu_);
             ++deliveries_;
+            sizes_.push_back(frames.size());
             for (auto& f : frames) frames_.push_back(std::move(f));
         }
         cv_.notify_all();
@@ -39,6 +40,67 @@ public:
             ++revocations_;
         }
         cv_.notify_all();
+    }
+    /// Open (the default): `ready` at once. Gated: kept until release(), like a socket whose
+    /// queue is full until its reader drains it.
+    void when_ready(std::function<void()> ready) override {
+        std::unique_lock<std::mutex> lock(mu_);
+        ++ready_asks_;
+        if (!gated_) {
+            lock.unlock();
+            cv_.notify_all();
+            return ready();
+        }
+        ready_ = std::move(ready);
+        lock.unlock();
+        cv_.notify_all();
+    }
+    void resync() override {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            ++resyncs_;
+        }
+        cv_.notify_all();
+    }
+
+    /// Holds when_ready() notices from now on (gate(true)) or not.
+    void gate(bool on) {
+        std::lock_guard<std::mutex> lock(mu_);
+        gated_ = on;
+    }
+    /// Gives the held when_ready() notice, if any; true if there was one.
+    bool release() {
+        std::function<void()> ready;
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            ready.swap(ready_);
+        }
+        if (!ready) return false;
+        ready();
+        return true;
+    }
+    /// Waits (bounded) until a when_ready() notice is held; false on timeout.
+    bool wait_held(std::chrono::steady_clock::duration limit = k_deadline) {
+        std::unique_lock<std::mutex> lock(mu_);
+        return cv_.wait_for(lock, limit, [&] { return static_cast<bool>(ready_); });
+    }
+    bool held() const {
+        std::lock_guard<std::mutex> lock(mu_);
+        return static_cast<bool>(ready_);
+    }
+    /// Waits (bounded) until the hub called resync(); false on timeout.
+    bool wait_resync(std::chrono::steady_clock::duration limit = k_deadline) {
+        std::unique_lock<std::mutex> lock(mu_);
+        return cv_.wait_for(lock, limit, [&] { return resyncs_ > 0; });
+    }
+    std::size_t resyncs() const {
+        std::lock_guard<std::mutex> lock(mu_);
+        return resyncs_;
+    }
+    /// The sizes of the deliveries so far, in order.
+    std::vector<std::size_t> delivery_sizes() const {
+        std::lock_guard<std::mutex> lock(mu_);
+        return sizes_;
     }
 
     /// How many times the hub called revoked().
@@ -71,6 +133,11 @@ private:
     std::vector<std::shared_ptr<const std::string>> frames_;
     std::size_t deliveries_ = 0;
     std::size_t revocations_ = 0;
+    std::vector<std::size_t> sizes_;
+    bool gated_ = false;
+    std::function<void()> ready_;
+    std::size_t ready_asks_ = 0;
+    std::size_t resyncs_ = 0;
 };
 
 /// A WebSocket event frame, decoded.
