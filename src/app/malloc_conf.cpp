@@ -5,9 +5,7 @@
 //   background_thread:true  a jemalloc thread purges unused dirty pages on time, not on traffic
 //   dirty_decay_ms:10000    freed pages stay reusable for 10 s, then go back to the system
 //   muzzy_decay_ms:0        ... at once (MADV_DONTNEED), not through a second lazy stage
-//   narenas:4               at most 4 arenas (jemalloc's default is 4 per CPU): fewer half-used
-//                           arenas holding memory, with tcache keeping contention low
 extern "C" {
 __attribute__((used, visibility("default"))) const char* malloc_conf =
-    "background_thread:true,dirty_decay_ms:10000,muzzy_decay_ms:0,narenas:4";
+    "background_thread:true,dirty_decay_ms:10000,muzzy_decay_ms:0";
 }
