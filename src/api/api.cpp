@@ -12,6 +12,8 @@
 #include <mutex>
 #include <thread>
 
+#include <unistd.h>
+
 #include "access.hpp"
 
 namespace livebase {
@@ -281,7 +283,12 @@ api::api(const registry& reg, store& db, logger& log, std::string base_path)
     : reg_(reg), db_(db), log_(log), base_path_(std::move(base_path)),
       pool_(std::make_unique<handler_pool>()),
       login_rate_(k_login_rate),
-      login_address_rate_(k_login_address_rate) {}
+      login_address_rate_(k_login_address_rate) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+    node_ = std::string(host) + ":" + std::to_string(::getpid());
+    boot_ = make_ulid();
+}
 
 api::~api() = default;
 
@@ -668,6 +675,9 @@ void api::do_action(operation op, const collection_def& c, std::function<void(ou
     // handler derives from call.op (execute_sync of a patch, say) must not claim it again,
     // which would find the key still pending and answer 409.
     op.idempotency_key.clear();
+    // Nor the key's finisher: the action's response is not its first write's (the key is
+    // recorded after the action; a task's finisher stays, it records the task's outcome).
+    if (!op.from_task) op.finish.reset();
     auto shared_done = std::make_shared<std::function<void(outcome)>>(std::move(done));
     auto invoke = [this, &c, handler, shared_done](operation op, std::optional<json::object> rec) {
         auto job = [this, &c, handler, shared_done, op = std::move(op), rec = std::move(rec)] {

@@ -215,19 +215,34 @@ void api::submit(operation op, std::string kind, json::value input, done_fn done
     bool prefer_applied = op.prefer_async;
     auto wait = std::chrono::seconds(op.prefer_wait.value_or(0));
     auto base = tasks_path();
-    tasks_->submit_async(*sub, [this, done = std::move(done), prefer_applied, wait,
-                                base](result<json::object> r) mutable {
+    auto accepted = [base, prefer_applied](const json::object& task) {
+        std::string id(get_string(task, "id"));
+        auto o = outcome::json_body(202, present_task(task, base));
+        o.location = base + "/" + id;
+        o.headers.emplace_back("Retry-After", "1");
+        if (prefer_applied) o.headers.emplace_back("Preference-Applied", "respond-async");
+        return o;
+    };
+    // An Idempotency-Key's 202 is stored with the task (Prefer: wait answers later, with the
+    // task's result: that key is recorded after the answer).
+    std::shared_ptr<task_finish> fin;
+    if (op.finish && wait.count() == 0 && op.finish->take()) fin = op.finish;
+    std::function<result<void>(write_txn&, const json::object&)> also;
+    if (fin)
+        also = [fin, accepted](write_txn& t, const json::object& task) { return fin->in_txn(t, accepted(task)); };
+    tasks_->submit_async(*sub, [this, done = std::move(done), prefer_applied, wait, accepted,
+                                fin](result<json::object> r) mutable {
+        if (fin) {
+            if (r) fin->set_committed();
+            else fin->give_back();
+        }
         if (!r) return done(outcome::from_problem(r.error()));
         std::string id(get_string(*r, "id"));
         if (wait.count() > 0)
             return respond_when_finished(id, prefer_applied,
                                          std::chrono::steady_clock::now() + wait, std::move(done));
-        auto o = outcome::json_body(202, present_task(*r, base));
-        o.location = base + "/" + id;
-        o.headers.emplace_back("Retry-After", "1");
-        if (prefer_applied) o.headers.emplace_back("Preference-Applied", "respond-async");
-        done(std::move(o));
-    });
+        done(accepted(*r));
+    }, std::move(also));
 }
 
 // `Prefer: wait=N` on a submission: the synchronous answer if the task finishes in time, else

@@ -12,6 +12,8 @@
 #include <future>
 #include <thread>
 
+#include <unistd.h>
+
 namespace livebase {
 
 std::string_view version() noexcept { return "0.1.0"; }
@@ -295,6 +297,12 @@ result<void> app::impl::start() {
         return r;
     }
     // The hub starts at the store's last seq before anything can write (workers, listeners).
+    // A restarted node keeps its name: its pending Idempotency-Keys are taken over at once.
+    {
+        char host[256] = {};
+        if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+        api->set_node(std::string(host) + ":" + listen_text(cfg.server));
+    }
     realtime = make_hub();
     realtime->start();
     auto http_opts = cfg.server;
@@ -370,6 +378,7 @@ void app::impl::log_console() {
 }
 
 void app::impl::refresh_gauges(bool wait) {
+    api->keep_keys_alive();  // the leases of the Idempotency-Keys of requests in flight here
     auto read_done = std::make_shared<std::promise<void>>();
     auto first = read_done->get_future();
     db->read([this, read_done](read_txn& t) {

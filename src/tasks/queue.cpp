@@ -312,7 +312,8 @@ result<json::object> task_queue::submit(const task_submission& t) {
     return r;
 }
 
-void task_queue::submit_async(const task_submission& t, done_fn done) {
+void task_queue::submit_async(const task_submission& t, done_fn done,
+                              std::function<result<void>(write_txn&, const json::object&)> also) {
     auto at = now();
     task_intake* intake = intake_.load();
     std::optional<claim_slot> slot;
@@ -320,11 +321,13 @@ void task_queue::submit_async(const task_submission& t, done_fn done) {
     auto owner = std::make_shared<std::string>(owner_key(t));
     auto admitted = std::make_shared<bool>(false);
     store_.write(
-        [this, t, at, slot, owner, admitted](write_txn& txn) -> result<json::value> {
+        [this, t, at, slot, owner, admitted, also = std::move(also)](write_txn& txn) -> result<json::value> {
             auto fair = admit_in(txn, *owner, *admitted);
             if (!fair) return std::move(fair).error();
             auto rec = submit_in(txn, t, at, slot ? &*slot : nullptr, *fair);
             if (!rec) return std::move(rec).error();
+            if (also)
+                if (auto r = also(txn, *rec); !r) return std::move(r).error();
             return json::value(std::move(*rec));
         },
         [this, intake, slot, owner, admitted, done = std::move(done)](result<json::value> r) {

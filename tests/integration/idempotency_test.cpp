@@ -2,6 +2,7 @@
 #include "integration/server_fixture.hpp"
 
 #include <livebase/api/api.hpp>
+#include <livebase/core/clock.hpp>
 
 #include <mutex>
 #include <set>
@@ -75,6 +76,7 @@ TEST_F(idempotency, concurrent_identical_requests_create_one_record) {
     std::mutex mu;
     std::set<std::string> ids;
     std::vector<int> statuses;
+    std::vector<std::string> retry_after;  // of the 409s
     std::vector<std::thread> threads;
     for (int i = 0; i < k_threads; ++i)
         threads.emplace_back([&] {
@@ -83,9 +85,63 @@ TEST_F(idempotency, concurrent_identical_requests_create_one_record) {
             std::lock_guard<std::mutex> lock(mu);
             statuses.push_back(r.status);
             if (r.status == 201) ids.insert(id_of(r));
+            if (r.status == 409) retry_after.push_back(r.header("Retry-After"));
         });
     for (auto& t : threads) t.join();
     EXPECT_EQ(ids.size(), 1u);
     for (int s : statuses) EXPECT_TRUE(s == 201 || s == 409) << s;
+    for (const auto& ra : retry_after) EXPECT_EQ(ra, "1");  // in flight here: come back soon
     EXPECT_EQ(client().get("/api/cars").json().at("count"), 1);
+}
+
+namespace {
+/// Turns the only stored key back into a pending one held by `holder` until `held_until`, as a
+/// process that died (or still runs) on another node leaves it.
+void make_pending(livebase::store& db, const std::string& holder, std::int64_t held_until) {
+    auto rows = db.list_sync(idempotency_collection(), query{});
+    ASSERT_TRUE(rows);
+    ASSERT_EQ(rows->items.size(), 1u);
+    auto row = rows->items.front();
+    row["state"] = "pending";
+    row["holder"] = holder;
+    row["held_until"] = held_until;
+    auto r = db.write_sync([&](write_txn& t) -> result<json::value> {
+        if (auto u = t.update(idempotency_collection(), row); !u) return std::move(u).error();
+        return json::value(nullptr);
+    });
+    ASSERT_TRUE(r) << r.error().detail;
+}
+}  // namespace
+
+// A key left pending by a holder that is gone (another node whose lease ran out) is taken over
+// by the retry, which runs afresh; while the holder's lease runs, the retry gets 409 with the
+// seconds left as Retry-After.
+TEST_F(idempotency, a_pending_key_of_a_holder_that_is_gone_is_taken_over) {
+    auto c = client();
+    header_list key{{"Idempotency-Key", "orphan"}};
+    auto first = c.request("POST", "/api/cars", R"({"brand": "Orphan"})", key);
+    ASSERT_EQ(first.status, 201) << first.body;
+
+    make_pending(app_.store(), "other-node:8080 01OTHERBOOT", now_ms() + 20'000);
+    auto busy = c.request("POST", "/api/cars", R"({"brand": "Orphan"})", key);
+    EXPECT_EQ(busy.status, 409) << busy.body;
+    auto ra = busy.header("Retry-After");
+    ASSERT_FALSE(ra.empty());
+    EXPECT_GE(std::stoi(ra), 1);
+    EXPECT_LE(std::stoi(ra), 20);
+
+    make_pending(app_.store(), "other-node:8080 01OTHERBOOT", now_ms() - 1);
+    auto fresh = c.request("POST", "/api/cars", R"({"brand": "Orphan"})", key);
+    ASSERT_EQ(fresh.status, 201) << fresh.body;
+    EXPECT_FALSE(fresh.has_header("Idempotent-Replayed"));
+    EXPECT_NE(id_of(fresh), id_of(first));  // a fresh run (the row was made pending by hand)
+    auto replay = c.request("POST", "/api/cars", R"({"brand": "Orphan"})", key);
+    EXPECT_EQ(replay.header("Idempotent-Replayed"), "true");
+    EXPECT_EQ(id_of(replay), id_of(fresh));
+    // The key's row is done again, its holder cleared.
+    auto rows = app_.store().list_sync(idempotency_collection(), query{});
+    ASSERT_TRUE(rows);
+    ASSERT_EQ(rows->items.size(), 1u);
+    EXPECT_EQ(get_string(rows->items.front(), "state"), "done");
+    EXPECT_TRUE(rows->items.front().at("holder").is_null());
 }

@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace livebase {
@@ -139,6 +140,15 @@ public:
     /// How long an Idempotency-Key is remembered (default 24 h; the app uses tasks.retention).
     void set_idempotency_retention(std::chrono::milliseconds retention) noexcept;
 
+    /// This node's name in the holder of a pending Idempotency-Key (default "<host>:<pid>"; the
+    /// server sets "<host>:<listen address>", which a restarted node keeps). A pending key whose
+    /// holder has this name and another boot id was held by a process that is gone: a retry
+    /// takes it over at once. REQUIRES: before serving.
+    void set_node(std::string name);
+    /// Renews the lease of the Idempotency-Keys this process holds (requests in flight), at
+    /// most every 10 s; call it every few seconds (the server does, with its gauges).
+    void keep_keys_alive();
+
     /// Whether `op` (a decoded request, before execute) does more than read: an endpoint, a
     /// custom action, or an operation that runs as a task. The HTTP door refuses such GETs when
     /// they come from another site with only the session cookie (a navigation the browser
@@ -230,6 +240,15 @@ private:
     rate login_address_rate_;  // k_login_address_rate likewise
     std::chrono::milliseconds idempotency_retention_{24 * 3600 * 1000};
     std::atomic<std::size_t> idempotency_inserts_{0};
+    /// "<node> <boot id>": the holder of this process's pending keys.
+    std::string holder() const;
+    /// Counts a key row held by a request in flight here (renewed by keep_keys_alive).
+    void hold_key(const std::string& row_id, bool held);
+    mutable std::mutex keys_mu_;
+    std::string node_;
+    std::string boot_;
+    std::map<std::string, int> held_keys_;
+    std::int64_t keys_renewed_ = 0;
 };
 
 }  // namespace livebase

@@ -152,7 +152,10 @@ public:
     result<json::object> submit(const task_submission& t);
     /// As submit(), without blocking: `done` runs on the store's completion thread after commit.
     /// When the intake reserves a worker, the task is stored running under it and handed over.
-    void submit_async(const task_submission& t, done_fn done);
+    /// `also` (optional) runs in the submission's transaction with the stored task: a problem
+    /// rolls the submission back (an Idempotency-Key stores its 202 with the task this way).
+    void submit_async(const task_submission& t, done_fn done,
+                      std::function<result<void>(write_txn&, const json::object&)> also = {});
     /// The write step of submit(), for callers composing it into their own transaction (e.g.
     /// with an idempotency record). Call notify() after that transaction commits. `claimed`:
     /// store it running under that worker instead (attempt 1, started and lease set).
