@@ -54,9 +54,12 @@ constexpr auto k_retry_delay = std::chrono::milliseconds(100);
 // Subscriptions numbered below this share frames through a flat table; above, a hash map.
 constexpr std::uint64_t k_dense_slots = 1024;
 // Changes one replay page read scans at most (a filter that matches little must not make one
-// read long), and changes it asks the store for at once.
+// read long), and changes it asks the store for at once at most. A page asks first for as
+// many as the replay's previous page used (big records fill a page with a few), then twice
+// as many each time, so it fetches few rows it does not use.
 constexpr std::size_t k_page_scan = 4096;
 constexpr std::size_t k_page_chunk = 256;
+constexpr std::size_t k_first_chunk = 16;
 
 problem stopped_problem() { return problem::unavailable("The realtime hub is stopped."); }
 problem busy_problem() { return problem::unavailable("The realtime hub is overloaded."); }
@@ -98,6 +101,7 @@ struct shared_state {
 // A resume in progress: (since, pos] is replayed.
 struct replay_state {
     std::int64_t pos = 0;
+    std::size_t chunk = k_first_chunk;  // changes the next page asks for first
     std::uint64_t token = 0;  // tells this replay's answers (pages, readiness) from stale ones
 };
 
@@ -122,11 +126,13 @@ struct page_job {
     event_encoding encoding = event_encoding::websocket;
     std::size_t max_events = 0;
     std::size_t max_bytes = 0;
+    std::size_t first_chunk = 0;
 };
 
 struct page_result {
     std::vector<std::shared_ptr<const std::string>> frames;
     std::int64_t pos = 0;  // the page covers (job.after, pos]
+    std::size_t scanned = 0;  // changes it went through
     bool trimmed = false;  // the history no longer reaches back to job.after
     std::optional<problem> failed;
 };
@@ -544,6 +550,7 @@ struct hub::impl {
         job->encoding = c.encoding;
         job->max_events = std::max<std::size_t>(1, opt_.replay_page_events);
         job->max_bytes = std::max<std::size_t>(1, opt_.replay_page_bytes);
+        job->first_chunk = sub.replay->chunk;
         page_reading_ = true;
         {
             std::lock_guard<std::mutex> lock(s_->mu);
@@ -577,10 +584,12 @@ struct hub::impl {
             out.trimmed = true;
             return out;
         }
-        std::size_t scanned = 0;
+        std::size_t& scanned = out.scanned;
         std::size_t bytes = 0;
+        std::size_t ask = std::clamp<std::size_t>(job.first_chunk, 1, k_page_chunk);
         while (out.pos < job.upto && scanned < k_page_scan) {
-            auto chunk = t.changes_after(out.pos, std::min(k_page_chunk, k_page_scan - scanned));
+            auto chunk = t.changes_after(out.pos, std::min(ask, k_page_scan - scanned));
+            ask = std::min(2 * ask, k_page_chunk);
             if (!chunk) {
                 out.failed = std::move(chunk).error();
                 return out;
@@ -631,6 +640,7 @@ struct hub::impl {
         auto sink = c.sink.lock();
         if (!sink) return expire({c.id});
         sub.replay->pos = page.pos;
+        sub.replay->chunk = std::clamp<std::size_t>(page.scanned, 1, k_page_chunk);
         if (!page.frames.empty()) {
             s_->replayed.fetch_add(page.frames.size());
             guarded(log_, "delivering realtime frames failed", [&] { sink->deliver(std::move(page.frames)); });
