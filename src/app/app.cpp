@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <algorithm>
+#include <cstdlib>
 #include <future>
 #include <thread>
 
@@ -280,6 +281,10 @@ std::unique_ptr<hub> app::impl::make_hub() {
     ho.history_age = cfg.realtime.history_age;
     ho.max_subscriptions = cfg.realtime.max_subscriptions;
     ho.trim_every = cfg.realtime.trim_every;
+    ho.node_timeout = cfg.realtime.node_timeout;
+    // Tests of the cluster trim run a `serve` process with a short trim period.
+    if (const char* t = std::getenv("LIVEBASE_TEST_TRIM_EVERY_MS"); t && std::atoi(t) > 0)
+        ho.trim_every = std::chrono::milliseconds(std::atoi(t));
     return std::make_unique<hub>(*db, std::move(hooks), ho, log);
 }
 

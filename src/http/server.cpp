@@ -272,6 +272,9 @@ public:
     /// The stream's credentials ended (logout, revocation, password change, disabled user):
     /// the stream ends after what was delivered before, and the client reconnects.
     void revoked() override;
+    /// The change log was trimmed past what this node had read: the stream ends after what was
+    /// delivered before, and the client resumes (410 below the history floor: it lists again).
+    void history_lost() override;
 
     /// The strand took `n` posted bytes.
     void taken(std::size_t n) noexcept { backlog_.fetch_sub(n); }
@@ -373,6 +376,15 @@ public:
     void on_hub_revoked() {
         if (closed_ || !sse_ || sse_->ending || sse_->client.empty()) return;
         state_->log.info("stream credentials revoked", {{"client", sse_->client}});
+        sse_->ending = true;
+        poll_timer_.cancel();
+        pump();
+    }
+
+    /// Events of this stream were trimmed from the log before this node read them (posted by
+    /// hub_sink): the stream ends like a revoked one, so the client resumes and resyncs.
+    void on_hub_history_lost() {
+        if (closed_ || !sse_ || sse_->ending || sse_->client.empty()) return;
         sse_->ending = true;
         poll_timer_.cancel();
         pump();
@@ -1437,6 +1449,12 @@ void hub_sink::deliver(std::vector<std::shared_ptr<const std::string>> frames) {
 void hub_sink::revoked() {
     net::post(ex_, [w = session_] {
         if (auto s = w.lock()) s->on_hub_revoked();
+    });
+}
+
+void hub_sink::history_lost() {
+    net::post(ex_, [w = session_] {
+        if (auto s = w.lock()) s->on_hub_history_lost();
     });
 }
 

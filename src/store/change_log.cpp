@@ -20,6 +20,11 @@ change_log_sql make_change_log_sql(char param, std::string_view greatest) {
     s.set_floor = "INSERT INTO _livebase_meta (key, value) VALUES ('history_floor', " + p1 +
                   ") ON CONFLICT (key) DO UPDATE SET value = " + std::string(greatest) +
                   "(_livebase_meta.value, excluded.value)";
+    s.beat = "INSERT INTO _livebase_nodes (node, delivered, seen) VALUES (" + p1 + ", " + placeholder(param, 2) +
+             ", " + placeholder(param, 3) +
+             ") ON CONFLICT (node) DO UPDATE SET delivered = excluded.delivered, seen = excluded.seen";
+    s.forget = "DELETE FROM _livebase_nodes WHERE seen < " + p1;
+    s.slowest = "SELECT min(delivered) FROM _livebase_nodes";
     return s;
 }
 
@@ -52,6 +57,19 @@ result<std::size_t> trim_changes(sql_runner& db, const change_log_sql& sql, std:
     if (!deleted) return std::move(deleted).error();
     if (auto r = db.execute(sql.set_floor, {cut}); !r) return std::move(r).error();
     return static_cast<std::size_t>(*deleted);
+}
+
+result<node_positions> node_heartbeat(sql_runner& db, const change_log_sql& sql, std::int64_t node,
+                                      std::int64_t delivered, std::int64_t now_ms, std::int64_t alive_since_ms) {
+    if (auto r = db.execute(sql.beat, {node, delivered, now_ms}); !r) return std::move(r).error();
+    auto gone = db.execute(sql.forget, {alive_since_ms});
+    if (!gone) return std::move(gone).error();
+    auto slowest = db.scalar(sql.slowest, {});
+    if (!slowest) return std::move(slowest).error();
+    node_positions out;
+    out.delivered = std::min(delivered, slowest->value_or(delivered));
+    out.forgotten = static_cast<std::size_t>(std::max<std::int64_t>(*gone, 0));
+    return out;
 }
 
 }  // namespace livebase::store_detail

@@ -333,6 +333,12 @@ public:
         net::post(ex_, [self = shared_from_this()] { self->on_revoked(); });
     }
 
+    /// event_sink: events of this socket were trimmed from the log before the hub read them.
+    /// Called on the hub thread.
+    void history_lost() override {
+        net::post(ex_, [self = shared_from_this()] { self->on_history_lost(); });
+    }
+
     /// event_sink: live events come through the lane, in one batch per pass.
     event_lane* lane() noexcept override { return lane_; }
 
@@ -1029,6 +1035,15 @@ private:
             do_read();
         }
         do_write();
+    }
+
+    /// On the strand: closes with 4008 like a slow consumer (realtime.md: the client resumes
+    /// with `since`, which is below the history floor now: 410, it lists again).
+    void on_history_lost() {
+        if (closed_) return;
+        drop_outgoing();
+        if (closing_) return;
+        start_close(k_close_slow_consumer, "history lost; resume");
     }
 
     /// The peer does not read fast enough: drop what is queued and close with 4008.

@@ -70,6 +70,13 @@ public:
     /// an SSE stream ends). Called on the hub thread, at most once per revocation that names
     /// the client, between deliver() calls; must not block and must not call the hub.
     virtual void revoked() {}
+    /// The change log was trimmed past what the hub had read (this node lagged behind the
+    /// others for longer than realtime.node_timeout): events this client should have had are
+    /// gone. The hub has already dropped the client's subscriptions; the door closes the
+    /// connection as for a slow consumer (WebSocket: 4008; an SSE stream ends), so the client
+    /// resumes, gets 410 for a `since` below the history floor and lists again. Called on the
+    /// hub thread, between deliver() calls; must not block and must not call the hub.
+    virtual void history_lost() {}
     /// The lane this sink's live events go through, or null for deliver(). Asked on the hub
     /// thread at every pass that has frames for the sink; a non-null lane must outlive the
     /// sink's shared_ptr (lane_delivery holds one) and stay the same for the sink's life.
@@ -108,7 +115,11 @@ struct hub_options {
     std::size_t batch = 1024;                       ///< changes read from the log per pass
     std::uint64_t history = 100000;                 ///< realtime.history: changes kept for resume
     std::chrono::milliseconds history_age{24 * 3600 * 1000};  ///< realtime.history_age
-    std::chrono::milliseconds trim_every{60 * 1000};  ///< how often the log is trimmed
+    /// How often the log is trimmed and this node's heartbeat written (at most a quarter of
+    /// node_timeout).
+    std::chrono::milliseconds trim_every{60 * 1000};
+    /// realtime.node_timeout: a node whose heartbeat is older no longer holds the trim back.
+    std::chrono::milliseconds node_timeout{5 * 60 * 1000};
     std::size_t max_subscriptions = 1000;           ///< realtime.max_subscriptions, per client
                                                     ///< (subscriptions + live queries)
     std::size_t max_replay = 100000;                ///< changes scanned by one resume
@@ -179,8 +190,10 @@ public:
 
     /// Problems: 404 unknown client, unknown collection or (pk subscriptions) a record that is
     /// missing or not visible to the client; 400 bad action names or filter (naming the key);
-    /// 410 when `since` is below the history floor or above the log; 429 over
-    /// max_subscriptions.
+    /// 410 when `since` is below the history floor or above the log's last seq; 429 over
+    /// max_subscriptions. A `since` the hub has not read yet but the log holds (the client saw
+    /// it on another node) waits for the hub to read up to it, then replays as usual; 503 if
+    /// the log cannot be read meanwhile.
     void subscribe(const std::string& client, subscribe_request req,
                    std::function<void(result<subscribed>)> done);
     /// 404 when the client has no such subscription.
