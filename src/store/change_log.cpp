@@ -23,8 +23,14 @@ change_log_sql make_change_log_sql(char param, std::string_view greatest) {
     s.beat = "INSERT INTO _livebase_nodes (node, delivered, seen) VALUES (" + p1 + ", " + placeholder(param, 2) +
              ", " + placeholder(param, 3) +
              ") ON CONFLICT (node) DO UPDATE SET delivered = excluded.delivered, seen = excluded.seen";
-    s.forget = "DELETE FROM _livebase_nodes WHERE seen < " + p1;
-    s.slowest = "SELECT min(delivered) FROM _livebase_nodes";
+    // Nothing here waits on a row another node holds: a node frozen inside its own trim or
+    // heartbeat (SIGSTOP, a stalled VM) must not stall the others' group commits with it.
+    const bool pg = param == '$';
+    s.forget = pg ? "DELETE FROM _livebase_nodes WHERE node IN (SELECT node FROM _livebase_nodes WHERE seen < " + p1 +
+                        " FOR UPDATE SKIP LOCKED)"
+                  : "DELETE FROM _livebase_nodes WHERE seen < " + p1;
+    s.slowest = "SELECT min(delivered) FROM _livebase_nodes WHERE seen >= " + p1;
+    if (pg) s.lock_floor = "SELECT 1 FROM _livebase_meta WHERE key = 'history_floor' FOR UPDATE SKIP LOCKED";
     return s;
 }
 
@@ -40,6 +46,17 @@ result<std::size_t> trim_changes(sql_runner& db, const change_log_sql& sql, std:
     if (!newest) return std::move(newest).error();
     const std::int64_t last = newest->value_or(0);
     if (last <= 1) return std::size_t{0};
+    // One trim at a time across nodes; while another node's runs (or it froze inside one), skip
+    // this one rather than wait.
+    if (!sql.lock_floor.empty()) {
+        auto locked = db.scalar(sql.lock_floor, {});
+        if (!locked) return std::move(locked).error();
+        if (!*locked) {
+            auto floor = db.scalar(sql.floor, {});
+            if (!floor) return std::move(floor).error();
+            if (*floor) return std::size_t{0};
+        }
+    }
     // The newest row always stays: it keeps the sequence from going back after a restart, and
     // a resume at the last seq needs no rows anyway.
     constexpr auto max_keep = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
@@ -64,7 +81,7 @@ result<node_positions> node_heartbeat(sql_runner& db, const change_log_sql& sql,
     if (auto r = db.execute(sql.beat, {node, delivered, now_ms}); !r) return std::move(r).error();
     auto gone = db.execute(sql.forget, {alive_since_ms});
     if (!gone) return std::move(gone).error();
-    auto slowest = db.scalar(sql.slowest, {});
+    auto slowest = db.scalar(sql.slowest, {alive_since_ms});
     if (!slowest) return std::move(slowest).error();
     node_positions out;
     out.delivered = std::min(delivered, slowest->value_or(delivered));

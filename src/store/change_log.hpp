@@ -34,7 +34,10 @@ struct change_log_sql {
     std::string set_floor;  ///< raises the history floor to <1>
     std::string beat;       ///< node <1> delivered <2> at <3> (upsert into `_livebase_nodes`)
     std::string forget;     ///< deletes the nodes last seen before <1>
-    std::string slowest;    ///< the smallest delivered position of the nodes
+    std::string slowest;    ///< the smallest delivered position of the nodes seen since <1>
+    /// PostgreSQL: locks the history floor's row unless another node holds it (then no row);
+    /// empty where one writer serializes trims anyway (SQLite).
+    std::string lock_floor;
 };
 /// `param` numbers parameters ('?' or '$'); `greatest` is the dialect's two-argument max
 /// ("max" in SQLite, "greatest" in PostgreSQL).
