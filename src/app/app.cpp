@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <algorithm>
+#include <cstdlib>
 #include <future>
 #include <thread>
 
@@ -286,6 +287,10 @@ std::unique_ptr<hub> app::impl::make_hub() {
     // resume never holds more than about the queue's bound: at most 1 MiB, at least one event.
     ho.replay_page_bytes = static_cast<std::size_t>(
         std::clamp<std::uint64_t>(cfg.realtime.send_queue / 4, 1, ho.replay_page_bytes));
+    ho.node_timeout = cfg.realtime.node_timeout;
+    // Tests of the cluster trim run a `serve` process with a short trim period.
+    if (const char* t = std::getenv("LIVEBASE_TEST_TRIM_EVERY_MS"); t && std::atoi(t) > 0)
+        ho.trim_every = std::chrono::milliseconds(std::atoi(t));
     return std::make_unique<hub>(*db, std::move(hooks), ho, log);
 }
 

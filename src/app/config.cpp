@@ -204,6 +204,8 @@ const setting k_settings[] = {
      [](config& c, parsed_value&& v) { c.realtime.history = v.number; }},
     {"realtime", "history_age", kind::duration, 0, 0,
      [](config& c, parsed_value&& v) { c.realtime.history_age = v.duration; }},
+    {"realtime", "node_timeout", kind::duration, 1000, 0,
+     [](config& c, parsed_value&& v) { c.realtime.node_timeout = v.duration; }},
     {"realtime", "send_queue", kind::size, 1, 0,
      [](config& c, parsed_value&& v) { c.realtime.send_queue = v.number; }},
     {"realtime", "max_message", kind::size, 1, 0,

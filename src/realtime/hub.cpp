@@ -29,6 +29,7 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -89,6 +90,7 @@ struct shared_state {
     bool stopping = false;                 // under mu
     std::int64_t committed = 0;            // the store's last seq as last told, under mu
     bool trim_running = false;             // under mu
+    bool trim_held = false;                // under mu: a lagging node holds the trim back (logged once)
     logger* log = nullptr;                 // under mu; null once the hub stopped
     std::unordered_set<std::string> attached;  // client ids, under mu
     std::atomic<std::size_t> clients{0};
@@ -208,7 +210,12 @@ struct hub::impl {
     impl(store& db, hub_hooks hooks, hub_options options, logger& log)
         : db_(db), hooks_(std::move(hooks)), opt_(options), log_(log), s_(std::make_shared<shared_state>()) {
         opt_.batch = std::max<std::size_t>(1, opt_.batch);
-        opt_.trim_every = std::max(opt_.trim_every, std::chrono::milliseconds(1));
+        opt_.node_timeout = std::max(opt_.node_timeout, std::chrono::milliseconds(4));
+        // The trim writes this node's heartbeat: several per node_timeout, so that a live node
+        // never looks dead to the others.
+        opt_.trim_every = std::clamp(opt_.trim_every, std::chrono::milliseconds(1), opt_.node_timeout / 4);
+        randombytes_buf(&node_, sizeof node_);
+        node_ &= std::numeric_limits<std::int64_t>::max();
         s_->log = &log_;
     }
 
@@ -416,6 +423,36 @@ struct hub::impl {
                                           " subscriptions and live queries per connection.");
     }
 
+    // A resume from a seq the hub has not read yet: the client saw it on another node (or
+    // here, between the commit and the pass that reads it). When the log holds it, the hub
+    // reads up to it now (passes as usual, delivering to everyone), so that the replay starts
+    // there; only a seq beyond the log's last one is refused (410: another database, or a
+    // client from the future). Each pass moves the cursor or fails, so this ends; a failure
+    // answers 503.
+    std::optional<problem> catch_up_to(std::int64_t since) {
+        std::optional<problem> failed;
+        std::int64_t last = 0;
+        const bool read = blocking_read([&](read_txn& t) {
+            auto s = t.snapshot_seq();
+            if (!s) return void(failed = std::move(s).error());
+            last = *s;
+        });
+        if (!read && !failed) failed = problem::unavailable("The change log could not be read; try again.");
+        if (failed) return failed;
+        if (since > last)
+            return problem::gone("seq " + std::to_string(since) + " is ahead of the change log; list again.");
+        {
+            std::lock_guard<std::mutex> lock(s_->mu);
+            if (last > s_->committed) s_->committed = last;
+        }
+        while (cursor_ < since) {
+            const std::int64_t before = cursor_;
+            pass();
+            if (cursor_ <= before) return problem::unavailable("The change log could not be read; try again.");
+        }
+        return std::nullopt;
+    }
+
     void do_subscribe(const std::string& client, subscribe_request req,
                       const std::function<void(result<subscribed>)>& done) {
         auto answer = [&](result<subscribed> r) {
@@ -428,9 +465,11 @@ struct hub::impl {
         auto filter = event_filter::make(*def, req.pk, req.actions, req.filter);
         if (!filter) return answer(std::move(filter).error());
         if (streams_of(*c) >= opt_.max_subscriptions) return answer(too_many());
-        if (req.since && *req.since > cursor_)
-            return answer(problem::gone("seq " + std::to_string(*req.since) +
-                                        " is ahead of the change log; list again."));
+        if (req.since && *req.since > cursor_) {
+            if (auto refused = catch_up_to(*req.since)) return answer(std::move(*refused));
+            c = find_client(client);  // the passes may have expired it
+            if (!c) return answer(problem::not_found("No such client."));
+        }
 
         // Every refusal (404 for a pk, 410 for a trimmed or too long history, 503) comes before
         // `done` says yes; the replay itself is read in pages after the answer (replay_page).
@@ -1003,6 +1042,30 @@ struct hub::impl {
         for (const auto& id : ids) do_detach(id);
     }
 
+    // The log was trimmed past the cursor (this node lagged behind the others for longer than
+    // realtime.node_timeout): the changes in (cursor_, floor] are gone. Every client with
+    // subscriptions loses them and is closed to resync (it resumes, gets 410, lists again);
+    // never a silent gap. Live queries re-list at the next snapshot, which covers the gap.
+    void history_lost(std::int64_t floor) {
+        std::size_t closed = 0;
+        for (auto& [id, cp] : clients_) {
+            client_state& c = *cp;
+            for (auto& [oid, obs] : c.observers)
+                if (!obs->stale) {
+                    obs->stale = true;
+                    ++stale_observers_;
+                }
+            if (c.subscriptions.empty()) continue;
+            for (auto& [sid, sub] : c.subscriptions) unindex(*sub);
+            c.subscriptions.clear();
+            ++closed;
+            if (auto sink = c.sink.lock())
+                guarded(log_, "a resync callback failed", [&] { sink->resync(); });
+        }
+        log_.warn("the change log was trimmed past this node's position; subscribers resync",
+                  {{"after", cursor_}, {"floor", floor}, {"clients", closed}});
+    }
+
     // One pass: a batch of the log, and (when the batch reached the end of the log) the live
     // queries it touched, re-listed at the same snapshot.
     void pass() {
@@ -1010,11 +1073,20 @@ struct hub::impl {
         std::vector<change> changes;
         bool complete = false;
         std::int64_t snap = 0;
+        std::int64_t floor = 0;
         std::vector<std::pair<observer_state*, result<page>>> lists;
         const bool read = blocking_read([&](read_txn& t) {
             auto r = t.changes_after(cursor_, opt_.batch);
             if (!r) return void(failed = std::move(r).error());
             changes = std::move(*r);
+            // A hole after the cursor is usually a rolled-back append; the floor tells whether
+            // the log was trimmed past this hub (trims never delete the newest row, so a
+            // trimmed past cursor always leaves a hole here).
+            if (!changes.empty() && changes.front().seq > cursor_ + 1) {
+                auto f = t.history_floor();
+                if (!f) return void(failed = std::move(f).error());
+                floor = *f;
+            }
             complete = changes.size() < opt_.batch;
             for (const auto& ch : changes)
                 if (auto it = colls_.find(ch.collection); it != colls_.end()) it->second->touched = true;
@@ -1039,6 +1111,7 @@ struct hub::impl {
             return;
         }
 
+        if (floor > cursor_) history_lost(floor);
         for (const auto& ch : changes) {
             check_revocation(ch);
             fan_out(ch);
@@ -1082,11 +1155,18 @@ struct hub::impl {
         }
         auto s = s_;
         const std::uint64_t history = opt_.history;
-        const std::int64_t older_than = now_ms() - opt_.history_age.count();
+        const std::int64_t wall = now_ms();
+        const std::int64_t older_than = wall - opt_.history_age.count();
+        const std::int64_t alive_since = wall - opt_.node_timeout.count();
+        const std::int64_t node = node_;
         db_.write(
-            [s, history, older_than](write_txn& t) -> result<json::value> {
-                // Never trim what the hub has not delivered yet, by count or by age.
-                const std::int64_t delivered = s->delivered.load();
+            [s, history, older_than, node, wall, alive_since](write_txn& t) -> result<json::value> {
+                // Never trim what a live node (this one included) has not delivered yet, by
+                // count or by age.
+                const std::int64_t own = s->delivered.load();
+                auto nodes = t.node_heartbeat(node, own, wall, alive_since);
+                if (!nodes) return std::move(nodes).error();
+                const std::int64_t delivered = std::min(own, nodes->delivered);
                 auto newest = t.snapshot_seq();
                 if (!newest) return std::move(newest).error();
                 std::uint64_t keep = history;
@@ -1097,17 +1177,42 @@ struct hub::impl {
                 if (!undelivered->empty()) cutoff = std::min(cutoff, undelivered->front().ts);
                 auto n = t.trim_changes(keep, cutoff);
                 if (!n) return std::move(n).error();
-                return json::value(static_cast<std::uint64_t>(*n));
+                // Held back: another node's position kept rows the history limit would drop.
+                const bool held = delivered < own && *newest > delivered &&
+                                  static_cast<std::uint64_t>(*newest - delivered) > history;
+                return json::value(json::object{{"deleted", static_cast<std::uint64_t>(*n)},
+                                                {"forgotten", static_cast<std::uint64_t>(nodes->forgotten)},
+                                                {"held_at", held ? json::value(delivered) : json::value(nullptr)},
+                                                {"delivered", own}});
             },
             [s](result<json::value> r) {
                 std::lock_guard<std::mutex> lock(s->mu);
                 s->trim_running = false;
                 if (!s->log) return;
-                if (!r)
-                    s->log->warn("trimming the change log failed", problem_fields(r.error()));
-                else if (r->is_uint64() && r->get_uint64() > 0 && s->log->enabled(log_level::debug))
-                    s->log->debug("trimmed the change log", {{"deleted", r->get_uint64()}});
+                if (!r) return s->log->warn("trimming the change log failed", problem_fields(r.error()));
+                trimmed(*s, r->is_object() ? r->get_object() : json::object{});
             });
+    }
+
+    // A trim's outcome, logged once per episode of a held-back trim. REQUIRES: s.mu held, s.log set.
+    static void trimmed(shared_state& s, const json::object& out) {
+        auto count = [&](const char* k) {
+            auto it = out.find(k);
+            return it != out.end() && it->value().is_uint64() ? it->value().get_uint64() : 0;
+        };
+        if (count("forgotten") > 0)
+            s.log->warn("serve nodes stopped sending heartbeats; they no longer hold the change-log trim back",
+                        {{"nodes", count("forgotten")}});
+        auto held = out.find("held_at");
+        const bool is_held = held != out.end() && !held->value().is_null();
+        if (is_held && !s.trim_held)
+            s.log->warn("a lagging serve node holds the change-log trim back",
+                        {{"held_at", held->value()}, {"delivered", out.find("delivered")->value()}});
+        else if (!is_held && s.trim_held)
+            s.log->info("the change-log trim is no longer held back", {});
+        s.trim_held = is_held;
+        if (count("deleted") > 0 && s.log->enabled(log_level::debug))
+            s.log->debug("trimmed the change log", {{"deleted", count("deleted")}});
     }
 
     store& db_;
@@ -1115,6 +1220,7 @@ struct hub::impl {
     hub_options opt_;
     logger& log_;
     std::shared_ptr<shared_state> s_;
+    std::int64_t node_ = 0;  // this node's id in the nodes table (random per start)
     std::thread thread_;
     std::mutex stop_mu_;    // one stop() at a time
     bool started_ = false;  // start() and stop() only

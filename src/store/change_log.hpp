@@ -1,8 +1,10 @@
 #pragma once
 /// The change log's upkeep, written once for both backends: trimming by count and age, and the
 /// history floor it leaves behind. The `_changes` table itself (seq, ts, collection, op,
-/// record_id, record, before) and `_livebase_meta` (key, value) are created by each backend.
+/// record_id, record, before), `_livebase_meta` (key, value) and `_livebase_nodes` (node,
+/// delivered, seen) are created by each backend.
 #include <livebase/core/result.hpp>
+#include <livebase/store/store.hpp>
 
 #include <cstdint>
 #include <initializer_list>
@@ -30,6 +32,12 @@ struct change_log_sql {
     std::string trim;       ///< deletes seq <= <1>
     std::string floor;      ///< the history floor
     std::string set_floor;  ///< raises the history floor to <1>
+    std::string beat;       ///< node <1> delivered <2> at <3> (upsert into `_livebase_nodes`)
+    std::string forget;     ///< deletes the nodes last seen before <1>
+    std::string slowest;    ///< the smallest delivered position of the nodes seen since <1>
+    /// PostgreSQL: locks the history floor's row unless another node holds it (then no row);
+    /// empty where one writer serializes trims anyway (SQLite).
+    std::string lock_floor;
 };
 /// `param` numbers parameters ('?' or '$'); `greatest` is the dialect's two-argument max
 /// ("max" in SQLite, "greatest" in PostgreSQL).
@@ -45,5 +53,11 @@ result<std::int64_t> history_floor(sql_runner& db, const change_log_sql& sql);
 /// Raises the history floor. Returns rows deleted.
 result<std::size_t> trim_changes(sql_runner& db, const change_log_sql& sql, std::uint64_t keep,
                                  std::int64_t older_than_ms);
+
+/// Records one node's heartbeat and delivered position in `_livebase_nodes` (node, delivered,
+/// seen), forgets the nodes not seen since `alive_since_ms`, and returns the smallest delivered
+/// position of those left (this node's own when it is the only one).
+result<node_positions> node_heartbeat(sql_runner& db, const change_log_sql& sql, std::int64_t node,
+                                      std::int64_t delivered, std::int64_t now_ms, std::int64_t alive_since_ms);
 
 }  // namespace livebase::store_detail

@@ -59,6 +59,8 @@ struct storage_options {
 struct realtime_options {
     std::uint64_t history = 100000;
     std::chrono::milliseconds history_age = 24h;
+    /// A serve node whose heartbeat is older no longer holds the change-log trim back.
+    std::chrono::milliseconds node_timeout = 5min;
     std::uint64_t send_queue = 4u << 20;
     std::uint64_t max_message = 1u << 20;
     std::size_t max_subscriptions = 1000;

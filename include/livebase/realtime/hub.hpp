@@ -85,7 +85,9 @@ public:
     virtual void when_ready(std::function<void()> ready) { ready(); }
     /// The hub cannot go on with a resume of this client without a gap: the history it still
     /// had to replay was trimmed, it fell more than max_replay changes behind the log, or the
-    /// log could not be read. The hub has already dropped the subscription; the door closes
+    /// log could not be read; or the change log was trimmed past what the hub had read (this
+    /// node lagged behind the others for longer than realtime.node_timeout), so events this
+    /// client should have had are gone. The hub has already dropped the subscription(s); the door closes
     /// the client as a slow consumer (WebSocket 4008; an SSE stream ends after what was
     /// delivered), and the client resumes from the last seq it got (410 if that history is
     /// gone: it lists again). Called on the hub thread; must not block nor call the hub.
@@ -123,7 +125,11 @@ struct hub_options {
     std::size_t batch = 1024;                       ///< changes read from the log per pass
     std::uint64_t history = 100000;                 ///< realtime.history: changes kept for resume
     std::chrono::milliseconds history_age{24 * 3600 * 1000};  ///< realtime.history_age
-    std::chrono::milliseconds trim_every{60 * 1000};  ///< how often the log is trimmed
+    /// How often the log is trimmed and this node's heartbeat written (at most a quarter of
+    /// node_timeout).
+    std::chrono::milliseconds trim_every{60 * 1000};
+    /// realtime.node_timeout: a node whose heartbeat is older no longer holds the trim back.
+    std::chrono::milliseconds node_timeout{5 * 60 * 1000};
     std::size_t max_subscriptions = 1000;           ///< realtime.max_subscriptions, per client
                                                     ///< (subscriptions + live queries)
     /// How far behind the hub's cursor (in seqs) a resume may start; more answers 410. A
@@ -205,9 +211,11 @@ public:
 
     /// Problems: 404 unknown client, unknown collection or (pk subscriptions) a record that is
     /// missing or not visible to the client; 400 bad action names or filter (naming the key);
-    /// 410 when `since` is below the history floor, above the log or more than max_replay
-    /// behind it; 429 over max_subscriptions. With `since`, the replay follows `done` in pages
-    /// (hub_options::replay_page_events/bytes), each after the sink's when_ready().
+    /// 410 when `since` is below the history floor, above the log's last seq or more than
+    /// max_replay behind it; 429 over max_subscriptions. A `since` the hub has not read yet but
+    /// the log holds (the client saw it on another node) waits for the hub to read up to it
+    /// (503 if the log cannot be read meanwhile). With `since`, the replay follows `done` in
+    /// pages (hub_options::replay_page_events/bytes), each after the sink's when_ready().
     /// Sinks see the subscription's events in seq order, replayed then live, with no gap and
     /// no duplicate, or resync() when that cannot be kept.
     void subscribe(const std::string& client, subscribe_request req,

@@ -39,6 +39,12 @@ struct page {
     std::vector<json::object> items;     ///< stored form (all fields incl. write_only)
 };
 
+/// The serve nodes sharing a change log, as node_heartbeat() sees them.
+struct node_positions {
+    std::int64_t delivered = 0;  ///< the smallest delivered position of the live nodes
+    std::size_t forgotten = 0;   ///< nodes just dropped for a heartbeat older than the timeout
+};
+
 /// Read access inside store::read(). Only valid during the callback, on the calling thread.
 class read_txn {
 public:
@@ -85,6 +91,12 @@ public:
     /// at most `keep` remain, and every row with ts < `older_than_ms`; never the newest row, so
     /// the sequence keeps counting. Raises history_floor() accordingly. Returns rows deleted.
     virtual result<std::size_t> trim_changes(std::uint64_t keep, std::int64_t older_than_ms) = 0;
+    /// Cluster trimming (realtime.node_timeout): records that serve node `node` has delivered
+    /// the change log up to `delivered`, as of `now_ms` (its heartbeat), forgets the nodes whose
+    /// last heartbeat is older than `alive_since_ms`, and returns what the remaining nodes
+    /// (this one included) have delivered, at least.
+    virtual result<node_positions> node_heartbeat(std::int64_t node, std::int64_t delivered, std::int64_t now_ms,
+                                                  std::int64_t alive_since_ms) = 0;
 };
 
 /// What migrate() would do or did.

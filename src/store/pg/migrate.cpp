@@ -85,7 +85,11 @@ result<void> create_system_tables(connection& conn) {
             " ALTER TABLE _changes ALTER COLUMN seq SET DEFAULT nextval('_changes_seq'); END IF; END $$;"
             "CREATE TABLE IF NOT EXISTS _livebase_schema (collection TEXT PRIMARY KEY NOT NULL,"
             " definition TEXT NOT NULL);"
-            "CREATE TABLE IF NOT EXISTS _livebase_meta (key TEXT PRIMARY KEY NOT NULL, value BIGINT);");
+            "CREATE TABLE IF NOT EXISTS _livebase_meta (key TEXT PRIMARY KEY NOT NULL, value BIGINT);"
+            // Each serve node's delivered position and heartbeat: the log is trimmed only
+            // below what every live node has delivered.
+            "CREATE TABLE IF NOT EXISTS _livebase_nodes (node BIGINT PRIMARY KEY NOT NULL,"
+            " delivered BIGINT NOT NULL, seen BIGINT NOT NULL);");
     }();
     if (!done) {
         (void)conn.exec("ROLLBACK");

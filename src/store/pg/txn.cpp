@@ -228,6 +228,11 @@ result<std::size_t> pg_txn::trim_changes(std::uint64_t keep, std::int64_t older_
     return store_detail::trim_changes(*this, k_log_sql, keep, older_than_ms);
 }
 
+result<node_positions> pg_txn::node_heartbeat(std::int64_t node, std::int64_t delivered, std::int64_t now_ms,
+                                         std::int64_t alive_since_ms) {
+    return store_detail::node_heartbeat(*this, k_log_sql, node, delivered, now_ms, alive_since_ms);
+}
+
 result<void> pg_txn::append_pending() {
     appended_last_ = 0;
     if (pending_.empty()) return {};

@@ -87,7 +87,9 @@ result<void> create_system_tables(connection& conn) {
             " \"before\" TEXT);"
             "CREATE TABLE IF NOT EXISTS _livebase_schema (collection TEXT PRIMARY KEY NOT NULL,"
             " definition TEXT NOT NULL);"
-            "CREATE TABLE IF NOT EXISTS _livebase_meta (key TEXT PRIMARY KEY NOT NULL, value);");
+            "CREATE TABLE IF NOT EXISTS _livebase_meta (key TEXT PRIMARY KEY NOT NULL, value);"
+            "CREATE TABLE IF NOT EXISTS _livebase_nodes (node INTEGER PRIMARY KEY NOT NULL,"
+            " delivered INTEGER NOT NULL, seen INTEGER NOT NULL);");
         !r)
         return r;
     // Databases created before the change log kept the previous record of an update.

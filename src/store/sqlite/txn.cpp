@@ -186,6 +186,11 @@ result<std::size_t> sqlite_txn::trim_changes(std::uint64_t keep, std::int64_t ol
     return store_detail::trim_changes(*this, k_log_sql, keep, older_than_ms);
 }
 
+result<node_positions> sqlite_txn::node_heartbeat(std::int64_t node, std::int64_t delivered, std::int64_t now_ms,
+                                         std::int64_t alive_since_ms) {
+    return store_detail::node_heartbeat(*this, k_log_sql, node, delivered, now_ms, alive_since_ms);
+}
+
 result<void> sqlite_txn::append(const collection_def& c, std::string_view op, const json::object& stored,
                                 const json::object* before) {
     auto cur = conn_.prepare(k_append_sql);

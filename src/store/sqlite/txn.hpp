@@ -25,6 +25,8 @@ public:
                         const json::object* before = nullptr) override;
     result<void> remove(const collection_def& c, const json::object& before) override;
     result<std::size_t> trim_changes(std::uint64_t keep, std::int64_t older_than_ms) override;
+    result<node_positions> node_heartbeat(std::int64_t node, std::int64_t delivered, std::int64_t now_ms,
+                                          std::int64_t alive_since_ms) override;
     result<std::optional<std::int64_t>> scalar(const std::string& sql,
                                                std::initializer_list<std::int64_t> args) override;
     result<std::int64_t> execute(const std::string& sql, std::initializer_list<std::int64_t> args) override;

@@ -57,6 +57,7 @@ TEST(Config, FullExampleOfTheContract) {
 
     EXPECT_EQ(c.realtime.history, 100000u);
     EXPECT_EQ(c.realtime.history_age, 24h);
+    EXPECT_EQ(c.realtime.node_timeout, 5min);
     EXPECT_EQ(c.realtime.send_queue, 4u << 20);
     EXPECT_EQ(c.realtime.max_message, 1u << 20);
     EXPECT_EQ(c.realtime.max_subscriptions, 1000u);
@@ -250,6 +251,7 @@ listen = ":9000"
 base_path = "/v1/"
 [realtime]
 history_age = "1h"
+node_timeout = "30s"
 send_queue = 1000
 [auth]
 signup = true
@@ -265,6 +267,7 @@ anonymous = "10/s"
     EXPECT_EQ(c.server.port, 9000);
     EXPECT_EQ(c.server.base_path, "/v1");
     EXPECT_EQ(c.realtime.history_age, 1h);
+    EXPECT_EQ(c.realtime.node_timeout, 30s);
     EXPECT_EQ(c.realtime.send_queue, 1000u);
     EXPECT_TRUE(c.auth.signup);
     EXPECT_EQ(c.auth.throttle_anonymous.count, 10u);
@@ -378,6 +381,8 @@ TEST(ConfigErrors, BadTypes) {
     EXPECT_CONFIG_ERROR("[server]\ncors_origins = [1]\n",
                         "t.toml:2: server.cors_origins: expected a string");
     EXPECT_CONFIG_ERROR("[tasks]\nworkers = -1\n", "t.toml:2: tasks.workers: must be at least 0");
+    EXPECT_CONFIG_ERROR("[realtime]\nnode_timeout = \"500ms\"\n",
+                        "t.toml:2: realtime.node_timeout: must be at least 1s");
     EXPECT_CONFIG_ERROR("[tasks]\nworkers = 100000\n",
                         "t.toml:2: tasks.workers: must be at most 1024");
     EXPECT_CONFIG_ERROR("[tasks]\nmax_attempts = 0\n",
