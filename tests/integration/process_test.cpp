@@ -99,7 +99,8 @@ TEST(process, sigterm_keeps_accepting_for_the_drain_period_and_answers_keep_aliv
     temp_dir d;
     auto cfg = d.path() / "app.toml";
     auto text = test_config(d.path() / "app.db");
-    text.replace(text.find("drain_period = \"0s\""), 18, "drain_period = \"3s\"");
+    const std::string no_drain = "drain_period = \"0s\"";
+    text.replace(text.find(no_drain), no_drain.size(), "drain_period = \"3s\"");
     write_file(cfg, text);
     child srv({LIVEBASE_BINARY, "serve", "-c", cfg.string()}, d.path() / "drain.err");
     auto port = srv.wait_port(std::chrono::seconds(20));

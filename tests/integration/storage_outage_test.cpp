@@ -66,9 +66,9 @@ url = ")" + url + R"("
 throttle.anonymous = "unlimited"
 
 [collections.cars]
-rules.list = "true"
-rules.view = "true"
-rules.create = "true"
+rules.list = "public"
+rules.retrieve = "public"
+rules.create = "public"
 fields.brand = { type = "string", required = true }
 )";
 }

@@ -355,6 +355,11 @@ problem connection::unreachable(io what, std::string_view sql) {
     return last_problem_;
 }
 
+std::chrono::steady_clock::time_point connection::result_deadline() const noexcept {
+    const auto wait = unbounded_ ? std::chrono::milliseconds(std::chrono::hours(24 * 365)) : opts_.limits.wait();
+    return std::chrono::steady_clock::now() + wait;
+}
+
 connection::io connection::wait_result(std::chrono::steady_clock::time_point deadline) {
     if (!conn_) return io::broken;
     for (;;) {
@@ -372,7 +377,7 @@ connection::io connection::wait_result(std::chrono::steady_clock::time_point dea
 }
 
 result<rows> connection::collect(std::string_view sql) {
-    const auto deadline = std::chrono::steady_clock::now() + opts_.limits.wait();
+    const auto deadline = result_deadline();
     PGresult* kept = nullptr;
     for (;;) {
         if (auto w = wait_result(deadline); w != io::ready) {
@@ -538,7 +543,7 @@ result<rows> connection::await(const std::string& sql, const params& p, bool pre
     if (!send(sql, p, prepare)) return broken(sql);
     queued_.push_back({sql, {}});
     if (PQpipelineSync(conn_) != 1) return broken(sql);
-    const auto deadline = std::chrono::steady_clock::now() + opts_.limits.wait();
+    const auto deadline = result_deadline();
     // Every queued statement's result, in order (each ends with a null); ours is the last.
     PGresult* mine = nullptr;
     std::string failed_sql;

@@ -166,6 +166,9 @@ public:
     bool ensure();
     /// The prober: drops this connection and connects again; on success ends the episode.
     bool probe();
+    /// Migrations: DDL (an index on a large table) and the migration lock may take longer than
+    /// statement_timeout; while `on`, results are waited for without a deadline.
+    void set_unbounded(bool on) noexcept { unbounded_ = on; }
     /// The problem of the last failure (503/507/500), as failed statements returned it.
     const problem& last_problem() const noexcept { return last_problem_; }
     /// Forgets prepared statements (after DDL changes the tables they read).
@@ -184,6 +187,7 @@ private:
     /// Closes the socket and forgets what was in flight.
     void drop() noexcept;
     enum class io { ready, broken, timeout };
+    std::chrono::steady_clock::time_point result_deadline() const noexcept;
     /// Sends what is buffered and waits until a result can be read without blocking.
     io wait_result(std::chrono::steady_clock::time_point deadline);
     /// Reads the results of what was sent (not pipelined) up to the end; the last one, or the
@@ -217,6 +221,7 @@ private:
     logger* log_;
     options opts_;
     std::uint64_t epoch_ = 0;  // the reachability epoch this connection was made in
+    bool unbounded_ = false;   // set_unbounded()
     error_info last_error_;
     problem last_problem_;
     std::unordered_map<std::string, std::string> prepared_;  // sql -> statement name

@@ -142,7 +142,12 @@ protected:
     result<migration_plan> migrate_on(store_detail::session& s, const std::vector<const collection_def*>& collections,
                                       bool allow_destructive, bool dry_run) override {
         auto& conn = static_cast<pg_session&>(s).conn();
+        // DDL on large tables and the wait for another node's migration are not bounded by
+        // statement_timeout (startup only; the group's COMMIT ends the SET LOCAL).
+        conn.set_unbounded(true);
+        (void)conn.exec("SET LOCAL statement_timeout = 0");
         auto r = pg::migrate_schema(conn, collections, allow_destructive, dry_run);
+        conn.set_unbounded(false);
         conn.forget_statements();
         return r;
     }
