@@ -130,10 +130,40 @@ result<void> app::impl::build_registry() {
     return {};
 }
 
+postgres_timeouts pg_timeouts(const storage_options& s) {
+    postgres_timeouts t;
+    t.connect = s.connect_timeout;
+    t.statement = s.statement_timeout;
+    t.keepalives = s.keepalives;
+    return t;
+}
+
 result<void> app::impl::open_services() {
     if (auto r = build_registry(); !r) return r;
+    // A PostgreSQL that is not up yet (containers starting together) is waited for, up to
+    // storage.startup_wait, with one line per attempt.
+    const auto give_up = std::chrono::steady_clock::now() + cfg.storage.startup_wait;
     auto opened = open_store(cfg.storage.url, &log, cfg.storage.readers, cfg.storage.max_size,
-                             cfg.storage.quick_check ? integrity_check::quick : integrity_check::off);
+                             cfg.storage.quick_check ? integrity_check::quick : integrity_check::off,
+                             pg_timeouts(cfg.storage));
+    while (!opened && opened.error().extra.contains("endpoint")) {
+        const auto& p = opened.error();
+        const std::string endpoint(p.extra.at("endpoint").as_string());
+        const std::string reason(p.extra.contains("reason") ? std::string(p.extra.at("reason").as_string()) : p.detail);
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= give_up) {
+            const auto ms = cfg.storage.startup_wait.count();
+            const auto wait = ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
+            return problem::unavailable("PostgreSQL at " + endpoint + " was not reachable within storage.startup_wait (" +
+                                        wait + "): " + reason);
+        }
+        log.warn("waiting for PostgreSQL at " + endpoint + ": " + reason + ", retrying",
+                 {{"endpoint", endpoint}, {"error", reason}});
+        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(give_up - now, std::chrono::seconds(1)));
+        opened = open_store(cfg.storage.url, &log, cfg.storage.readers, cfg.storage.max_size,
+                            cfg.storage.quick_check ? integrity_check::quick : integrity_check::off,
+                            pg_timeouts(cfg.storage));
+    }
     if (!opened) return std::move(opened).error();
     db = std::move(opened).value();
     auto collections = reg.collections();
@@ -440,17 +470,25 @@ result<void> app::impl::start_worker() {
     return {};
 }
 
-void app::impl::stop() {
+void app::impl::stop(bool drain_period) {
     std::lock_guard<std::mutex> guard(stop_mu);
     {
         std::lock_guard<std::mutex> lock(state_mu);
         if (!started || stopped) return;
     }
-    log.info("shutting down", {{"grace_ms", cfg.server.shutdown_grace.count()}});
+    const auto period = drain_period && server ? cfg.server.drain_period : std::chrono::milliseconds(0);
+    log.info("shutting down", {{"grace_ms", cfg.server.shutdown_grace.count()}, {"drain_ms", period.count()}});
     if (server) {
-        server->drain();
+        // New connections keep being accepted for the drain period (503 draining, so a balancer
+        // sees the node leave); idle keep-alive connections stay open as long, plus a short grace.
+        server->drain(period);
         if (ws) ws->drain();  // sockets close with 1001
         waiters->stop();  // long polls answer now, with the task as it is
+        const auto accept_until = std::chrono::steady_clock::now() + period;
+        while (std::chrono::steady_clock::now() < accept_until)
+            std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+                accept_until - std::chrono::steady_clock::now(), std::chrono::milliseconds(50)));
+        server->stop_accepting();
         auto deadline = std::chrono::steady_clock::now() + cfg.server.shutdown_grace;
         while ((server->connections() > 0 || (ws && ws->sockets() > 0)) &&
                std::chrono::steady_clock::now() < deadline)
@@ -566,7 +604,7 @@ void app::wait(bool handle_signals) {
         std::unique_lock<std::mutex> lock(s.state_mu);
         s.state_cv.wait(lock, [&] { return s.stop_requested || s.stopped || !s.started; });
     }
-    stop();
+    s.stop(/*drain_period=*/true);
 }
 
 }  // namespace livebase

@@ -32,6 +32,9 @@ std::optional<std::string> sqlite_file(std::string_view url);
 /// ones are relative to the working directory).
 std::string storage_for_log(std::string_view url);
 
+/// The PostgreSQL timeouts of [storage].
+postgres_timeouts pg_timeouts(const storage_options& s);
+
 struct app::impl {
     // Shared services first: they outlive the io_context and the handlers it owns.
     livebase::logger log;
@@ -101,7 +104,9 @@ struct app::impl {
     void refresh_gauges(bool wait = false);
     /// Says where the console is served, or that it is not built and how to build it.
     void log_console();
-    void stop();
+    /// `drain_period`: keep accepting (answering 503 draining) for server.drain_period first
+    /// (SIGTERM/SIGINT); app::stop() does not.
+    void stop(bool drain_period = false);
 };
 
 }  // namespace livebase

@@ -107,7 +107,8 @@ int run_users(logger& log, const config& cfg, const users_commands& cmd, const s
               bool password_stdin) {
     const CLI::App& create = *cmd.create;
     const CLI::App& passwd = *cmd.passwd;
-    auto opened = open_store(cfg.storage.url, &log, cfg.storage.readers, cfg.storage.max_size);
+    auto opened = open_store(cfg.storage.url, &log, cfg.storage.readers, cfg.storage.max_size, integrity_check::off,
+                             pg_timeouts(cfg.storage));
     if (!opened) return fail(log, "cannot open storage", opened.error());
     auto db = std::move(opened).value();
     if (auto plan = db->migrate({&users_collection(), &tokens_collection()}, false, false); !plan) {
@@ -292,7 +293,8 @@ int app::main(int argc, char** argv) {
         // `check` checks a SQLite file's pages too (quick_check; integrity_check with --full).
         auto db = open_store(url, &s.log, 0, 0,
                              check->parsed() ? (full_check ? integrity_check::full : integrity_check::quick)
-                                             : integrity_check::off);
+                                             : integrity_check::off,
+                             pg_timeouts(s.cfg.storage));
         if (!db) return fail(s.log, "cannot open storage", db.error());
         auto collections = s.reg.collections();
         collections.push_back(&tasks_collection());

@@ -221,6 +221,9 @@ response_parts render_problem(const problem& p) {
     r.content_type = "application/problem+json";
     r.body = to_json_text(p.to_json());
     if (p.status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    // A problem that says when to come back (503, 507) says it in the header too.
+    if (auto it = p.extra.find("retry_after"); it != p.extra.end() && it->value().is_int64())
+        r.headers.emplace_back("Retry-After", std::to_string(it->value().get_int64()));
     return r;
 }
 

@@ -190,6 +190,15 @@ route_match router::match(std::string_view method, std::string_view path) const 
         return m;
     }
 
+    if (m.op.collection == "health" && segs[0] == "health" && *id == "ready" && segs[1] == "ready") {
+        // {base}/health/ready is the readiness check (beside the liveness check {base}/health).
+        if (method != "GET") return not_allowed(base_ + "/health/ready", "GET");
+        route_match h;
+        h.kind = route_kind::ready;
+        h.route = base_ + "/health/ready";
+        return h;
+    }
+
     m.route = base_ + "/{c}/{id}";
     m.op.id = std::move(*id);
     if (method == "GET")

@@ -7,7 +7,8 @@
 namespace livebase::http_detail {
 
 enum class route_kind {
-    health,              ///< GET {base}/health
+    health,              ///< GET {base}/health (liveness)
+    ready,               ///< GET {base}/health/ready (readiness)
     metrics,             ///< GET /metrics (outside the base path)
     records,             ///< {base}/{c}, {base}/{c}/{id}, and their :actions -> api
     events,              ///< GET {base}/{c}/events: SSE stream of the collection's changes

@@ -400,7 +400,7 @@ json::object openapi_components() {
     for (int st : {400, 401, 403, 404, 405, 409, 410, 412, 413, 415, 422, 429, 503}) {
         auto r = response(status_title(st), schema_ref("livebase.problem"), "application/problem+json");
         if (st == 401) r["headers"] = json::object{{"WWW-Authenticate", header_ref("www_authenticate")}};
-        if (st == 429 || st == 503) r["headers"] = json::object{{"Retry-After", header_ref("retry_after")}};
+        if (st == 429 || st == 503 || st == 507) r["headers"] = json::object{{"Retry-After", header_ref("retry_after")}};
         if (st == 405) r["headers"] = json::object{{"Allow", header_ref("allow")}};
         responses["problem_" + std::to_string(st)] = std::move(r);
     }
@@ -708,13 +708,29 @@ void add_auth_paths(json::object& paths, const schema_doc_options& o) {
 void add_operations_paths(json::object& paths, const schema_doc_options& o) {
     const json::array anyone = json::array{json::object{}};
     {
-        auto op = operation_object("health", "Health check", "operations", anyone);
-        json::object status{{"type", "object"},
-                            {"properties", json::object{{"status", {{"type", "string"}, {"enum", strings({"ok", "degraded", "draining"})}}},
-                                                        {"storage", {{"type", "string"}, {"enum", strings({"full", "damaged"})}}}}}};
-        op["responses"] = json::object{{"200", response("Serving (degraded: writes refused, storage says why)", status)},
-                                       {"503", response("Draining (shutting down)", status)}};
+        auto op = operation_object("health", "Liveness check: the process serves", "operations", anyone);
+        json::object status{
+            {"type", "object"},
+            {"properties",
+             json::object{{"status", {{"type", "string"}, {"enum", strings({"ok", "degraded", "draining"})}}},
+                          {"storage", {{"type", "string"}, {"enum", strings({"full", "damaged", "unavailable"})}}}}}};
+        auto draining = response("Draining (shutting down)", status);
+        draining["headers"] = json::object{{"Retry-After", header_ref("retry_after")}};
+        op["responses"] = json::object{{"200", response("Serving (degraded: the storage is full, damaged or unreachable)", status)},
+                                       {"503", std::move(draining)}};
         put(paths, o.base_path + "/health", "get", std::move(op));
+    }
+    {
+        auto op = operation_object("health_ready", "Readiness check: the server takes requests", "operations", anyone);
+        json::object status{
+            {"type", "object"},
+            {"properties",
+             json::object{{"status", {{"type", "string"}, {"enum", strings({"ok", "unavailable", "draining"})}}},
+                          {"storage", {{"type", "string"}, {"enum", strings({"full", "unavailable"})}}}}}};
+        auto away = response("Not ready: draining (shutting down) or the database is unreachable", status);
+        away["headers"] = json::object{{"Retry-After", header_ref("retry_after")}};
+        op["responses"] = json::object{{"200", response("Ready", status)}, {"503", std::move(away)}};
+        put(paths, o.base_path + "/health/ready", "get", std::move(op));
     }
     {
         auto op = operation_object("schema_openapi", "This document (OpenAPI 3.1)", "operations", anyone);

@@ -18,6 +18,11 @@
 //   max_header as well gets 431 (the header limit trips first).
 // - After its last response the server half-closes and discards the peer's unread bytes for a
 //   short while (lingering close) so that the response is not lost to a TCP reset.
+// - Draining (drain(accept_for)): /health and /health/ready answer 503 draining with
+//   Retry-After: 1; every response carries Connection: close; a connection accepted during
+//   the drain period answers every other request 503 "shutting down". Idle keep-alive
+//   connections stay open until accepting stops plus k_drain_idle_grace, so a request sent as
+//   the drain began is answered rather than reset. Every 503 carries Retry-After.
 // - Over max_connections: 503 + Retry-After: 1 written at once, without reading the request (so
 //   the X-Request-Id is generated, not echoed), then close. These connections are not counted.
 // - Every response has Server, X-Request-Id and (except 204/304, which must not) Content-Length.
@@ -135,6 +140,10 @@ constexpr std::size_t k_read_chunk = 8192;
 constexpr std::chrono::milliseconds k_linger{1500};
 /// Back-off after a failed accept (e.g. EMFILE) so the loop does not spin.
 constexpr std::chrono::milliseconds k_accept_retry{100};
+// Draining: an idle keep-alive connection stays open this long after the server stops
+// accepting, so that a request its client sent just before it saw the drain is answered
+// (with Connection: close) instead of reset.
+constexpr std::chrono::milliseconds k_drain_idle_grace{500};
 /// How often a task stream asks the api for the task.
 
 class session;
@@ -326,8 +335,9 @@ public:
         counted_ = true;
         state_->opened(shared_from_this());
         net::dispatch(ex_, [self = shared_from_this()] {
-            if (self->state_->draining.load() || self->state_->stopped.load())
-                return self->close_socket();
+            if (self->state_->stopped.load()) return self->close_socket();
+            // Accepted during the drain period: every request answers 503 draining.
+            self->late_ = self->state_->draining.load();
             self->do_read();
         });
     }
@@ -342,24 +352,27 @@ public:
             auto id = self->queue_.push(std::move(s));
             auto parts = http_detail::render_problem(
                 problem::unavailable("The server has too many open connections."));
-            parts.headers.emplace_back("Retry-After", "1");
             self->respond(id, std::move(parts));
         });
     }
 
-    /// Graceful: an idle connection closes now, a busy one after its last response, which
-    /// carries `Connection: close`.
-    void drain() {
-        net::dispatch(ex_, [self = shared_from_this()] {
+    /// Graceful: a busy connection closes after its last response, which carries
+    /// `Connection: close`. An idle one stays open until `idle_until`, so that a request the
+    /// client sent just now is still answered (with `Connection: close`) rather than reset.
+    void drain(steady::time_point idle_until) {
+        net::dispatch(ex_, [self = shared_from_this(), idle_until] {
             if (self->closed_) return;
-            self->closing_ = true;
             if (self->sse_ && !self->sse_->done) {  // finish the current event, then close
+                self->closing_ = true;
                 self->sse_->ending = true;
                 self->poll_timer_.cancel();
                 return self->pump();
             }
-            if (self->queue_.empty() && !self->writing_ && self->phase_ != read_phase::partial)
-                self->close_socket();
+            if (self->queue_.empty() && !self->writing_ && self->phase_ != read_phase::partial) {
+                if (!self->drain_until_ || idle_until < *self->drain_until_) self->drain_until_ = idle_until;  // requests read from now on carry Connection: close
+                return self->update_deadline();
+            }
+            self->closing_ = true;
         });
     }
 
@@ -589,16 +602,33 @@ private:
 
         auto match = state_->router.match(req.method_string(), parts->path);
         queue_.find(id)->route = match.route;
+        if (late_ && match.kind != http_detail::route_kind::health &&
+            match.kind != http_detail::route_kind::ready)
+            return respond(id, shutting_down());
 
         using http_detail::route_kind;
         switch (match.kind) {
             case route_kind::health: {
+                // Liveness: the process serves. Still 200 while the storage is full or away
+                // ("degraded", and why); readiness (/health/ready) is what turns 503 then.
                 const bool draining = state_->draining.load();
-                // Still serving reads while the storage is full: 200, "degraded", and why.
                 const auto storage = state_->a.db().condition();
                 json::object body{{"status", draining ? "draining" : storage == "ok" ? "ok" : "degraded"}};
                 if (storage != "ok") body["storage"] = storage;
-                return respond(id, http_detail::render_json(draining ? 503 : 200, body));
+                auto parts = http_detail::render_json(draining ? 503 : 200, body);
+                if (draining) parts.headers.emplace_back("Retry-After", "1");
+                return respond(id, std::move(parts));
+            }
+            case route_kind::ready: {
+                // Readiness: 503 while draining or while the database cannot be reached.
+                const bool draining = state_->draining.load();
+                const auto storage = state_->a.db().condition();
+                const bool away = storage == "unavailable";
+                json::object body{{"status", draining ? "draining" : away ? "unavailable" : "ok"}};
+                if (storage != "ok") body["storage"] = storage;
+                auto parts = http_detail::render_json(draining || away ? 503 : 200, body);
+                if (draining || away) parts.headers.emplace_back("Retry-After", draining ? "1" : "5");
+                return respond(id, std::move(parts));
             }
             case route_kind::metrics: {
                 if (!state_->opts.metrics_token.empty() &&
@@ -907,10 +937,8 @@ private:
     }
 
     static http_detail::response_parts shutting_down() {
-        auto parts =
-            http_detail::render_problem(problem::unavailable("The server is shutting down."));
-        parts.headers.emplace_back("Retry-After", "1");
-        return parts;
+        // problem::unavailable carries retry_after 1: render_problem writes Retry-After.
+        return http_detail::render_problem(problem::unavailable("The server is shutting down."));
     }
 
     // ---- WebSocket upgrades ----
@@ -1385,10 +1413,12 @@ private:
         };
         if (lingering_) consider(linger_until_);
         if (phase_ == read_phase::partial) consider(request_since_ + o.read_timeout);
-        if (phase_ == read_phase::awaiting && queue_.empty() && !writing_)
+        if (phase_ == read_phase::awaiting && queue_.empty() && !writing_) {
             // The first request must arrive within read_timeout; later ones within idle_timeout.
             consider(idle_since_ +
                      (served_any_ ? o.idle_timeout : std::min(o.idle_timeout, o.read_timeout)));
+            if (drain_until_) consider(*drain_until_);  // draining: idle connections close then
+        }
         if (writing_) consider(write_since_ + std::max(o.idle_timeout, o.read_timeout));
         if (!d) {
             if (armed_) timer_.cancel();
@@ -1451,6 +1481,8 @@ private:
     bool armed_ = false;
     bool counted_ = false;  // in server_state::open (not for rejected connections)
     bool served_any_ = false;
+    bool late_ = false;  // accepted while draining: requests answer 503 draining
+    std::optional<steady::time_point> drain_until_;  // draining: an idle connection closes then
     steady::time_point idle_since_ = steady::now();
     steady::time_point request_since_;
     steady::time_point write_since_;
@@ -1566,7 +1598,7 @@ private:
             });
             return;
         }
-        if (state_->draining.load() || state_->stopped.load()) {
+        if (state_->stopped.load()) {
             error_code ignored;
             socket.close(ignored);
         } else {
@@ -1621,10 +1653,18 @@ result<void> http_server::listen() { return impl_->acceptor->listen(); }
 
 std::uint16_t http_server::port() const noexcept { return impl_->acceptor->port(); }
 
-void http_server::drain() {
+void http_server::drain(std::chrono::milliseconds accept_for) {
     impl_->state->draining.store(true);
+    if (accept_for.count() <= 0) impl_->acceptor->stop();
+    const auto idle_until = steady::now() + accept_for + k_drain_idle_grace;
+    for (auto& s : impl_->state->snapshot()) s->drain(idle_until);
+}
+
+void http_server::stop_accepting() {
     impl_->acceptor->stop();
-    for (auto& s : impl_->state->snapshot()) s->drain();
+    // Connections accepted during the drain period get the same short grace.
+    const auto idle_until = steady::now() + k_drain_idle_grace;
+    for (auto& s : impl_->state->snapshot()) s->drain(idle_until);
 }
 
 void http_server::close_all() {

@@ -30,7 +30,8 @@ result<json::value> store::write_sync(write_fn fn) {
 std::string redacted_storage_url(std::string_view url) { return pg::redact_url(url); }
 
 result<std::unique_ptr<store>> open_store(std::string_view url, logger* log, std::size_t readers,
-                                          std::uint64_t max_size, integrity_check check) {
+                                          std::uint64_t max_size, integrity_check check,
+                                          const postgres_timeouts& pg) {
     constexpr std::string_view sqlite_prefix = "sqlite:";
     if (url.substr(0, sqlite_prefix.size()) == sqlite_prefix) {
         auto path = url.substr(sqlite_prefix.size());
@@ -50,6 +51,7 @@ result<std::unique_ptr<store>> open_store(std::string_view url, logger* log, std
         options.url = std::string(url);
         options.log = log;
         if (readers > 0) options.readers = readers;
+        options.timeouts = pg;
         return open_postgres_store(options);
     }
     auto colon = url.find(':');

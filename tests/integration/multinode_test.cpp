@@ -45,6 +45,7 @@ std::string cluster_config(const std::string& url) {
 listen = "127.0.0.1:0"
 threads = 2
 shutdown_grace = "2s"
+drain_period = "0s"
 
 [storage]
 url = ")" + url + R"("

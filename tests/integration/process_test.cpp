@@ -92,6 +92,49 @@ TEST(process, sigterm_drains_exits_zero_and_keeps_writes) {
     }
 }
 
+// SIGTERM with a drain period: the server keeps accepting, so a load balancer sees 503
+// draining (not refused connections); a keep-alive client's request sent after the drain began
+// is answered with Connection: close rather than reset.
+TEST(process, sigterm_keeps_accepting_for_the_drain_period_and_answers_keep_alive_requests) {
+    temp_dir d;
+    auto cfg = d.path() / "app.toml";
+    auto text = test_config(d.path() / "app.db");
+    const std::string no_drain = "drain_period = \"0s\"";
+    text.replace(text.find(no_drain), no_drain.size(), "drain_period = \"3s\"");
+    write_file(cfg, text);
+    child srv({LIVEBASE_BINARY, "serve", "-c", cfg.string()}, d.path() / "drain.err");
+    auto port = srv.wait_port(std::chrono::seconds(20));
+    ASSERT_NE(port, 0) << srv.stderr_text();
+    http_client kept(port);
+    ASSERT_EQ(kept.get("/api/health/ready").status, 200);  // an idle keep-alive connection now
+
+    kill(srv.pid, SIGTERM);
+    // New connections are still accepted: readiness turns 503 draining.
+    http_response ready;
+    for (int i = 0; i < 500; ++i) {
+        http_client probe(port);
+        ready = probe.get("/api/health/ready");
+        if (ready.status == 503) break;
+    }
+    ASSERT_EQ(ready.status, 503) << ready.body;
+    EXPECT_EQ(ready.body, R"({"status":"draining"})");
+    EXPECT_EQ(ready.header("Retry-After"), "1");
+    EXPECT_EQ(ready.header("Connection"), "close");
+    {
+        http_client late(port);
+        auto r = late.get("/api/cars");
+        EXPECT_EQ(r.status, 503) << r.body;
+        EXPECT_EQ(r.header("Retry-After"), "1");
+        EXPECT_EQ(r.header("Connection"), "close");
+    }
+    // The kept-alive connection was not reset: its next request is served, and told to close.
+    auto r = kept.get("/api/cars");
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.header("Connection"), "close");
+    EXPECT_EQ(srv.wait_exit(std::chrono::seconds(20)), 0) << srv.stderr_text();
+    EXPECT_NE(srv.stderr_text().find("\"drain_ms\":3000"), std::string::npos) << srv.stderr_text();
+}
+
 TEST(process, env_overrides_the_file) {
     temp_dir d;
     auto cfg = d.path() / "app.toml";

@@ -59,6 +59,7 @@ listen = "127.0.0.1:0"
 threads = 2
 max_body = "64KiB"
 shutdown_grace = "2s"
+drain_period = "0s"
 
 [storage]
 url = ")" + test::storage_url(db.string()) + R"("

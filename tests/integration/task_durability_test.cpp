@@ -34,6 +34,7 @@ std::string cars_config(const std::filesystem::path& db, const std::string& serv
     return R"([server]
 listen = "127.0.0.1:0"
 threads = 2
+drain_period = "0s"
 )" + server_extra + R"(
 
 [storage]

@@ -24,6 +24,10 @@ struct server_options {
     std::size_t max_connections = 100000;    ///< beyond: 503 and close
     std::chrono::milliseconds idle_timeout = 60s;     ///< keep-alive idle -> close
     std::chrono::milliseconds shutdown_grace = 10s;   ///< drain time on SIGTERM
+    /// After SIGTERM/SIGINT the server keeps accepting this long, answering new requests and
+    /// /api/health/ready with 503 draining (so a balancer takes it out), then stops accepting.
+    /// app::stop() does not wait for it.
+    std::chrono::milliseconds drain_period = 5s;
     std::vector<std::string> cors_origins;
     // Limits not in the file's example but configurable under [server]:
     std::size_t max_header = 16 * 1024;      ///< request line + headers bytes -> 431
@@ -54,6 +58,11 @@ struct storage_options {
     std::size_t readers = 0;  ///< reader connections; 0: SQLite 2, PostgreSQL 4
     std::uint64_t max_size = 0;  ///< SQLite: largest database file in bytes; 0: no limit
     bool quick_check = true;     ///< SQLite: PRAGMA quick_check when serve/worker open the file
+    // PostgreSQL only:
+    std::chrono::milliseconds connect_timeout = 5s;    ///< establishing a connection
+    std::chrono::milliseconds statement_timeout = 30s; ///< SET statement_timeout; the wait for any result is this + 1 s
+    bool keepalives = true;                            ///< TCP keepalives and tcp_user_timeout
+    std::chrono::milliseconds startup_wait = 30s;      ///< serve/worker retry the first connection this long
 };
 
 struct realtime_options {

@@ -70,9 +70,14 @@ public:
     /// The bound port (useful with port 0).
     std::uint16_t port() const noexcept;
 
-    /// Stops accepting; /api/health answers 503; idle keep-alive connections are closed and
-    /// busy ones close after their in-flight response. Returns at once.
-    void drain();
+    /// Begins the drain: /api/health and /api/health/ready answer 503 draining; every response
+    /// carries `Connection: close`; busy connections close after their in-flight response.
+    /// With `accept_for` > 0 new connections are still accepted (each request answers 503
+    /// draining) until stop_accepting(); otherwise accepting stops now. Idle keep-alive
+    /// connections stay open until accept_for + 0.5 s from now, then close. Returns at once.
+    void drain(std::chrono::milliseconds accept_for = std::chrono::milliseconds(0));
+    /// Stops accepting (the end of the drain period); idle connections close within 0.5 s.
+    void stop_accepting();
     /// Force-closes every connection (after the grace period).
     void close_all();
     /// Connections currently open.

@@ -8,6 +8,7 @@
 #include <livebase/schema/collection.hpp>
 #include <livebase/schema/query.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -142,8 +143,9 @@ public:
     /// the group's `done` callbacks; or from a backend's watcher of other processes). One
     /// listener; set before writes start. Used by the realtime hub.
     virtual void on_commit(std::function<void(std::int64_t last_seq)> fn) = 0;
-    /// "ok", or "full" while writes are refused for lack of space (507; SQLite: the disk or
-    /// storage.max_size), for the health check. Thread-safe.
+    /// "ok", "full" while writes are refused for lack of space (507; SQLite: the disk or
+    /// storage.max_size), or "unavailable" while the database cannot be reached (PostgreSQL:
+    /// every request answers 503 at once), for the health checks. Thread-safe.
     virtual std::string_view condition() const noexcept { return "ok"; }
 
     /// Called when another process may have made a task pending (PostgreSQL: a NOTIFY from the
@@ -180,15 +182,28 @@ struct sqlite_options {
 /// Opens (creating directories and file as needed) a SQLite store in WAL mode.
 result<std::unique_ptr<store>> open_sqlite_store(const sqlite_options& options);
 
+/// How long PostgreSQL may take (config.md [storage]). Each is passed as a libpq parameter (or
+/// SET) before the URL's own, so a URL that sets one keeps its value.
+struct postgres_timeouts {
+    std::chrono::milliseconds connect{5000};     ///< connect_timeout: establishing a connection
+    /// statement_timeout; the store also waits at most this + 1 s for any result, then drops
+    /// the connection and answers 503 until PostgreSQL answers again.
+    std::chrono::milliseconds statement{30000};
+    bool keepalives = true;  ///< TCP keepalives (30 s idle, 10 s interval, 3 probes) and tcp_user_timeout
+};
+
 struct postgres_options {
     std::string url;                        ///< postgresql://... (livebase's own `schema=` parameter allowed)
     std::size_t readers = 4;                ///< reader connections (each on its own thread)
     std::size_t max_batch = 256;            ///< writes per group commit
     logger* log = nullptr;                  ///< as in sqlite_options
+    postgres_timeouts timeouts;
 };
 
 /// Connects to PostgreSQL (writer, readers and a LISTEN connection) and creates the store's
-/// own tables when missing. `schema=name` in the URL keeps every table in that schema (created
+/// own tables when missing. A PostgreSQL that cannot be reached within timeouts.connect ->
+/// 503 storage-unavailable problem whose detail names host:port and the reason (extra
+/// "endpoint" and "reason" say them apart). `schema=name` in the URL keeps every table in that schema (created
 /// if missing), so several apps or test runs can share one database.
 result<std::unique_ptr<store>> open_postgres_store(const postgres_options& options);
 
@@ -198,8 +213,9 @@ std::string redacted_storage_url(std::string_view url);
 /// Parses `storage.url`: "sqlite:path" (relative to the working directory) or
 /// "postgresql://..." and opens it. Unsupported schemes -> problem. `log` as in sqlite_options;
 /// `readers`: reader connections, 0 for the backend's default (sqlite_options, postgres_options).
-/// `max_size`, `check`: as in sqlite_options (SQLite only).
+/// `max_size`, `check`: as in sqlite_options (SQLite only); `pg`: as in postgres_options.
 result<std::unique_ptr<store>> open_store(std::string_view url, logger* log = nullptr, std::size_t readers = 0,
-                                          std::uint64_t max_size = 0, integrity_check check = integrity_check::off);
+                                          std::uint64_t max_size = 0, integrity_check check = integrity_check::off,
+                                          const postgres_timeouts& pg = {});
 
 }  // namespace livebase

@@ -1,6 +1,12 @@
 #include "store/pg/connection.hpp"
 
+#include <poll.h>
+
+#include <cerrno>
+
+#include <algorithm>
 #include <charconv>
+#include <thread>
 
 namespace livebase::pg {
 
@@ -83,20 +89,158 @@ std::string redact_url(std::string_view url) {
     return out;
 }
 
-result<std::unique_ptr<connection>> connection::open(const std::string& conninfo, const std::string& schema,
-                                                     bool create_schema, logger* log) {
-    PGconn* c = PQconnectdb(conninfo.c_str());
-    if (!c) return problem::unavailable("Cannot connect to PostgreSQL: out of memory.");
-    if (PQstatus(c) != CONNECTION_OK) {
-        std::string msg = PQerrorMessage(c);
-        PQfinish(c);
-        while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-        if (log) log->error("connecting to PostgreSQL failed", {{"error", msg}});
-        return problem::unavailable("Cannot connect to PostgreSQL: " + msg);
+problem storage_unavailable(std::string detail) {
+    auto p = problem::make(503, "/problems/storage-unavailable", "Storage unavailable", std::move(detail));
+    p.extra["retry_after"] = 5;
+    return p;
+}
+
+problem storage_full() {
+    auto p = problem::make(507, "/problems/storage-full", "Storage full",
+                           "The server's storage is full. Reads work; writes resume when space is freed.");
+    p.extra["retry_after"] = 30;
+    return p;
+}
+
+void reachability::lost(std::string_view reason, std::uint64_t epoch) {
+    std::lock_guard lock(mu_);
+    if (down_.load() || epoch != epoch_.load()) return;
+    down_.store(true, std::memory_order_release);
+    if (log_)
+        log_->error("PostgreSQL is unreachable: requests answer 503 until it is back",
+                    {{"endpoint", endpoint_}, {"error", std::string(reason)}});
+}
+
+std::uint64_t reachability::back() {
+    std::lock_guard lock(mu_);
+    const auto e = epoch_.fetch_add(1) + 1;
+    if (down_.exchange(false) && log_) log_->info("PostgreSQL is reachable again", {{"endpoint", endpoint_}});
+    return e;
+}
+
+void reachability::set_full(bool full) {
+    if (full_.exchange(full) == full || !log_) return;
+    if (full)
+        log_->error("storage full: writes are refused until space is freed", {{"endpoint", endpoint_}});
+    else
+        log_->info("storage has room again", {{"endpoint", endpoint_}});
+}
+
+std::string endpoint_of(const std::string& conninfo) {
+    std::string host, port;
+    char* err = nullptr;
+    if (PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err)) {
+        for (auto* o = opts; o->keyword; ++o) {
+            if (!o->val || !*o->val) continue;
+            if (std::string_view(o->keyword) == "host") host = o->val;
+            if (std::string_view(o->keyword) == "hostaddr" && host.empty()) host = o->val;
+            if (std::string_view(o->keyword) == "port") port = o->val;
+        }
+        PQconninfoFree(opts);
     }
-    std::unique_ptr<connection> conn(new connection(c, schema, log));
+    if (err) PQfreemem(err);
+    if (host.empty()) host = "localhost";
+    if (port.empty()) port = "5432";
+    return host + ":" + port;
+}
+
+namespace {
+
+std::string trimmed(std::string msg) {
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    return msg;
+}
+
+long ms_until(std::chrono::steady_clock::time_point t) {
+    auto d = std::chrono::duration_cast<std::chrono::milliseconds>(t - std::chrono::steady_clock::now()).count();
+    return d < 0 ? 0 : static_cast<long>(d);
+}
+
+std::string seconds_text(std::chrono::milliseconds d) {
+    auto ms = d.count();
+    if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+    return std::to_string(ms) + "ms";
+}
+
+}  // namespace
+
+PGconn* connection::connect(const std::string& conninfo, const options& o, std::string& error) {
+    // Our defaults come before the URL (expand_dbname): whatever the URL says wins.
+    std::vector<std::pair<std::string, std::string>> kv;
+    const auto connect_s = std::max<long long>(1, (o.limits.connect.count() + 999) / 1000);
+    kv.emplace_back("connect_timeout", std::to_string(connect_s));
+    if (o.limits.keepalives) {
+        kv.emplace_back("keepalives", "1");
+        kv.emplace_back("keepalives_idle", "30");
+        kv.emplace_back("keepalives_interval", "10");
+        kv.emplace_back("keepalives_count", "3");
+        kv.emplace_back("tcp_user_timeout", std::to_string(o.limits.wait().count()));
+    } else {
+        kv.emplace_back("keepalives", "0");
+    }
+    kv.emplace_back("dbname", conninfo);
+    std::vector<const char*> keys, values;
+    for (auto& [k, v] : kv) {
+        keys.push_back(k.c_str());
+        values.push_back(v.c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+    PGconn* c = PQconnectStartParams(keys.data(), values.data(), /*expand_dbname=*/1);
+    if (!c) {
+        error = "out of memory";
+        return nullptr;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + o.limits.connect;
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (PQstatus(c) != CONNECTION_BAD) {
+        if (st == PGRES_POLLING_OK) break;
+        if (st == PGRES_POLLING_FAILED) break;
+        const long left = ms_until(deadline);
+        if (left == 0) {
+            error = "no answer within connect_timeout (" + seconds_text(o.limits.connect) + ")";
+            PQfinish(c);
+            return nullptr;
+        }
+        if (o.cancelled && o.cancelled()) {
+            error = "cancelled";
+            PQfinish(c);
+            return nullptr;
+        }
+        pollfd pfd{PQsocket(c), static_cast<short>(st == PGRES_POLLING_READING ? POLLIN : POLLOUT), 0};
+        const int rc = ::poll(&pfd, 1, static_cast<int>(std::min<long>(left, 100)));
+        if (rc == 0) continue;  // the deadline and cancellation are checked again
+        st = PQconnectPoll(c);
+    }
+    if (PQstatus(c) != CONNECTION_OK) {
+        error = trimmed(PQerrorMessage(c));
+        if (error.empty()) error = "the connection failed";
+        PQfinish(c);
+        return nullptr;
+    }
     // Quiet NOTICEs ("relation already exists, skipping") instead of libpq printing them.
     PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
+    if (PQsetnonblocking(c, 1) != 0) {
+        error = trimmed(PQerrorMessage(c));
+        PQfinish(c);
+        return nullptr;
+    }
+    return c;
+}
+
+result<std::unique_ptr<connection>> connection::open(const std::string& conninfo, const std::string& schema,
+                                                     bool create_schema, logger* log, options o) {
+    std::string error;
+    PGconn* c = connect(conninfo, o, error);
+    if (!c) {
+        const auto where = endpoint_of(conninfo);
+        auto p = storage_unavailable("Cannot connect to PostgreSQL at " + where + ": " + error);
+        p.extra["endpoint"] = where;
+        p.extra["reason"] = error;
+        return p;
+    }
+    std::unique_ptr<connection> conn(new connection(c, conninfo, schema, log, std::move(o)));
+    if (conn->opts_.reach) conn->epoch_ = conn->opts_.reach->epoch();
     if (!schema.empty() && create_schema) {
         if (auto r = conn->exec("CREATE SCHEMA IF NOT EXISTS " + quote_ident(schema)); !r) {
             // Two processes creating the schema at once: one of them sees a duplicate.
@@ -105,10 +249,24 @@ result<std::unique_ptr<connection>> connection::open(const std::string& conninfo
         }
     }
     if (auto r = conn->set_search_path(); !r) return std::move(r).error();
+    // The user's own statement_timeout (in the URL's options) is kept.
+    if (conninfo.find("statement_timeout") == std::string::npos)
+        if (auto r = conn->configure("SET statement_timeout = " + std::to_string(conn->opts_.limits.statement.count()));
+            !r)
+            return std::move(r).error();
     return conn;
 }
 
-connection::~connection() { PQfinish(conn_); }
+connection::~connection() {
+    if (conn_) PQfinish(conn_);
+}
+
+void connection::drop() noexcept {
+    if (conn_) PQfinish(conn_);
+    conn_ = nullptr;
+    queued_.clear();
+    prepared_.clear();
+}
 
 result<void> connection::set_search_path() {
     if (schema_.empty()) return {};
@@ -121,13 +279,34 @@ bool connection::in_transaction() const noexcept {
 }
 
 bool connection::ensure() {
-    if (PQstatus(conn_) == CONNECTION_OK) return true;
+    auto* reach = opts_.reach.get();
+    if (reach && reach->down()) return false;  // 503 at once: the prober finds out when it is back
+    if (ok() && (!reach || epoch_ == reach->epoch())) return true;
+    if (reconnect()) return true;
+    if (reach) reach->lost(last_error_.message, reach->epoch());
+    return false;
+}
+
+bool connection::probe() {
+    if (!reconnect()) return false;
+    if (opts_.reach) epoch_ = opts_.reach->back();
+    return true;
+}
+
+bool connection::reconnect() {
     const bool pipelined = pipelined_;
-    PQreset(conn_);
-    prepared_.clear();
-    queued_.clear();
+    drop();
     pipelined_ = false;
-    if (PQstatus(conn_) != CONNECTION_OK) return false;
+    std::string error;
+    const std::uint64_t epoch = opts_.reach ? opts_.reach->epoch() : 0;
+    conn_ = connect(conninfo_, opts_, error);
+    if (!conn_) {
+        last_error_ = {};
+        last_error_.message = error;
+        last_problem_ = storage_unavailable("Cannot connect to PostgreSQL at " + endpoint_of(conninfo_) + ": " + error);
+        return false;
+    }
+    epoch_ = epoch;
     if (!set_search_path()) return false;
     for (const auto& statement : settings_)
         if (!exec(statement)) return false;
@@ -153,16 +332,72 @@ result<void> connection::enter_pipeline() {
 }
 
 void connection::flush() noexcept {
-    if (pipelined_) (void)PQflush(conn_);
+    if (pipelined_ && conn_) (void)PQflush(conn_);
 }
 
 problem connection::broken(std::string_view sql) {
-    queued_.clear();
-    prepared_.clear();  // a reconnect starts without them
     last_error_ = {};
-    last_error_.message = PQerrorMessage(conn_);
-    while (!last_error_.message.empty() && last_error_.message.back() == '\n') last_error_.message.pop_back();
-    return fail("a PostgreSQL statement failed", sql);
+    last_error_.message = conn_ ? trimmed(PQerrorMessage(conn_)) : "not connected";
+    if (last_error_.message.empty()) last_error_.message = "the connection was lost";
+    return unreachable(io::broken, sql);
+}
+
+problem connection::unreachable(io what, std::string_view sql) {
+    if (what == io::timeout) {
+        last_error_ = {};
+        last_error_.message = "no answer within " + seconds_text(opts_.limits.wait()) + " (statement_timeout + 1s)";
+    }
+    (void)sql;
+    drop();  // a reconnect starts afresh, without prepared statements
+    if (opts_.reach) opts_.reach->lost(last_error_.message, epoch_);
+    last_problem_ = storage_unavailable(what == io::timeout ? "The database did not answer in time."
+                                                            : "The database connection was lost.");
+    return last_problem_;
+}
+
+std::chrono::steady_clock::time_point connection::result_deadline() const noexcept {
+    const auto wait = unbounded_ ? std::chrono::milliseconds(std::chrono::hours(24 * 365)) : opts_.limits.wait();
+    return std::chrono::steady_clock::now() + wait;
+}
+
+connection::io connection::wait_result(std::chrono::steady_clock::time_point deadline) {
+    if (!conn_) return io::broken;
+    for (;;) {
+        const int f = PQflush(conn_);
+        if (f < 0) return io::broken;
+        if (f == 0 && !PQisBusy(conn_)) return io::ready;
+        const long left = ms_until(deadline);
+        if (left == 0) return io::timeout;
+        pollfd pfd{PQsocket(conn_), static_cast<short>(POLLIN | (f == 1 ? POLLOUT : 0)), 0};
+        if (pfd.fd < 0) return io::broken;
+        const int rc = ::poll(&pfd, 1, static_cast<int>(std::min<long>(left, 1000)));
+        if (rc < 0 && errno != EINTR) return io::broken;
+        if (rc > 0 && (pfd.revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(conn_)) return io::broken;
+    }
+}
+
+result<rows> connection::collect(std::string_view sql) {
+    const auto deadline = result_deadline();
+    PGresult* kept = nullptr;
+    for (;;) {
+        if (auto w = wait_result(deadline); w != io::ready) {
+            if (kept) PQclear(kept);
+            if (w == io::broken) return broken(sql);
+            return unreachable(w, sql);
+        }
+        PGresult* r = PQgetResult(conn_);
+        if (!r) break;
+        const auto st = PQresultStatus(r);
+        const bool kept_failed = kept && PQresultStatus(kept) != PGRES_COMMAND_OK && PQresultStatus(kept) != PGRES_TUPLES_OK;
+        if (kept_failed || st == PGRES_COPY_IN || st == PGRES_COPY_OUT) {
+            PQclear(r);
+            continue;
+        }
+        if (kept) PQclear(kept);
+        kept = r;
+    }
+    if (!kept && PQstatus(conn_) != CONNECTION_OK) return broken(sql);
+    return finish(kept, sql);
 }
 
 void connection::set_error(PGresult* r) {
@@ -180,14 +415,14 @@ void connection::set_error(PGresult* r) {
 
 problem connection::fail(std::string_view what, std::string_view sql) {
     if (log_) {
-        json::object fields{{"error", last_error_.message.empty() ? std::string(PQerrorMessage(conn_))
-                                                                  : last_error_.message}};
+        json::object fields{{"error", last_error_.message.empty() && conn_ ? std::string(PQerrorMessage(conn_))
+                                                                           : last_error_.message}};
         if (!last_error_.sqlstate.empty()) fields["sqlstate"] = last_error_.sqlstate;
         if (!sql.empty()) fields["sql"] = std::string(sql.substr(0, 300));
         log_->error(what, std::move(fields));
     }
-    if (PQstatus(conn_) != CONNECTION_OK) return problem::unavailable("The database connection was lost.");
-    return problem::internal();
+    if (!ok()) return last_problem_ = storage_unavailable("The database connection was lost.");
+    return last_problem_ = problem::internal();
 }
 
 result<rows> connection::finish(PGresult* r, std::string_view sql) {
@@ -202,18 +437,42 @@ result<rows> connection::finish(PGresult* r, std::string_view sql) {
 }
 
 problem connection::failed(std::string_view sql) {
-    // Expected outcomes the caller turns into answers are not errors of the store.
+    // The socket went with the statement (a restart, a terminated backend): one episode.
+    if (!ok()) {
+        const auto message = last_error_.message;
+        auto p = broken(sql);
+        if (!message.empty()) last_error_.message = message;
+        return p;
+    }
     const auto& code = last_error_.sqlstate;
-    if (code == "23505" || code == "40P01" || code == "40001" || code == "25P02") {
-        if (PQstatus(conn_) != CONNECTION_OK) return problem::unavailable("The database connection was lost.");
-        return problem::internal();
+    // Expected outcomes the caller turns into answers are not errors of the store.
+    if (code == "23505" || code == "40P01" || code == "40001" || code == "25P02")
+        return last_problem_ = problem::internal();
+    if (code == "53100") {  // disk full: logged once per episode
+        if (opts_.reach)
+            opts_.reach->set_full(true);
+        else
+            (void)fail("storage full", sql);
+        return last_problem_ = storage_full();
+    }
+    // statement_timeout, an administrator's cancel, a server shutting down or starting.
+    if (code == "57014" || code == "57P01" || code == "57P02" || code == "57P03" || code.rfind("08", 0) == 0) {
+        (void)fail("a PostgreSQL statement failed", sql);
+        return last_problem_ = storage_unavailable(code == "57014" ? "The database did not answer in time."
+                                                                   : "The database is not available.");
     }
     return fail("a PostgreSQL statement failed", sql);
 }
 
 result<void> connection::exec(std::string_view sql) {
     std::string text(sql);
-    auto r = pipelined_ ? await(text, {}, false) : finish(PQexec(conn_, text.c_str()), sql);
+    if (pipelined_) {
+        auto r = await(text, {}, false);
+        if (!r) return std::move(r).error();
+        return {};
+    }
+    if (!conn_ || PQsendQuery(conn_, text.c_str()) != 1) return broken(sql);
+    auto r = collect(sql);
     if (!r) return std::move(r).error();
     return {};
 }
@@ -235,7 +494,8 @@ std::string connection::statement_name(const std::string& sql) {
     // Bounded: statements whose text varies with the query (filters) are many.
     if (prepared_.size() >= k_max_prepared && PQtransactionStatus(conn_) != PQTRANS_INERROR) {
         if (pipelined_) {
-            if (PQsendQueryParams(conn_, "DEALLOCATE ALL", 0, nullptr, nullptr, nullptr, nullptr, 0) != 1) return {};
+            if (!conn_ || PQsendQueryParams(conn_, "DEALLOCATE ALL", 0, nullptr, nullptr, nullptr, nullptr, 0) != 1)
+                return {};
             queued_.push_back({"DEALLOCATE ALL", {}});
         } else {
             (void)exec("DEALLOCATE ALL");
@@ -244,9 +504,12 @@ std::string connection::statement_name(const std::string& sql) {
     }
     std::string name = "lb" + std::to_string(next_name_++);
     if (pipelined_) {
-        if (PQsendPrepare(conn_, name.c_str(), sql.c_str(), 0, nullptr) != 1) return {};
+        if (!conn_ || PQsendPrepare(conn_, name.c_str(), sql.c_str(), 0, nullptr) != 1) return {};
         queued_.push_back({sql, {}});
-    } else if (!finish(PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr), sql)) {
+    } else if (!conn_ || PQsendPrepare(conn_, name.c_str(), sql.c_str(), 0, nullptr) != 1) {
+        (void)broken(sql);
+        return {};
+    } else if (!collect(sql)) {
         return {};
     }
     prepared_.emplace(sql, name);
@@ -254,6 +517,7 @@ std::string connection::statement_name(const std::string& sql) {
 }
 
 bool connection::send(const std::string& sql, const params& p, bool prepare) {
+    if (!conn_) return false;
     param_arrays a(p);
     const int n = static_cast<int>(p.size());
     if (!prepare) return PQsendQueryParams(conn_, sql.c_str(), n, nullptr, a.values.data(), nullptr, nullptr, 0) == 1;
@@ -279,18 +543,34 @@ result<rows> connection::await(const std::string& sql, const params& p, bool pre
     if (!send(sql, p, prepare)) return broken(sql);
     queued_.push_back({sql, {}});
     if (PQpipelineSync(conn_) != 1) return broken(sql);
+    const auto deadline = result_deadline();
     // Every queued statement's result, in order (each ends with a null); ours is the last.
     PGresult* mine = nullptr;
     std::string failed_sql;
+    auto next = [&](PGresult*& out) -> io {
+        auto w = wait_result(deadline);
+        if (w == io::ready) out = PQgetResult(conn_);
+        return w;
+    };
     while (!queued_.empty()) {
         queued q = std::move(queued_.front());
         queued_.pop_front();
-        PGresult* r = PQgetResult(conn_);
-        if (!r) {
+        PGresult* r = nullptr;
+        if (auto w = next(r); w != io::ready || !r) {
             if (mine) PQclear(mine);
+            if (w == io::timeout) return unreachable(w, q.sql);
             return broken(q.sql);
         }
-        while (PGresult* more = PQgetResult(conn_)) PQclear(more);
+        for (;;) {
+            PGresult* more = nullptr;
+            if (auto w = next(more); w != io::ready) {
+                PQclear(r);
+                if (w == io::timeout) return unreachable(w, q.sql);
+                return broken(q.sql);
+            }
+            if (!more) break;
+            PQclear(more);
+        }
         const auto st = PQresultStatus(r);
         const bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
         if (!ok && st != PGRES_PIPELINE_ABORTED && failed_sql.empty()) {
@@ -313,7 +593,11 @@ result<rows> connection::await(const std::string& sql, const params& p, bool pre
         }
     }
     // The sync point (no null follows it).
-    PGresult* sync = PQgetResult(conn_);
+    PGresult* sync = nullptr;
+    if (auto w = next(sync); w == io::timeout) {
+        PQclear(mine);
+        return unreachable(w, sql);
+    }
     const bool synced = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
     if (sync) PQclear(sync);
     if (!synced) {
@@ -331,18 +615,22 @@ result<rows> connection::await(const std::string& sql, const params& p, bool pre
 result<rows> connection::query(const std::string& sql, const params& p) {
     if (pipelined_) return await(sql, p, true);
     auto name = statement_name(sql);
-    if (name.empty()) return failed(sql);
+    if (name.empty()) return last_problem_;
     param_arrays a(p);
-    return finish(PQexecPrepared(conn_, name.c_str(), static_cast<int>(p.size()), a.values.data(), nullptr, nullptr, 0),
-                  sql);
+    if (!conn_ || PQsendQueryPrepared(conn_, name.c_str(), static_cast<int>(p.size()), a.values.data(), nullptr,
+                                      nullptr, 0) != 1)
+        return broken(sql);
+    return collect(sql);
 }
 
 result<rows> connection::query_once(const std::string& sql, const params& p) {
     if (pipelined_) return await(sql, p, false);
     param_arrays a(p);
-    return finish(PQexecParams(conn_, sql.c_str(), static_cast<int>(p.size()), nullptr, a.values.data(), nullptr,
-                               nullptr, 0),
-                  sql);
+    if (!conn_ ||
+        PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(p.size()), nullptr, a.values.data(), nullptr, nullptr,
+                          0) != 1)
+        return broken(sql);
+    return collect(sql);
 }
 
 }  // namespace livebase::pg

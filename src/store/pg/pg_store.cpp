@@ -30,13 +30,20 @@ using pg::pg_txn;
 // The listener re-reads the last seq this often even without notifications (a notification
 // lost with a broken connection must not stall the hub).
 constexpr auto k_listen_poll = std::chrono::milliseconds(1000);
+// While the database is away, one connection attempt a second at most.
+constexpr auto k_probe_interval = std::chrono::milliseconds(1000);
 
-problem unreachable() { return problem::unavailable("The database is not reachable."); }
+problem unreachable(const connection& c) {
+    // While the store is down every request hears the same answer at once.
+    if (c.last_problem().status == 503 || c.last_problem().status == 507) return c.last_problem();
+    return pg::storage_unavailable("The database is not reachable.");
+}
 
 class pg_session final : public store_detail::session {
 public:
-    pg_session(std::unique_ptr<connection> conn, bool writer, const pg::channels* ch)
-        : conn_(std::move(conn)), txn_(*conn_, writer, ch) {
+    pg_session(std::unique_ptr<connection> conn, bool writer, const pg::channels* ch,
+               std::shared_ptr<pg::reachability> reach)
+        : conn_(std::move(conn)), txn_(*conn_, writer, ch), reach_(std::move(reach)) {
         // The writer's queries (claims, reaping, purging) read the first rows of an index in
         // its order and stop: a plain index scan, which also marks the dead entries a busy
         // queue leaves behind so the next scan skips them. A bitmap scan would read and sort
@@ -52,7 +59,8 @@ public:
     // A read costs one round trip: BEGIN goes with its first statement, and COMMIT is sent at
     // once but read with the next read's first statement.
     result<void> begin_read() override {
-        if (!conn_->ensure() || !conn_->defer("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) return unreachable();
+        if (!conn_->ensure()) return pg::storage_unavailable("The database is not reachable.");
+        if (!conn_->defer("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) return unreachable(*conn_);
         return {};
     }
     void end_read() override {
@@ -62,7 +70,9 @@ public:
 
     result<void> begin_write(std::int64_t) override {
         txn_.drop_pending_from(0);
-        if (!conn_->ensure() || !conn_->defer("BEGIN")) return unreachable();
+        commit_sent_ = false;
+        if (!conn_->ensure()) return pg::storage_unavailable("The database is not reachable.");
+        if (!conn_->defer("BEGIN")) return unreachable(*conn_);
         return {};
     }
     result<void> savepoint() override { return conn_->defer("SAVEPOINT w"); }
@@ -78,47 +88,73 @@ public:
     // The group's changes are appended at the end, under the append lock (pg/txn.hpp).
     result<std::int64_t> commit(std::int64_t committed) override {
         if (auto r = txn_.append_pending(); !r) return std::move(r).error();
+        commit_sent_ = true;
         if (auto r = conn_->exec("COMMIT"); !r) return std::move(r).error();
+        commit_sent_ = false;
+        if (reach_ && reach_->full()) reach_->set_full(false);
         return std::max(committed, txn_.appended_last());
     }
-    void rollback() override { (void)conn_->exec("ROLLBACK"); }
+    void rollback() override {
+        if (conn_->ok()) (void)conn_->exec("ROLLBACK");
+    }
     problem lost() const override {
-        if (!conn_->ok()) return problem::unavailable("The database connection was lost.");
-        return problem::unavailable("The database did not commit the write; try again.");
+        if (conn_->last_problem().status == 507) return conn_->last_problem();
+        if (commit_sent_ && !conn_->ok())
+            return pg::storage_unavailable(
+                "The database connection was lost before the commit was confirmed: the write may or may not "
+                "have been applied. Retry it (an Idempotency-Key makes that safe).");
+        if (!conn_->ok()) return pg::storage_unavailable("The database connection was lost; the write was not applied.");
+        return pg::storage_unavailable("The database did not commit the write; try again.");
     }
 
 private:
     std::unique_ptr<connection> conn_;
     pg_txn txn_;
+    std::shared_ptr<pg::reachability> reach_;
+    bool commit_sent_ = false;  // the group's COMMIT went out: a lost connection loses its outcome
 };
 
 class pg_store final : public store_detail::store_core {
 public:
     pg_store(const postgres_options& options, std::string schema, std::unique_ptr<connection> writer,
              std::vector<std::unique_ptr<connection>> readers, std::unique_ptr<connection> listener,
-             std::int64_t last_seq)
+             std::int64_t last_seq, std::shared_ptr<pg::reachability> reach)
         : store_core(options.log, limits_of(options), last_seq),
           channels_(pg::channels_for(schema)),
+          reach_(std::move(reach)),
           listener_conn_(std::move(listener)) {
         std::vector<std::unique_ptr<store_detail::session>> sessions;
-        for (auto& r : readers) sessions.push_back(std::make_unique<pg_session>(std::move(r), false, nullptr));
-        start(std::make_unique<pg_session>(std::move(writer), true, &channels_), std::move(sessions));
+        for (auto& r : readers) sessions.push_back(std::make_unique<pg_session>(std::move(r), false, nullptr, reach_));
+        start(std::make_unique<pg_session>(std::move(writer), true, &channels_, reach_), std::move(sessions));
         listener_thread_ = std::thread([this] { listener_loop(); });
     }
 
     ~pg_store() override { close(); }
 
+    void set_stop_flag(std::shared_ptr<std::atomic<bool>> f) { stop_flag_ = std::move(f); }
+
+    std::string_view condition() const noexcept override {
+        if (reach_->down()) return "unavailable";
+        return reach_->full() ? "full" : "ok";
+    }
+
 protected:
     result<migration_plan> migrate_on(store_detail::session& s, const std::vector<const collection_def*>& collections,
                                       bool allow_destructive, bool dry_run) override {
         auto& conn = static_cast<pg_session&>(s).conn();
+        // DDL on large tables and the wait for another node's migration are not bounded by
+        // statement_timeout (startup only; the group's COMMIT ends the SET LOCAL).
+        conn.set_unbounded(true);
+        (void)conn.exec("SET LOCAL statement_timeout = 0");
         auto r = pg::migrate_schema(conn, collections, allow_destructive, dry_run);
+        conn.set_unbounded(false);
         conn.forget_statements();
         return r;
     }
 
     void stop_backend() override {
         listening_ = false;
+        if (stop_flag_) stop_flag_->store(true);
         if (listener_thread_.joinable()) listener_thread_.join();
         listener_conn_.reset();
     }
@@ -141,14 +177,33 @@ private:
 
     // Other nodes' commits arrive as NOTIFYs (payload: their last seq). A reconnect re-reads
     // the last seq (notifications sent while disconnected are lost), and so does a quiet second.
+    // The listener is also the store's prober: while the store is down it tries to connect once
+    // a second, and its success ends the episode (every other connection then reconnects).
     void listener_loop() {
         connection& conn = *listener_conn_;
         bool listening = listen(conn);
         auto next_poll = std::chrono::steady_clock::now() + k_listen_poll;
+        auto next_probe = std::chrono::steady_clock::now();
         int failures = 0;
         while (listening_.load()) {
+            if (reach_->down()) {
+                listening = false;
+                const auto now = std::chrono::steady_clock::now();
+                if (now < next_probe) {
+                    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+                        next_probe - now, std::chrono::milliseconds(50)));
+                    continue;
+                }
+                next_probe = now + k_probe_interval;
+                if (conn.probe()) {
+                    listening = listen(conn);
+                    if (listening) poll_last_seq(conn);
+                    next_poll = std::chrono::steady_clock::now() + k_listen_poll;
+                }
+                continue;
+            }
             if (!listening) {
-                // Backoff while the database is away, still checking for close() often.
+                // Backoff after a failed LISTEN, still checking for close() often.
                 std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50 << std::min(failures, 4), 1000)));
                 listening = listen(conn);
                 failures = listening ? 0 : failures + 1;
@@ -158,7 +213,7 @@ private:
             pollfd pfd{PQsocket(conn.handle()), POLLIN, 0};
             int rc = ::poll(&pfd, 1, 100);
             if (rc > 0 && !PQconsumeInput(conn.handle())) {
-                log_error("the PostgreSQL listener connection failed; reconnecting");
+                // The socket broke (a restart): the store hears it as an episode if reconnecting fails.
                 listening = false;
                 continue;
             }
@@ -179,6 +234,8 @@ private:
             if (tasks) task_ready();
             if (std::chrono::steady_clock::now() >= next_poll) {
                 next_poll = std::chrono::steady_clock::now() + k_listen_poll;
+                // Also the store's heartbeat: a PostgreSQL that stopped answering is noticed here
+                // within statement_timeout + 1 s even when no request is running.
                 poll_last_seq(conn);
                 if (!conn.ok()) listening = false;
             }
@@ -186,8 +243,10 @@ private:
     }
 
     pg::channels channels_;
+    std::shared_ptr<pg::reachability> reach_;
     std::unique_ptr<connection> listener_conn_;
     std::atomic<bool> listening_{true};
+    std::shared_ptr<std::atomic<bool>> stop_flag_;
     std::thread listener_thread_;
 };
 
@@ -196,7 +255,12 @@ private:
 result<std::unique_ptr<store>> open_postgres_store(const postgres_options& options) {
     auto url = pg::split_url(options.url);
     if (!url) return std::move(url).error();
-    auto writer = connection::open(url->conninfo, url->schema, /*create_schema=*/true, options.log);
+    auto reach = std::make_shared<pg::reachability>(options.log, pg::endpoint_of(url->conninfo));
+    auto stopping = std::make_shared<std::atomic<bool>>(false);
+    connection::options copts;
+    copts.limits = {options.timeouts.connect, options.timeouts.statement, options.timeouts.keepalives};
+    copts.reach = reach;
+    auto writer = connection::open(url->conninfo, url->schema, /*create_schema=*/true, options.log, copts);
     if (!writer) return std::move(writer).error();
     if (auto r = pg::create_system_tables(**writer); !r) return std::move(r).error();
     auto schema = (*writer)->query("SELECT current_schema()");
@@ -208,16 +272,20 @@ result<std::unique_ptr<store>> open_postgres_store(const postgres_options& optio
     if (!last) return std::move(last).error();
     std::vector<std::unique_ptr<connection>> readers;
     for (std::size_t i = 0; i < std::max<std::size_t>(1, options.readers); ++i) {
-        auto reader = connection::open(url->conninfo, url->schema, false, options.log);
+        auto reader = connection::open(url->conninfo, url->schema, false, options.log, copts);
         if (!reader) return std::move(reader).error();
         readers.push_back(std::move(reader).value());
     }
-    auto listener = connection::open(url->conninfo, url->schema, false, options.log);
+    // The listener's attempts (the prober's) stop when the store closes.
+    auto lopts = copts;
+    lopts.cancelled = [stopping] { return stopping->load(); };
+    auto listener = connection::open(url->conninfo, url->schema, false, options.log, lopts);
     if (!listener) return std::move(listener).error();
     const std::int64_t last_seq = last->int64(0, 0);
-    return std::unique_ptr<store>(new pg_store(options, std::move(schema_name),
-                                               std::move(writer).value(), std::move(readers),
-                                               std::move(listener).value(), last_seq));
+    auto* s = new pg_store(options, std::move(schema_name), std::move(writer).value(), std::move(readers),
+                           std::move(listener).value(), last_seq, std::move(reach));
+    s->set_stop_flag(std::move(stopping));
+    return std::unique_ptr<store>(s);
 }
 
 }  // namespace livebase

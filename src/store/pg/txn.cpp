@@ -156,8 +156,8 @@ problem pg_txn::write_error(const collection_def& c) {
     }
     if (e.sqlstate == "40P01" || e.sqlstate == "40001")
         return problem::unavailable("The write conflicted with another one; try again.");
-    if (!conn_.ok()) return problem::unavailable("The database connection was lost.");
-    return problem::internal();
+    // A lost connection, a timeout (503) or a full disk (507), as the connection classified it.
+    return conn_.last_problem();
 }
 
 result<void> pg_txn::write_row(const collection_def& c, const std::string& sql, const json::object& record,

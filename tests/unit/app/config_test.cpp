@@ -718,5 +718,36 @@ TEST(Config, RealtimeDeflateSettings) {
     EXPECT_CONFIG_ERROR("[realtime]\ndeflate = \"maybe\"\n", "t.toml:2: realtime.deflate");
 }
 
+
+TEST(Config, PostgresTimeoutsAndDrainPeriod) {
+    const auto d = load_ok("[storage]\nurl = \"sqlite:x.db\"\n");
+    EXPECT_EQ(d.storage.connect_timeout, 5s);
+    EXPECT_EQ(d.storage.statement_timeout, 30s);
+    EXPECT_TRUE(d.storage.keepalives);
+    EXPECT_EQ(d.storage.startup_wait, 30s);
+    EXPECT_EQ(d.server.drain_period, 5s);
+
+    const auto c = load_ok(R"(
+[server]
+drain_period = "0s"
+[storage]
+url = "postgresql://u@localhost/db"
+connect_timeout = "1500ms"
+statement_timeout = "2s"
+keepalives = false
+startup_wait = 0
+)");
+    EXPECT_EQ(c.server.drain_period, 0s);
+    EXPECT_EQ(c.storage.connect_timeout, 1500ms);
+    EXPECT_EQ(c.storage.statement_timeout, 2s);
+    EXPECT_FALSE(c.storage.keepalives);
+    EXPECT_EQ(c.storage.startup_wait, 0s);
+
+    EXPECT_NE(load_error("[storage]\nconnect_timeout = \"10ms\"\n").find("connect_timeout"), std::string::npos);
+    EXPECT_NE(load_error("[storage]\nstatement_timeout = \"soon\"\n").find("statement_timeout"), std::string::npos);
+    EXPECT_NE(load_error("[storage]\nkeepalives = \"yes\"\n").find("keepalives"), std::string::npos);
+    EXPECT_NE(load_error("[server]\ndrain_period = -1\n").find("drain_period"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace livebase

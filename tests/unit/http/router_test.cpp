@@ -15,6 +15,11 @@ TEST(router, health_and_metrics) {
     auto bad = r.match("POST", "/api/health");
     EXPECT_EQ(bad.kind, route_kind::method_not_allowed);
     EXPECT_EQ(bad.allow, "GET");
+    auto ready = r.match("GET", "/api/health/ready");
+    EXPECT_EQ(ready.kind, route_kind::ready);
+    EXPECT_EQ(ready.route, "/api/health/ready");
+    EXPECT_EQ(r.match("POST", "/api/health/ready").kind, route_kind::method_not_allowed);
+    EXPECT_EQ(r.match("GET", "/api/health/other").kind, route_kind::records);
 
     auto m = r.match("GET", "/metrics");
     EXPECT_EQ(m.kind, route_kind::metrics);

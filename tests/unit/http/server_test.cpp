@@ -645,6 +645,21 @@ TEST_F(http_server_test, drain_refuses_new_work_and_closes_idle) {
     EXPECT_TRUE(eventually([&] { return server_->connections() == 0; }));
 }
 
+TEST_F(http_server_test, readiness_is_200_while_serving_and_503_with_retry_after_while_draining) {
+    start();
+    auto c = client();
+    auto r = c.get("/api/health/ready");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, R"({"status":"ok"})");
+    server_->drain();  // idle: stays open for a short grace, so this request is still answered
+    r = c.get("/api/health/ready");
+    EXPECT_EQ(r.status, 503);
+    EXPECT_EQ(r.body, R"({"status":"draining"})");
+    EXPECT_EQ(r.header("Retry-After"), "1");
+    EXPECT_EQ(r.header("Connection"), "close");
+    EXPECT_TRUE(c.read_until_close(2s).closed);
+}
+
 TEST_F(http_server_test, close_all_closes_everything) {
     start();
     auto a = client();

@@ -10,7 +10,17 @@
 
 #include <gtest/gtest.h>
 
+#include "store/change_log.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdio>
+#include <fstream>
 #include <future>
 #include <set>
 #include <thread>
@@ -270,6 +280,178 @@ TEST(pg_url, an_unreachable_server_is_a_503_naming_the_cause) {
     ASSERT_FALSE(s.has_value());
     EXPECT_EQ(s.error().status, 503);
     EXPECT_NE(s.error().detail.find("PostgreSQL"), std::string::npos);
+}
+
+
+// A TCP listener that accepts (the kernel completes the handshake) and never answers: what a
+// PostgreSQL that hangs at startup, or a wrong port behind a firewall, looks like.
+class silent_listener {
+public:
+    silent_listener() {
+        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        ::listen(fd_, 16);
+        socklen_t n = sizeof a;
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &n);
+        port_ = ntohs(a.sin_port);
+    }
+    ~silent_listener() { ::close(fd_); }
+    int port() const { return port_; }
+
+private:
+    int fd_;
+    int port_ = 0;
+};
+
+TEST(pg_url, a_server_that_never_answers_fails_after_connect_timeout_naming_host_and_port) {
+    silent_listener l;
+    postgres_options o;
+    o.url = "postgresql://nobody@127.0.0.1:" + std::to_string(l.port()) + "/none";
+    o.timeouts.connect = std::chrono::milliseconds(300);
+    auto s = open_postgres_store(o);
+    ASSERT_FALSE(s.has_value());
+    EXPECT_EQ(s.error().status, 503);
+    EXPECT_EQ(s.error().type, "/problems/storage-unavailable");
+    const auto where = "127.0.0.1:" + std::to_string(l.port());
+    EXPECT_NE(s.error().detail.find(where), std::string::npos) << s.error().detail;
+    EXPECT_NE(s.error().detail.find("connect_timeout"), std::string::npos) << s.error().detail;
+}
+
+/// A store with short timeouts whose log goes to a file the test reads.
+class pg_fault_test : public ::testing::Test {
+protected:
+    void SetUp() override {
+        REQUIRE_POSTGRES();
+        url_ = test::postgres_url() + "?schema=" + test::schema_for(dir_.file("faults.db"));
+        postgres_options o;
+        o.url = url_;
+        o.readers = 2;
+        o.log = &log_;
+        o.timeouts.connect = std::chrono::milliseconds(2000);
+        o.timeouts.statement = std::chrono::milliseconds(300);
+        auto s = open_postgres_store(o);
+        ASSERT_TRUE(s.has_value()) << s.error().detail;
+        db_ = std::move(s).value();
+        test::migrate_or_die(*db_, cars_);
+    }
+    void TearDown() override {
+        for (int pid : stopped_) ::kill(pid, SIGCONT);
+        if (db_) db_->close();
+        if (log_file_) std::fclose(log_file_);
+    }
+
+    std::string log_text() {
+        std::fflush(log_file_);
+        std::rewind(log_file_);
+        std::string out;
+        char buf[4096];
+        while (std::size_t n = std::fread(buf, 1, sizeof buf, log_file_)) out.append(buf, n);
+        std::fseek(log_file_, 0, SEEK_END);
+        return out;
+    }
+    static std::size_t count(const std::string& text, std::string_view what) {
+        std::size_t n = 0;
+        for (auto p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
+        return n;
+    }
+
+    /// The writer's backend pid (it runs every write).
+    int writer_pid() {
+        auto r = db_->write_sync([](write_txn& t) -> result<json::value> {
+            auto pid = dynamic_cast<store_detail::sql_runner&>(t).scalar("SELECT pg_backend_pid()", {});
+            if (!pid) return std::move(pid).error();
+            return json::value(**pid);
+        });
+        EXPECT_TRUE(r.has_value());
+        return r ? static_cast<int>(r->as_int64()) : 0;
+    }
+
+    result<json::value> insert(const std::string& id) {
+        return db_->write_sync([&](write_txn& t) -> result<json::value> {
+            if (auto r = t.insert(cars_, car(id, "B")); !r) return std::move(r).error();
+            return json::value(nullptr);
+        });
+    }
+
+    /// Writes until one commits (the store recovers by itself); false after `tries`.
+    bool write_resumes(int tries = 400) {
+        for (int i = 0; i < tries; ++i) {
+            if (insert("after" + std::to_string(i))) return true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(25));  // pacing a retry loop, not a sync
+        }
+        return false;
+    }
+
+    temp_dir dir_;
+    std::FILE* log_file_ = std::tmpfile();
+    logger log_{log_file_};
+    std::string url_;
+    collection_def cars_ = cars_def();
+    std::unique_ptr<store> db_;
+    std::vector<int> stopped_;
+};
+
+void expect_storage_unavailable(const result<json::value>& r) {
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().status, 503) << r.error().detail;
+    EXPECT_EQ(r.error().type, "/problems/storage-unavailable");
+    auto it = r.error().extra.find("retry_after");
+    ASSERT_NE(it, r.error().extra.end());
+    EXPECT_EQ(it->value().as_int64(), 5);
+}
+
+TEST_F(pg_fault_test, a_statement_past_statement_timeout_answers_503_and_the_store_stays_up) {
+    auto r = db_->write_sync([](write_txn& t) -> result<json::value> {
+        auto slept = dynamic_cast<store_detail::sql_runner&>(t).execute("SELECT pg_sleep(5)", {});
+        if (!slept) return std::move(slept).error();
+        return json::value(nullptr);
+    });
+    expect_storage_unavailable(r);
+    EXPECT_NE(r.error().detail.find("in time"), std::string::npos) << r.error().detail;
+    EXPECT_EQ(db_->condition(), "ok");
+    EXPECT_TRUE(insert("next").has_value());  // the same connection goes on
+    EXPECT_NE(log_text().find("57014"), std::string::npos);
+}
+
+TEST_F(pg_fault_test, a_commit_whose_connection_is_lost_answers_503_not_500_and_writes_resume) {
+    const int pid = writer_pid();
+    ASSERT_GT(pid, 0);
+    // The write itself succeeds; its backend is terminated before the COMMIT is answered.
+    auto r = db_->write_sync([&](write_txn& t) -> result<json::value> {
+        if (auto w = t.insert(cars_, car("lost", "B")); !w) return std::move(w).error();
+        PGconn* admin = PQconnectdb(test::postgres_url().c_str());
+        PGresult* k = PQexec(admin, ("SELECT pg_terminate_backend(" + std::to_string(pid) + ")").c_str());
+        PQclear(k);
+        PQfinish(admin);
+        return json::value(nullptr);
+    });
+    expect_storage_unavailable(r);
+    EXPECT_NE(r.error().detail.find("may or may not"), std::string::npos) << r.error().detail;
+    ASSERT_TRUE(write_resumes());
+    const auto log = log_text();
+    EXPECT_EQ(count(log, "PostgreSQL is unreachable"), count(log, "PostgreSQL is reachable again")) << log;
+}
+
+TEST_F(pg_fault_test, a_frozen_backend_answers_503_within_the_deadline_then_writes_resume) {
+    const int pid = writer_pid();
+    ASSERT_GT(pid, 0);
+    ASSERT_EQ(::kill(pid, SIGSTOP), 0);  // the writer's backend stops answering (SIGSTOP)
+    stopped_.push_back(pid);
+    // Deadline: statement_timeout (300ms) + 1s; the write answers 503 then, not never.
+    auto r = insert("frozen");
+    expect_storage_unavailable(r);
+    EXPECT_NE(r.error().detail.find("in time"), std::string::npos) << r.error().detail;
+    ASSERT_TRUE(write_resumes());  // the prober reconnects (a new backend), the writer follows
+    ::kill(pid, SIGCONT);
+    stopped_.clear();
+    const auto log = log_text();
+    EXPECT_EQ(count(log, "PostgreSQL is unreachable"), 1u) << log;
+    EXPECT_EQ(count(log, "PostgreSQL is reachable again"), 1u) << log;
+    EXPECT_NE(log.find("no answer within 1300ms"), std::string::npos) << log;
+    EXPECT_EQ(db_->condition(), "ok");
 }
 
 TEST(pg_sql, unique_violation_detail_names_the_field) {
