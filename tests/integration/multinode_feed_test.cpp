@@ -51,6 +51,8 @@ shutdown_grace = "2s"
 
 [storage]
 url = ")" + url + R"("
+# A node paused inside a transaction loses it (and its locks) after this.
+statement_timeout = "3s"
 
 [auth]
 throttle.anonymous = "unlimited"

@@ -254,6 +254,14 @@ result<std::unique_ptr<connection>> connection::open(const std::string& conninfo
         if (auto r = conn->configure("SET statement_timeout = " + std::to_string(conn->opts_.limits.statement.count()));
             !r)
             return std::move(r).error();
+    // A process frozen in the middle of a transaction (SIGSTOP, a paused VM) would hold its
+    // locks, the change log's append lock among them, and stall every other node: PostgreSQL
+    // ends such a session after the same time. Our transactions are never idle that long.
+    if (conninfo.find("idle_in_transaction_session_timeout") == std::string::npos)
+        if (auto r = conn->configure("SET idle_in_transaction_session_timeout = " +
+                                     std::to_string(conn->opts_.limits.statement.count()));
+            !r)
+            return std::move(r).error();
     return conn;
 }
 
