@@ -492,8 +492,9 @@ TEST_F(http_server_test, transfer_encoding_not_ending_in_chunked_is_400_and_noth
         EXPECT_TRUE(d.closed);
         EXPECT_EQ(d.bytes.find(" " + std::to_string(a.status) + " "), 8u) << d.bytes;
         EXPECT_EQ(responses_in(d.bytes), 1u) << d.bytes;
-        if (std::string_view(a.version) == "HTTP/1.1")  // 1.0 closes without saying so
+        if (std::string_view(a.version) == "HTTP/1.1") {  // 1.0 closes without saying so
             EXPECT_NE(d.bytes.find("Connection: close"), std::string::npos) << d.bytes;
+        }
         // The problem body is valid JSON even when the coding was not.
         auto body = d.bytes.substr(d.bytes.find("\r\n\r\n") + 4);
         boost::system::error_code ec;
