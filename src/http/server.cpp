@@ -395,13 +395,7 @@ public:
     }
 
     /// The credentials of this connection's change stream ended (posted by hub_sink).
-    void on_hub_revoked() {
-        if (closed_ || !sse_ || sse_->ending || sse_->client.empty()) return;
-        state_->log.info("stream credentials revoked", {{"client", sse_->client}});
-        sse_->ending = true;
-        poll_timer_.cancel();
-        pump();
-    }
+    void on_hub_revoked() { end_stream("stream credentials revoked"); }
 
     /// The hub waits for room to send a resume's next page (posted by hub_sink).
     void on_hub_when_ready(std::function<void()> ready) {
@@ -411,9 +405,12 @@ public:
     }
 
     /// The hub cannot go on with this stream's resume without a gap (posted by hub_sink).
-    void on_hub_resync() {
+    void on_hub_resync() { end_stream("stream ended for a resync"); }
+
+    /// The stream ends after what was delivered (the client reconnects or resumes).
+    void end_stream(std::string_view why) {
         if (closed_ || !sse_ || sse_->ending || sse_->client.empty()) return;
-        state_->log.info("stream ended for a resync", {{"client", sse_->client}});
+        state_->log.info(why, {{"client", sse_->client}});
         sse_->ending = true;
         poll_timer_.cancel();
         pump();

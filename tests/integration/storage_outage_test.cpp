@@ -2,6 +2,7 @@
 // accepts TCP but never answers (check and serve give up with a clear message), and a frozen
 // (SIGSTOP'd) private PostgreSQL under a running server (503 with Retry-After within the
 // deadline, readiness 503, and writes resume by themselves after SIGCONT).
+#include "support/silent_listener.hpp"
 #include "integration/child_process.hpp"
 #include "integration/server_fixture.hpp"
 
@@ -29,27 +30,7 @@ std::size_t count(const std::string& text, std::string_view what) {
     return n;
 }
 
-/// Accepts TCP connections (the kernel completes the handshake) and never answers.
-class silent_listener {
-public:
-    silent_listener() {
-        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-        ::listen(fd_, 64);
-        socklen_t n = sizeof a;
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &n);
-        port_ = ntohs(a.sin_port);
-    }
-    ~silent_listener() { ::close(fd_); }
-    int port() const { return port_; }
-
-private:
-    int fd_;
-    int port_ = 0;
-};
+using test::silent_listener;
 
 std::string outage_config(const std::string& url, const std::string& storage_extra) {
     return R"([server]

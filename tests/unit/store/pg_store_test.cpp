@@ -3,6 +3,7 @@
 // node, NOTIFY waking the other nodes, task claims that skip rows other nodes hold, and the
 // storage URL's own `schema=` parameter. The backend-independent store tests run on
 // PostgreSQL too (scripts/test.sh runs the suites again with LIVEBASE_TEST_BACKEND=postgres).
+#include "support/silent_listener.hpp"
 #include "unit/store/store_test_support.hpp"
 
 #include "store/pg/connection.hpp"
@@ -283,28 +284,7 @@ TEST(pg_url, an_unreachable_server_is_a_503_naming_the_cause) {
 }
 
 
-// A TCP listener that accepts (the kernel completes the handshake) and never answers: what a
-// PostgreSQL that hangs at startup, or a wrong port behind a firewall, looks like.
-class silent_listener {
-public:
-    silent_listener() {
-        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-        ::listen(fd_, 16);
-        socklen_t n = sizeof a;
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &n);
-        port_ = ntohs(a.sin_port);
-    }
-    ~silent_listener() { ::close(fd_); }
-    int port() const { return port_; }
-
-private:
-    int fd_;
-    int port_ = 0;
-};
+using test::silent_listener;
 
 TEST(pg_url, a_server_that_never_answers_fails_after_connect_timeout_naming_host_and_port) {
     silent_listener l;
