@@ -590,16 +590,20 @@ livebase::authenticator& app::auth() { return *impl_->auth; }
 
 void app::stop() { impl_->stop(); }
 
+void app::handle_signals() {
+    auto& s = *impl_;
+    if (s.signals) return;
+    s.signals.emplace(s.ioc, SIGINT, SIGTERM);
+    s.signals->async_wait([&s](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        s.log.info("signal received", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+        s.request_stop();
+    });
+}
+
 void app::wait(bool handle_signals) {
     auto& s = *impl_;
-    if (handle_signals && s.started && !s.signals) {
-        s.signals.emplace(s.ioc, SIGINT, SIGTERM);
-        s.signals->async_wait([&s](const boost::system::error_code& ec, int sig) {
-            if (ec) return;
-            s.log.info("signal received", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
-            s.request_stop();
-        });
-    }
+    if (handle_signals && s.started) this->handle_signals();
     {
         std::unique_lock<std::mutex> lock(s.state_mu);
         s.state_cv.wait(lock, [&] { return s.stop_requested || s.stopped || !s.started; });

@@ -315,6 +315,8 @@ int app::main(int argc, char** argv) {
                          {users_create, users_passwd, users_disable, users_enable, users_promote, users_demote, users_delete},
                          user_name, user_admin, password_stdin);
 
+    // Signals are handled before start-up: a SIGTERM right after "listening" stops gracefully.
+    handle_signals();
     if (worker->parsed()) {
         if (auto r = start_worker(); !r) return fail(s.log, "cannot start", r.error());
         wait(/*handle_signals=*/true);

@@ -55,6 +55,10 @@ public:
     void stop();
     /// Blocks until stop() completes or SIGINT/SIGTERM (when handle_signals) triggers it.
     void wait(bool handle_signals = true);
+    /// Handles SIGINT/SIGTERM from now on (a graceful stop, as wait() does): call it before
+    /// start(), so that a signal that arrives while the server starts (it may already be
+    /// listening) stops it gracefully instead of killing the process.
+    void handle_signals();
 
     /// Opens the store and runs task workers only (`livebase worker`), until stop().
     result<void> start_worker();
