@@ -356,9 +356,10 @@ public:
         });
     }
 
-    /// Graceful: a busy connection closes after its last response, which carries
-    /// `Connection: close`. An idle one stays open until `idle_until`, so that a request the
-    /// client sent just now is still answered (with `Connection: close`) rather than reset.
+    /// Graceful: every response from now on carries `Connection: close`, and a connection
+    /// that is (or becomes) idle stays open until `idle_until`, so that a request the client
+    /// sent just now, even right after a response written before the drain, is still answered
+    /// rather than reset.
     void drain(steady::time_point idle_until) {
         net::dispatch(ex_, [self = shared_from_this(), idle_until] {
             if (self->closed_) return;
@@ -368,11 +369,12 @@ public:
                 self->poll_timer_.cancel();
                 return self->pump();
             }
-            if (self->queue_.empty() && !self->writing_ && self->phase_ != read_phase::partial) {
-                if (!self->drain_until_ || idle_until < *self->drain_until_) self->drain_until_ = idle_until;  // requests read from now on carry Connection: close
-                return self->update_deadline();
-            }
-            self->closing_ = true;
+            // Idle or busy alike: a response already on its way did not say Connection: close,
+            // so the client may send its next request right after it. Requests read from now on
+            // are answered with Connection: close; once idle, the connection closes at
+            // `idle_until` (or when that answer is written).
+            if (!self->drain_until_ || idle_until < *self->drain_until_) self->drain_until_ = idle_until;
+            self->update_deadline();
         });
     }
 
