@@ -26,8 +26,9 @@ store_core::store_core(logger* log, core_limits limits, std::int64_t last_seq)
 
 store_core::~store_core() { close(); }
 
-void store_core::start(std::unique_ptr<session> writer, std::vector<std::unique_ptr<session>> readers) {
-    writer_ = std::move(writer);
+void store_core::start(std::vector<std::unique_ptr<session>> writers,
+                       std::vector<std::unique_ptr<session>> readers) {
+    writers_ = std::move(writers);
     readers_ = std::move(readers);
     writer_thread_ = std::thread([this] { writer_loop(); });
     completion_thread_ = std::thread([this] { completion_loop(); });
@@ -123,7 +124,7 @@ void store_core::close() {
     for (auto& t : reader_threads_) t.join();
     // Readers first: with SQLite the last connection to close checkpoints and removes the WAL.
     readers_.clear();
-    writer_.reset();
+    writers_.clear();
     closed_ = true;
 }
 
@@ -142,26 +143,45 @@ void store_core::enqueue(job_fn fn, write_done done, bool retry) {
 }
 
 void store_core::writer_loop() {
-    std::vector<write_job> batch;
+    // With two writer sessions a group's COMMIT (its fsync) is in flight while the next group
+    // runs on the other session; `prev` is that group, finished before the next one commits
+    // so completions and seqs stay in commit order. One session: each group finishes at once.
+    std::optional<group> prev;
+    std::size_t turn = 0;
     for (;;) {
+        std::vector<write_job> batch;
         {
             std::unique_lock<std::mutex> lock(write_mu_);
+            if (prev && writes_.empty()) {
+                lock.unlock();
+                finish_group(*prev);
+                prev.reset();
+                continue;
+            }
             write_cv_.wait(lock, [&] { return writes_stopping_ || !writes_.empty(); });
             if (writes_.empty()) return;  // stopping and drained
             const std::size_t n = std::min(limits_.max_batch, writes_.size());
+            batch.reserve(n);
             for (std::size_t i = 0; i < n; ++i) {
                 batch.push_back(std::move(writes_.front()));
                 writes_.pop_front();
             }
         }
-        run_group(batch);
-        batch.clear();
+        session& s = *writers_[turn];
+        turn = (turn + 1) % writers_.size();
+        group g = run_group(s, std::move(batch));
+        if (writers_.size() == 1) {
+            finish_group(g);
+            continue;
+        }
+        if (prev) finish_group(*prev);
+        prev = std::move(g);
     }
 }
 
-result<json::value> store_core::run_job(write_job& job) {
+result<json::value> store_core::run_job(session& s, write_job& job) {
     try {
-        return job.fn(*writer_);
+        return job.fn(s);
     } catch (const std::exception& e) {
         log_error("write failed with an exception", {{"error", e.what()}});
     } catch (...) {
@@ -170,84 +190,143 @@ result<json::value> store_core::run_job(write_job& job) {
     return problem::internal();
 }
 
-void store_core::run_group(std::vector<write_job>& batch) {
-    session& s = *writer_;
-    const std::int64_t committed = last_seq_.load(std::memory_order_acquire);
-    std::vector<result<json::value>> results;
-    results.reserve(batch.size());
-    std::size_t segment_start = 0;
-    bool open = false;
+store_core::group store_core::run_group(session& s, std::vector<write_job> batch) {
+    group g;
+    g.s = &s;
+    g.committed = last_seq_.load(std::memory_order_acquire);
+    g.batch = std::move(batch);
+    auto& results = g.results;
+    results.reserve(g.batch.size());
+    bool careful = false;
 
     // The transaction holding writes [segment_start, end) is gone: they fail.
     auto lose_segment = [&](std::size_t end) {
-        for (std::size_t j = segment_start; j < end; ++j)
+        for (std::size_t j = g.segment_start; j < end; ++j)
             if (results[j]) results[j] = s.lost();
-        open = false;
+        g.open = false;
+    };
+    // A deferred row write of the open transaction failed: roll it back and run its writes
+    // again, each confirmed (careful mode lasts to the end of the group). Returns where to
+    // go on.
+    auto replay_segment = [&]() -> std::size_t {
+        if (s.in_transaction()) s.rollback();
+        results.erase(results.begin() + static_cast<std::ptrdiff_t>(g.segment_start), results.end());
+        g.open = false;
+        careful = true;
+        s.set_careful(true);
+        return g.segment_start;
     };
 
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-        if (!open) {
-            if (auto b = s.begin_write(committed); !b) {
-                // The database takes no transaction now: the rest of the batch fails with it.
-                for (; i < batch.size(); ++i) results.emplace_back(b.error());
-                break;
+    std::size_t i = 0;
+    for (;;) {
+        while (i < g.batch.size()) {
+            if (!g.open) {
+                if (auto b = s.begin_write(g.committed); !b) {
+                    // The database takes no transaction now: the rest of the batch fails with it.
+                    for (; i < g.batch.size(); ++i) results.emplace_back(b.error());
+                    break;
+                }
+                g.open = true;
+                g.segment_start = i;
             }
-            open = true;
-            segment_start = i;
+            result<json::value> r = problem::internal();
+            bool lost = false;
+            bool replay = false;
+            if (s.optimistic()) {
+                // No savepoint: a write that fails having changed nothing needs no undo; one
+                // that changed something, or broke the transaction, replays the group.
+                const std::int64_t before = s.writes();
+                r = run_job(s, g.batch[i]);
+                if (s.replay_needed() || s.failed() || (!r && s.writes() != before)) {
+                    if (s.in_transaction() || s.replay_needed()) {
+                        i = replay_segment();
+                        continue;
+                    }
+                }
+                if (!s.in_transaction()) {  // the connection broke under the write
+                    lost = true;
+                    if (r) r = s.lost();
+                }
+            } else
+            for (int attempt = 0;; ++attempt) {
+                const std::int64_t mark = s.mark();
+                if (!s.savepoint()) {
+                    replay = s.replay_needed();
+                    lost = true;
+                    r = s.lost();
+                    break;
+                }
+                r = run_job(s, g.batch[i]);
+                if (s.replay_needed()) {
+                    replay = true;
+                    break;
+                }
+                if (!s.in_transaction()) {  // the backend rolled everything back under the write
+                    lost = true;
+                    if (r) r = s.lost();
+                    break;
+                }
+                if (r && s.release()) break;
+                const bool retry = g.batch[i].retry && s.retryable() && attempt + 1 < limits_.retries;
+                if (r) r = problem::internal();  // the release failed
+                s.undo_to(mark);
+                if (!s.undo()) {
+                    replay = s.replay_needed();
+                    lost = true;
+                    break;
+                }
+                if (!retry) break;
+            }
+            if (replay && !careful) {
+                i = replay_segment();
+                continue;
+            }
+            results.push_back(std::move(r));
+            if (lost) {
+                if (s.in_transaction()) s.rollback();
+                lose_segment(i);
+            }
+            ++i;
         }
-        result<json::value> r = problem::internal();
-        bool lost = false;
-        for (int attempt = 0;; ++attempt) {
-            const std::int64_t mark = s.mark();
-            if (!s.savepoint()) {
-                lost = true;
-                r = s.lost();
-                break;
-            }
-            r = run_job(batch[i]);
-            if (!s.in_transaction()) {  // the backend rolled everything back under the write
-                lost = true;
-                if (r) r = s.lost();
-                break;
-            }
-            if (r && s.release()) break;
-            const bool retry = batch[i].retry && s.retryable() && attempt + 1 < limits_.retries;
-            if (r) r = problem::internal();  // the release failed
-            s.undo_to(mark);
-            if (!s.undo()) {
-                lost = true;
-                break;
-            }
-            if (!retry) break;
+        if (!g.open) break;
+        if (s.send_commit(g.committed)) break;
+        if (s.replay_needed() && !careful) {
+            i = replay_segment();
+            continue;
         }
-        results.push_back(std::move(r));
-        if (lost) {
-            if (s.in_transaction()) s.rollback();
-            lose_segment(i);
-        }
+        if (s.in_transaction()) s.rollback();
+        lose_segment(g.batch.size());
+        break;
     }
+    if (careful) s.set_careful(false);
+    return g;
+}
 
-    std::int64_t new_last = committed;
-    if (open) {
-        if (auto c = s.commit(committed)) {
+void store_core::finish_group(group& g) {
+    session& s = *g.s;
+    std::int64_t new_last = g.committed;
+    if (g.open) {
+        if (auto c = s.finish_commit(g.committed)) {
             new_last = *c;
         } else {
             if (s.in_transaction()) s.rollback();
-            lose_segment(batch.size());
+            for (std::size_t j = g.segment_start; j < g.results.size(); ++j)
+                if (g.results[j]) g.results[j] = s.lost();
         }
+        g.open = false;
     }
     // A backend's watcher may have raised the last seq already (our own NOTIFY can arrive
     // first): the commit listener hears each seq once, from whichever thread raised it.
-    const bool advanced = new_last > committed && raise_seq(new_last);
-    completed_group g;
-    g.dones.reserve(batch.size());
-    for (auto& job : batch) g.dones.push_back(std::move(job.done));
-    g.results = std::move(results);
-    g.advanced_to = advanced ? new_last : 0;
+    const bool advanced = new_last > g.committed && raise_seq(new_last);
+    completed_group done;
+    done.dones.reserve(g.batch.size());
+    for (auto& job : g.batch) done.dones.push_back(std::move(job.done));
+    done.results = std::move(g.results);
+    done.advanced_to = advanced ? new_last : 0;
     std::unique_lock<std::mutex> lock(done_mu_);
     // Bounded: when completions fall behind, the writer waits for them.
     done_cv_.wait(lock, [&] { return done_queue_.size() < k_max_completed_groups; });
-    done_queue_.push_back(std::move(g));
+    done_queue_.push_back(std::move(done));
     done_cv_.notify_all();
 }
 

@@ -13,6 +13,11 @@
 /// rest of the batch goes on in a new transaction. Completions run after the commit, in queue
 /// order, on the completion thread (so the writer goes on with the next group while they run),
 /// then the commit listener hears the new last seq.
+///
+/// A backend may defer row writes and confirm them at commit (session::replay_needed): when one
+/// fails, the writes of the transaction run again, each confirmed before the next. A write
+/// function may therefore run more than once before its one outcome; it must not act outside
+/// the transaction (its `done` does that).
 #include <livebase/store/store.hpp>
 
 #include <atomic>
@@ -52,12 +57,31 @@ public:
     virtual bool in_transaction() const = 0;
     /// The write that just failed lost a race and may run again.
     virtual bool retryable() const { return false; }
+    /// Optimistic writes (PostgreSQL): the backend deferred row writes and one of them failed
+    /// (or missed its row) after the write that made it had returned. The transaction is lost;
+    /// the core rolls it back and runs its writes again with set_careful(true), where each row
+    /// write waits for its answer, so every write gets its own outcome.
+    virtual bool replay_needed() const { return false; }
+    virtual void set_careful(bool) {}
+    /// Optimistic mode without savepoints: true when the writes need none now (not careful).
+    /// A write that then fails after changing something (writes() moved) or that broke the
+    /// transaction (failed()) makes the core replay the group carefully, with savepoints.
+    virtual bool optimistic() const { return false; }
+    /// Row writes made in the open transaction so far.
+    virtual std::int64_t writes() const { return 0; }
+    /// The transaction is in error (a statement failed): nothing more runs in it.
+    virtual bool failed() const { return false; }
     /// Bookkeeping of the changes the group made so far, to forget an undone write's.
     virtual std::int64_t mark() const = 0;
     virtual void undo_to(std::int64_t mark) = 0;
     /// Appends what the backend deferred to the change log, commits, and returns the last seq
     /// now committed (`committed` when the group appended nothing).
     virtual result<std::int64_t> commit(std::int64_t committed) = 0;
+    /// A commit in two steps, for a store with two writer sessions (store_core::start): the
+    /// first sends it, the second (after the next group ran on the other session) waits for
+    /// its outcome. By default the first does nothing and the second commits.
+    virtual result<void> send_commit(std::int64_t) { return {}; }
+    virtual result<std::int64_t> finish_commit(std::int64_t committed) { return commit(committed); }
     virtual void rollback() = 0;
     /// What the writes of a lost transaction answer.
     virtual problem lost() const = 0;
@@ -87,8 +111,10 @@ protected:
     store_core(logger* log, core_limits limits, std::int64_t last_seq);
 
     /// Takes the sessions and starts the writer and reader threads (one per reader session). A
-    /// backend calls it at the end of its constructor.
-    void start(std::unique_ptr<session> writer, std::vector<std::unique_ptr<session>> readers);
+    /// backend calls it at the end of its constructor. The writer thread uses its sessions in
+    /// turn; with two, a group's commit (send_commit) is still in flight while the next group
+    /// runs, and is finished (finish_commit) before that one commits.
+    void start(std::vector<std::unique_ptr<session>> writers, std::vector<std::unique_ptr<session>> readers);
     /// The backend's migration, run on the writer inside the group transaction.
     virtual result<migration_plan> migrate_on(session& s, const std::vector<const collection_def*>& collections,
                                               bool allow_destructive, bool dry_run) = 0;
@@ -119,11 +145,22 @@ private:
         std::int64_t advanced_to = 0;  ///< the new last seq for the listener, 0 when none
     };
 
+    /// A group of writes run on one session, its commit sent, not yet finished.
+    struct group {
+        session* s = nullptr;
+        std::int64_t committed = 0;  ///< the last seq when it began
+        std::vector<write_job> batch;
+        std::vector<result<json::value>> results;
+        std::size_t segment_start = 0;  ///< the first write of the open transaction
+        bool open = false;              ///< its transaction awaits finish_commit
+    };
+
     void enqueue(job_fn fn, write_done done, bool retry);
     void writer_loop();
     void completion_loop();
-    void run_group(std::vector<write_job>& batch);
-    result<json::value> run_job(write_job& job);
+    group run_group(session& s, std::vector<write_job> batch);
+    void finish_group(group& g);
+    result<json::value> run_job(session& s, write_job& job);
     void reader_loop(session& s);
     bool raise_seq(std::int64_t seq);
     void notify_commit(std::int64_t seq);
@@ -131,7 +168,7 @@ private:
     void guarded(std::string_view what, Fn&& fn);
 
     const core_limits limits_;
-    std::unique_ptr<session> writer_;
+    std::vector<std::unique_ptr<session>> writers_;
     std::vector<std::unique_ptr<session>> readers_;
     std::atomic<std::int64_t> last_seq_;
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <unordered_map>
 #include <utility>
 
 namespace livebase {
@@ -442,17 +443,87 @@ result<json::object> task_queue::mutate_owned(const std::string& id, const std::
     }));
 }
 
+struct task_queue::owned_batch {
+    struct item {
+        std::string id;
+        std::string worker;
+        mutate_fn fn;
+        done_fn done;
+    };
+    std::vector<item> items;
+    std::vector<result<json::object>> results;  // one per item, filled by the write
+};
+
+namespace {
+// Items per batch; later ones start the next batch.
+constexpr std::size_t k_owned_batch = 256;
+}  // namespace
+
 void task_queue::mutate_owned_async(const std::string& id, const std::string& worker, mutate_fn fn,
                                     done_fn done) {
+    std::shared_ptr<owned_batch> fresh;
+    {
+        std::lock_guard lock(batch_mu_);
+        if (!open_batch_ || open_batch_->items.size() >= k_owned_batch) {
+            open_batch_ = std::make_shared<owned_batch>();
+            fresh = open_batch_;
+        }
+        open_batch_->items.push_back({id, worker, std::move(fn), std::move(done)});
+    }
+    if (!fresh) return;  // joins the batch whose write is queued
     store_.write(
-        [id, worker, fn = std::move(fn)](write_txn& txn) -> result<json::value> {
-            auto t = mutate_in(txn, id, worker, fn);
-            if (!t) return std::move(t).error();
-            return json::value(std::move(*t));
+        [this, b = fresh](write_txn& txn) -> result<json::value> {
+            {
+                // From now on calls start a new batch (the write may run again: same items).
+                std::lock_guard lock(batch_mu_);
+                if (open_batch_ == b) open_batch_.reset();
+            }
+            if (auto r = run_owned_batch(txn, *b); !r) return std::move(r).error();
+            return json::value(nullptr);
         },
-        [done = std::move(done)](result<json::value> r) {
-            if (done) done(as_object(std::move(r)));
+        [b = fresh](result<json::value> r) {
+            for (std::size_t i = 0; i < b->items.size(); ++i) {
+                auto& it = b->items[i];
+                if (!it.done) continue;
+                if (!r) it.done(r.error());
+                else if (i < b->results.size()) it.done(std::move(b->results[i]));
+                else it.done(problem::internal("The task write returned no task."));
+            }
         });
+}
+
+result<void> task_queue::run_owned_batch(write_txn& txn, owned_batch& b) {
+    b.results.clear();
+    std::vector<std::string> ids;
+    ids.reserve(b.items.size());
+    for (const auto& it : b.items) ids.push_back(it.id);
+    auto rows = txn.get_many(tasks(), ids);
+    if (!rows) return std::move(rows).error();
+    std::unordered_map<std::string, json::object*> by_id;
+    for (auto& row : *rows) by_id.emplace(std::string(get_string(row, "id")), &row);
+    for (auto& it : b.items) {
+        auto found = by_id.find(it.id);
+        if (found == by_id.end()) {
+            b.results.emplace_back(problem::not_found("No task with this id."));
+            continue;
+        }
+        // Items for the same task (a completion after a hand-back) see each other's changes.
+        json::object& t = *found->second;
+        if (state_of(t) != task_state::running || get_string(t, "worker") != it.worker) {
+            b.results.emplace_back(problem::conflict("The task is no longer held by this worker."));
+            continue;
+        }
+        const json::object before = t;
+        if (auto m = it.fn(t); !m) {
+            t = before;
+            b.results.emplace_back(std::move(m).error());
+            continue;
+        }
+        // A store failure fails the whole batch (the transaction is in doubt).
+        if (auto w = txn.update(tasks(), t, &before); !w) return std::move(w).error();
+        b.results.emplace_back(t);
+    }
+    return {};
 }
 
 result<heartbeat_status> task_queue::heartbeat(const std::string& id, const std::string& worker,

@@ -86,6 +86,19 @@ public:
     /// FOR UPDATE SKIP LOCKED). Task claims use it, so two nodes never wait on or take the same
     /// task. SQLite has one writer: a plain list().
     virtual result<page> list_locked(const collection_def& c, const query& q) { return list(c, q); }
+    /// The stored records with these ids, absent ones left out, in no particular order; locked
+    /// until commit like get() inside a write (PostgreSQL: one SELECT ... FOR UPDATE, which
+    /// waits for another node's hold). Batched task completions read their rows with it.
+    virtual result<std::vector<json::object>> get_many(const collection_def& c, const std::vector<std::string>& ids) {
+        std::vector<json::object> out;
+        out.reserve(ids.size());
+        for (const auto& id : ids) {
+            auto r = get(c, id);
+            if (!r) return std::move(r).error();
+            if (*r) out.push_back(std::move(**r));
+        }
+        return out;
+    }
     /// Deletes by id; `before` is the record as it was (logged). 404 if absent.
     virtual result<void> remove(const collection_def& c, const json::object& before) = 0;
     /// Trims the change log (realtime.history / history_age): deletes the oldest rows so that

@@ -39,6 +39,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -200,8 +201,9 @@ public:
     result<json::object> release(const std::string& id, const std::string& worker);
 
     /// complete(), fail(), finish_cancelled() and release() without blocking: `done` (may be
-    /// empty) runs on the store's completion thread after commit. Writes of many workers queued
-    /// together commit in one group.
+    /// empty) runs on the store's completion thread after commit. Those queued while the store
+    /// is busy travel as one write: one read of all their rows (write_txn::get_many), each
+    /// then changed and logged as alone, in the order they were queued.
     void complete_async(const std::string& id, const std::string& worker, const outcome& out, done_fn done);
     void fail_async(const std::string& id, const std::string& worker, const problem& p, bool retryable,
                     done_fn done);
@@ -246,6 +248,9 @@ private:
     /// Loads the task, checks it is running under `worker`, applies `fn`, writes it back.
     result<json::object> mutate_owned(const std::string& id, const std::string& worker, mutate_fn fn);
     void mutate_owned_async(const std::string& id, const std::string& worker, mutate_fn fn, done_fn done);
+    struct owned_batch;
+    /// The write of one batch of mutate_owned_async() calls.
+    result<void> run_owned_batch(write_txn& txn, owned_batch& b);
     mutate_fn completing(const outcome& out, std::int64_t at) const;
     mutate_fn failing(const problem& p, bool retryable, std::int64_t at) const;
     mutate_fn cancelling(std::int64_t at) const;
@@ -272,6 +277,8 @@ private:
     std::int64_t head_ = 0;
     bool head_loaded_ = false;
     std::atomic<task_intake*> intake_{nullptr};
+    std::mutex batch_mu_;
+    std::shared_ptr<owned_batch> open_batch_;  ///< joined by mutate_owned_async() until its write runs
     mutable std::mutex wake_mu_;
     std::condition_variable wake_cv_;
     std::uint64_t generation_ = 0;

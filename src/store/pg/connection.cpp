@@ -339,8 +339,22 @@ result<void> connection::enter_pipeline() {
     return {};
 }
 
-void connection::flush() noexcept {
-    if (pipelined_ && conn_) (void)PQflush(conn_);
+bool connection::flush() noexcept {
+    if (!pipelined_ || !conn_) return true;
+    const auto deadline = result_deadline();
+    for (;;) {
+        const int f = PQflush(conn_);
+        if (f == 0) return true;
+        if (f < 0) return false;
+        const long left = ms_until(deadline);
+        if (left == 0) return false;
+        pollfd pfd{PQsocket(conn_), POLLOUT, 0};
+        if (pfd.fd < 0) return false;
+        const int rc = ::poll(&pfd, 1, static_cast<int>(std::min<long>(left, 1000)));
+        if (rc < 0 && errno != EINTR) return false;
+        // The server may be waiting for us to read before it reads more.
+        if (rc == 0 && !PQconsumeInput(conn_)) return false;
+    }
 }
 
 problem connection::broken(std::string_view sql) {
@@ -513,7 +527,7 @@ std::string connection::statement_name(const std::string& sql) {
     std::string name = "lb" + std::to_string(next_name_++);
     if (pipelined_) {
         if (!conn_ || PQsendPrepare(conn_, name.c_str(), sql.c_str(), 0, nullptr) != 1) return {};
-        queued_.push_back({sql, {}});
+        queued_.push_back({sql, {}, false, true});
     } else if (!conn_ || PQsendPrepare(conn_, name.c_str(), sql.c_str(), 0, nullptr) != 1) {
         (void)broken(sql);
         return {};
@@ -545,6 +559,25 @@ result<void> connection::defer(const std::string& sql, const params& p, std::fun
     if (!send(sql, p, prepare)) return broken(sql);
     queued_.push_back({sql, std::move(on_rows)});
     return {};
+}
+
+result<void> connection::defer_write(const std::string& sql, const params& p,
+                                     std::function<void(const rows&)> on_rows) {
+    if (!pipelined_) {
+        auto r = query(sql, p);
+        if (!r) return std::move(r).error();
+        if (on_rows) on_rows(*r);
+        return {};
+    }
+    if (!send(sql, p, true)) return broken(sql);
+    queued_.push_back({sql, std::move(on_rows), true});
+    return {};
+}
+
+bool connection::writes_unconfirmed() const noexcept {
+    for (const auto& q : queued_)
+        if (q.write) return true;
+    return false;
 }
 
 result<rows> connection::await(const std::string& sql, const params& p, bool prepare) {
@@ -583,14 +616,11 @@ result<rows> connection::await(const std::string& sql, const params& p, bool pre
         const bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
         if (!ok && st != PGRES_PIPELINE_ABORTED && failed_sql.empty()) {
             failed_sql = q.sql;
+            if (q.write) write_failed_ = true;
             set_error(r);
-            // A statement whose preparation failed is not prepared.
-            for (auto it = prepared_.begin(); it != prepared_.end(); ++it)
-                if (it->first == q.sql) {
-                    prepared_.erase(it);
-                    break;
-                }
         }
+        // A preparation that failed, or was skipped after an earlier failure, left no statement.
+        if (!ok && q.prepare) prepared_.erase(q.sql);
         if (queued_.empty()) {
             mine = r;
         } else if (ok && q.on_rows) {

@@ -150,9 +150,19 @@ public:
     /// is prepared once (`prepare`) or sent as it is (statements whose text varies).
     result<void> defer(const std::string& sql, const params& p = {},
                        std::function<void(const rows&)> on_rows = {}, bool prepare = true);
-    /// Sends what is queued without waiting (pipeline mode): a deferred COMMIT reaches the
-    /// server now instead of with the next statement.
-    void flush() noexcept;
+    /// A row write deferred like defer(): its failure is not the next awaited statement's
+    /// problem but the transaction's. It makes write_failed() true (the writer then runs the
+    /// group's writes again, each confirmed: store/core.hpp).
+    result<void> defer_write(const std::string& sql, const params& p, std::function<void(const rows&)> on_rows = {});
+    /// A deferred write failed since clear_write_failed().
+    bool write_failed() const noexcept { return write_failed_; }
+    void clear_write_failed() noexcept { write_failed_ = false; }
+    /// Deferred writes whose answers have not been read yet.
+    bool writes_unconfirmed() const noexcept;
+    /// Sends what is queued without waiting for results (pipeline mode): a deferred COMMIT
+    /// reaches the server now instead of with the next statement. False when the socket would
+    /// not take it within the statement deadline or broke.
+    bool flush() noexcept;
 
     const error_info& last_error() const noexcept { return last_error_; }
     /// The last failure was a deadlock or serialization failure: the work may be retried.
@@ -161,6 +171,8 @@ public:
     }
     bool ok() const noexcept { return conn_ && PQstatus(conn_) == CONNECTION_OK; }
     bool in_transaction() const noexcept;
+    /// In a transaction that a failed statement aborted.
+    bool in_error() const noexcept { return conn_ && PQtransactionStatus(conn_) == PQTRANS_INERROR; }
     /// False at once while the store is down. Otherwise reconnects a broken or stale connection
     /// (statements are prepared again); a failed reconnect starts an episode. True when usable.
     bool ensure();
@@ -213,6 +225,8 @@ private:
     struct queued {
         std::string sql;
         std::function<void(const rows&)> on_rows;  ///< deferred statements' rows
+        bool write = false;                        ///< defer_write()
+        bool prepare = false;                      ///< the preparation of `sql`
     };
 
     PGconn* conn_;
@@ -227,6 +241,7 @@ private:
     std::unordered_map<std::string, std::string> prepared_;  // sql -> statement name
     std::uint64_t next_name_ = 0;
     bool pipelined_ = false;
+    bool write_failed_ = false;  // write_failed()
     std::deque<queued> queued_;  // sent, results not read yet (pipeline mode)
     std::vector<std::string> settings_;  // replayed by ensure()
 };

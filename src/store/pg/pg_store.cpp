@@ -70,6 +70,7 @@ public:
 
     result<void> begin_write(std::int64_t) override {
         txn_.drop_pending_from(0);
+        txn_.reset_replay();
         commit_sent_ = false;
         if (!conn_->ensure()) return pg::storage_unavailable("The database is not reachable.");
         if (!conn_->defer("BEGIN")) return unreachable(*conn_);
@@ -83,19 +84,41 @@ public:
     }
     bool in_transaction() const override { return conn_->in_transaction(); }
     bool retryable() const override { return conn_->retryable(); }
+    bool replay_needed() const override { return txn_.replay_needed(); }
+    void set_careful(bool on) override { txn_.set_careful(on); }
+    bool optimistic() const override { return txn_.optimistic(); }
+    std::int64_t writes() const override { return txn_.writes(); }
+    bool failed() const override { return conn_->in_error(); }
     std::int64_t mark() const override { return static_cast<std::int64_t>(txn_.pending()); }
     void undo_to(std::int64_t mark) override { txn_.drop_pending_from(static_cast<std::size_t>(mark)); }
     // The group's changes are appended at the end, under the append lock (pg/txn.hpp).
     result<std::int64_t> commit(std::int64_t committed) override {
+        if (auto r = send_commit(committed); !r) return std::move(r).error();
+        return finish_commit(committed);
+    }
+    // The row writes' answers first (before the append lock, which is held until COMMIT), then
+    // the append and the COMMIT go out without waiting.
+    result<void> send_commit(std::int64_t) override {
+        if (auto r = txn_.confirm_writes(); !r) return std::move(r).error();
         if (auto r = txn_.append_pending(); !r) return std::move(r).error();
         commit_sent_ = true;
-        if (auto r = conn_->exec("COMMIT"); !r) return std::move(r).error();
+        if (auto r = conn_->defer("COMMIT"); !r) return std::move(r).error();
+        if (!conn_->flush()) return pg::storage_unavailable("The database did not take the commit in time.");
+        return {};
+    }
+    // A statement after the COMMIT carries its answer (and the append's) back.
+    result<std::int64_t> finish_commit(std::int64_t committed) override {
+        if (auto r = conn_->exec("SELECT 1"); !r) return std::move(r).error();
         commit_sent_ = false;
         if (reach_ && reach_->full()) reach_->set_full(false);
         return std::max(committed, txn_.appended_last());
     }
     void rollback() override {
-        if (conn_->ok()) (void)conn_->exec("ROLLBACK");
+        if (!conn_->ok()) return;
+        (void)conn_->exec("ROLLBACK");
+        // Sent behind a deferred statement that failed, that ROLLBACK was skipped with the rest
+        // of its pipeline segment; this one runs after the sync point.
+        if (conn_->ok() && conn_->in_transaction()) (void)conn_->exec("ROLLBACK");
     }
     problem lost() const override {
         if (conn_->last_problem().status == 507) return conn_->last_problem();
@@ -103,6 +126,8 @@ public:
             return pg::storage_unavailable(
                 "The database connection was lost before the commit was confirmed: the write may or may not "
                 "have been applied. Retry it (an Idempotency-Key makes that safe).");
+        // The connection's own reason (no answer in time, unreachable) when it has one.
+        if (conn_->last_problem().status == 503) return conn_->last_problem();
         if (!conn_->ok()) return pg::storage_unavailable("The database connection was lost; the write was not applied.");
         return pg::storage_unavailable("The database did not commit the write; try again.");
     }
@@ -116,7 +141,7 @@ private:
 
 class pg_store final : public store_detail::store_core {
 public:
-    pg_store(const postgres_options& options, std::string schema, std::unique_ptr<connection> writer,
+    pg_store(const postgres_options& options, std::string schema, std::vector<std::unique_ptr<connection>> writers,
              std::vector<std::unique_ptr<connection>> readers, std::unique_ptr<connection> listener,
              std::int64_t last_seq, std::shared_ptr<pg::reachability> reach)
         : store_core(options.log, limits_of(options), last_seq),
@@ -125,7 +150,13 @@ public:
           listener_conn_(std::move(listener)) {
         std::vector<std::unique_ptr<store_detail::session>> sessions;
         for (auto& r : readers) sessions.push_back(std::make_unique<pg_session>(std::move(r), false, nullptr, reach_));
-        start(std::make_unique<pg_session>(std::move(writer), true, &channels_, reach_), std::move(sessions));
+        // Two writer sessions: one group's COMMIT is in flight while the next runs (core.hpp).
+        std::vector<std::unique_ptr<store_detail::session>> writer_sessions;
+        for (auto& w : writers) {
+            writer_sessions.push_back(std::make_unique<pg_session>(std::move(w), true, &channels_, reach_));
+            writer_conns_.push_back(&static_cast<pg_session&>(*writer_sessions.back()).conn());
+        }
+        start(std::move(writer_sessions), std::move(sessions));
         listener_thread_ = std::thread([this] { listener_loop(); });
     }
 
@@ -148,7 +179,8 @@ protected:
         (void)conn.exec("SET LOCAL statement_timeout = 0");
         auto r = pg::migrate_schema(conn, collections, allow_destructive, dry_run);
         conn.set_unbounded(false);
-        conn.forget_statements();
+        // The tables changed under every writer's prepared statements.
+        for (auto* w : writer_conns_) w->forget_statements();
         return r;
     }
 
@@ -243,6 +275,7 @@ private:
     }
 
     pg::channels channels_;
+    std::vector<connection*> writer_conns_;  // owned by the writer sessions (the core's)
     std::shared_ptr<pg::reachability> reach_;
     std::unique_ptr<connection> listener_conn_;
     std::atomic<bool> listening_{true};
@@ -282,7 +315,12 @@ result<std::unique_ptr<store>> open_postgres_store(const postgres_options& optio
     auto listener = connection::open(url->conninfo, url->schema, false, options.log, lopts);
     if (!listener) return std::move(listener).error();
     const std::int64_t last_seq = last->int64(0, 0);
-    auto* s = new pg_store(options, std::move(schema_name), std::move(writer).value(), std::move(readers),
+    std::vector<std::unique_ptr<connection>> writers;
+    writers.push_back(std::move(writer).value());
+    auto second = connection::open(url->conninfo, url->schema, false, options.log, copts);
+    if (!second) return std::move(second).error();
+    writers.push_back(std::move(second).value());
+    auto* s = new pg_store(options, std::move(schema_name), std::move(writers), std::move(readers),
                            std::move(listener).value(), last_seq, std::move(reach));
     s->set_stop_flag(std::move(stopping));
     return std::unique_ptr<store>(s);

@@ -27,6 +27,9 @@ const std::string k_lock_sql =
     "SELECT pg_advisory_xact_lock(" + std::to_string(k_lock_class_append) + ", hashtext(current_schema()))";
 const std::string k_notify_sql = "SELECT pg_notify($1, (SELECT max(seq) FROM _changes)::text || $2)";
 
+// Carries the answers of the deferred row writes back before the commit.
+const std::string k_confirm_sql = "SELECT 1";
+
 constexpr std::size_t k_rows_per_insert = 500;  // 6 parameters each, far below the 65535 limit
 
 }  // namespace
@@ -53,6 +56,36 @@ result<std::optional<json::object>> pg_txn::get(const collection_def& c, std::st
     if (!r) return std::move(r).error();
     if (r->size() == 0) return std::optional<json::object>();
     return std::optional<json::object>(read_record(c, *r, 0));
+}
+
+namespace {
+// A text[] literal: {"a","b"} with " and \ escaped.
+std::string text_array(const std::vector<std::string>& items) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i) out += ',';
+        out += '"';
+        for (char ch : items[i]) {
+            if (ch == '"' || ch == '\\') out += '\\';
+            out += ch;
+        }
+        out += '"';
+    }
+    out += '}';
+    return out;
+}
+}  // namespace
+
+result<std::vector<json::object>> pg_txn::get_many(const collection_def& c, const std::vector<std::string>& ids) {
+    std::vector<json::object> out;
+    if (ids.empty()) return out;
+    // Locked in id order, so two writers locking overlapping sets cannot deadlock each other.
+    auto r = conn_.query(select_sql(c) + " WHERE id = ANY($1::text[]) ORDER BY id" + (writer_ ? " FOR UPDATE" : ""),
+                         {text_array(ids)});
+    if (!r) return std::move(r).error();
+    out.reserve(static_cast<std::size_t>(r->size()));
+    for (int i = 0; i < r->size(); ++i) out.push_back(read_record(c, *r, i));
+    return out;
 }
 
 result<page> pg_txn::select_page(const collection_def& c, const query& q, bool locked) {
@@ -130,6 +163,7 @@ result<std::optional<std::int64_t>> pg_txn::scalar(const std::string& sql, std::
 }
 
 result<std::int64_t> pg_txn::execute(const std::string& sql, std::initializer_list<std::int64_t> args) {
+    ++writes_;
     auto r = conn_.query(sql, int_params(args));
     if (!r) return std::move(r).error();
     return r->affected();
@@ -179,9 +213,31 @@ result<void> pg_txn::write_row(const collection_def& c, const std::string& sql, 
         auto it = record.find(f.name);
         p.push_back(it == record.end() ? std::nullopt : param_of(&f, it->value()));
     }
+    return run_write(c, sql, p, must_exist);
+}
+
+result<void> pg_txn::run_write(const collection_def& c, const std::string& sql, const params& p, bool must_exist) {
+    ++writes_;
+    if (optimistic()) {
+        std::function<void(const rows&)> check;
+        if (must_exist)
+            check = [this](const rows& r) {
+                if (r.affected() == 0) missed_ = true;
+            };
+        return conn_.defer_write(sql, p, std::move(check));
+    }
     auto r = conn_.query(sql, p);
     if (!r) return write_error(c);
     if (must_exist && r->affected() == 0) return problem::not_found();
+    return {};
+}
+
+result<void> pg_txn::confirm_writes() {
+    if (conn_.writes_unconfirmed()) {
+        auto r = conn_.query(k_confirm_sql);
+        if (!r && !replay_needed()) return std::move(r).error();
+    }
+    if (replay_needed()) return problem::unavailable("A deferred write failed; the group runs again.");
     return {};
 }
 
@@ -217,9 +273,7 @@ result<void> pg_txn::update(const collection_def& c, const json::object& record,
 }
 
 result<void> pg_txn::remove(const collection_def& c, const json::object& before) {
-    auto r = conn_.query(delete_sql(c), {std::string(get_string(before, "id"))});
-    if (!r) return write_error(c);
-    if (r->affected() == 0) return problem::not_found();
+    if (auto r = run_write(c, delete_sql(c), {std::string(get_string(before, "id"))}, true); !r) return r;
     buffer(c, "delete", store_detail::normalize_record(c, before), nullptr);
     return {};
 }

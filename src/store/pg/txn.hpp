@@ -32,6 +32,7 @@ public:
     result<std::optional<json::object>> get(const collection_def& c, std::string_view id) override;
     result<page> list(const collection_def& c, const query& q) override;
     result<page> list_locked(const collection_def& c, const query& q) override;
+    result<std::vector<json::object>> get_many(const collection_def& c, const std::vector<std::string>& ids) override;
     result<std::vector<change>> changes_after(std::int64_t after, std::size_t limit) override;
     result<std::int64_t> history_floor() override;
     result<std::int64_t> snapshot_seq() override;
@@ -47,6 +48,25 @@ public:
     result<std::int64_t> execute(const std::string& sql, std::initializer_list<std::int64_t> args) override;
 
     connection& conn() noexcept { return conn_; }
+
+    // Optimistic writes (the writer): row writes are deferred into the pipeline and checked at
+    // commit (confirm_writes). One that failed, or changed no row where one was expected,
+    // makes replay_needed() true; the core then runs the group's writes again in careful mode,
+    // where each row write waits for its answer (store/core.hpp).
+    void set_careful(bool on) noexcept { careful_ = on; }
+    bool optimistic() const noexcept { return writer_ && !careful_ && conn_.pipelined(); }
+    /// Row writes (and statements that change rows) since reset_replay().
+    std::int64_t writes() const noexcept { return writes_; }
+    bool replay_needed() const noexcept { return missed_ || conn_.write_failed(); }
+    void reset_replay() noexcept {
+        missed_ = false;
+        writes_ = 0;
+        conn_.clear_write_failed();
+    }
+    /// Waits for the answers of the deferred row writes not confirmed yet (one round trip;
+    /// none when there are none). A problem when one failed or missed its row (then
+    /// replay_needed()), or the connection failed.
+    result<void> confirm_writes();
 
     // Writer bookkeeping: changes made in this group, not yet in the log.
     std::size_t pending() const noexcept { return pending_.size(); }
@@ -71,6 +91,8 @@ private:
                 const json::object* before);
     result<void> write_row(const collection_def& c, const std::string& sql, const json::object& record,
                            bool must_exist);
+    /// Runs (or, optimistic, defers) an INSERT/UPDATE/DELETE; `must_exist`: one row changes.
+    result<void> run_write(const collection_def& c, const std::string& sql, const params& p, bool must_exist);
     problem write_error(const collection_def& c);
     result<page> select_page(const collection_def& c, const query& q, bool locked);
 
@@ -79,6 +101,9 @@ private:
     const channels* channels_;
     std::vector<pending_change> pending_;
     std::int64_t appended_last_ = 0;
+    bool careful_ = false;
+    bool missed_ = false;  // a deferred UPDATE/DELETE changed no row
+    std::int64_t writes_ = 0;
 };
 
 /// "Key (f_vin)=(X) already exists." -> "vin" ("id" for the primary key); empty otherwise.

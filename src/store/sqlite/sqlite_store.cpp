@@ -117,7 +117,9 @@ public:
         writer_conn_ = &static_cast<sqlite_session&>(*writer).conn();
         // Replaces SQLite's autocheckpoint on the writer's connection (see k_checkpoint_pages).
         sqlite3_wal_hook(writer_conn_->handle(), &sqlite_store::on_wal, this);
-        start(std::move(writer), std::move(readers));
+        std::vector<std::unique_ptr<store_detail::session>> writers;
+        writers.push_back(std::move(writer));  // one: SQLite has a single writer connection
+        start(std::move(writers), std::move(readers));
         watcher_ = std::thread([this] { watch(); });
         checkpointer_ = std::thread([this] { checkpoints(); });
     }

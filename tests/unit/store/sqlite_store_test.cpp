@@ -458,6 +458,45 @@ TEST_F(sqlite_store_test, one_failing_write_does_not_affect_its_group) {
     EXPECT_EQ(commits.load() - before, 1);
 }
 
+// An update given its `before` writes without reading first; when the row is gone it answers
+// 404 alone (on PostgreSQL the deferred UPDATE finds no row at commit, and the group runs again
+// with each write confirmed).
+TEST_F(sqlite_store_test, an_update_of_a_missing_row_fails_alone_in_its_group) {
+    writer_gate gate(*db_);
+    collected out;
+    db_->write(
+        [this](write_txn& t) -> result<json::value> {
+            if (auto r = t.insert(cars_, car("01A", {{"vin", "V1"}})); !r) return std::move(r).error();
+            return json::value(nullptr);
+        },
+        out.slot(0));
+    db_->write(
+        [this](write_txn& t) -> result<json::value> {
+            const auto before = car("01Z", {{"vin", "VZ"}});
+            if (auto r = t.update(cars_, car("01Z", {{"vin", "VZ2"}}), &before); !r) return std::move(r).error();
+            return json::value(nullptr);
+        },
+        out.slot(1));
+    db_->write(
+        [this](write_txn& t) -> result<json::value> {
+            if (auto r = t.insert(cars_, car("01B", {{"vin", "V2"}})); !r) return std::move(r).error();
+            return json::value(nullptr);
+        },
+        out.slot(2));
+    gate.release();
+    out.wait_for(3);
+    EXPECT_TRUE(out.results.at(0).has_value());
+    ASSERT_FALSE(out.results.at(1).has_value());
+    EXPECT_EQ(out.results.at(1).error().status, 404);
+    EXPECT_TRUE(out.results.at(2).has_value());
+    auto all = db_->list_sync(cars_, query{});
+    ASSERT_TRUE(all.has_value());
+    EXPECT_EQ(ids_of(all->items), (std::vector<std::string>{"01A", "01B"}));
+    auto log = changes_sync(*db_, 0);
+    ASSERT_EQ(log.size(), 2u);
+    EXPECT_EQ(log[1].seq, log[0].seq + 1);
+}
+
 // A malformed page found while serving (the file was damaged after the open-time check, or the
 // check is off) answers 503 storage-damaged, and stops every write of the store, also writes
 // that would not touch the damaged table: nothing more is committed into a malformed file.

@@ -6,6 +6,7 @@
 #include <livebase/core/clock.hpp>
 
 #include <future>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -247,6 +248,79 @@ TEST_F(batch_test, complete_in_commits_with_the_effect_or_rolls_it_back) {
     auto done = stored(t);
     EXPECT_EQ(state_of(done), "succeeded");
     EXPECT_EQ(get_string(done, "location"), "/api/notes/n2");
+}
+
+// Outcomes queued while the store is busy travel as one write (one read of their rows), yet
+// each gets its own answer, and the rows change as if each had been written alone: a task not
+// held by the worker is refused (409) without touching the others, and two outcomes of one
+// task apply in order.
+TEST_F(batch_test, outcomes_queued_together_are_one_write_with_an_answer_each) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < 4; ++i) ids.push_back(id_of(submit()));
+    auto claimed = queue_.claim_batch("pool", clock_.load(), 1000ms, {}, 4);
+    ASSERT_TRUE(claimed && claimed->size() == 4u);
+    const std::int64_t seq = ts_.db->last_seq();
+
+    // Hold the writer so every outcome below queues behind it.
+    std::promise<void> entered, released;
+    auto gate = released.get_future().share();
+    ts_.db->write(
+        [&](write_txn&) -> result<json::value> {
+            entered.set_value();
+            gate.wait();
+            return json::value(nullptr);
+        },
+        [](result<json::value>) {});
+    entered.get_future().wait();
+
+    std::mutex mu;
+    std::map<std::string, result<json::object>> answers;
+    std::promise<void> all;
+    auto answer = [&](std::string key) {
+        return [&, key](result<json::object> r) {
+            std::lock_guard lock(mu);
+            answers.emplace(key, std::move(r));
+            if (answers.size() == 6) all.set_value();
+        };
+    };
+    outcome ok;
+    ok.body = json::object{{"n", 1}};
+    queue_.complete_async(ids[0], "pool", ok, answer("a"));
+    queue_.fail_async(ids[1], "pool", problem::internal("flaky"), /*retryable=*/true, answer("b"));
+    queue_.complete_async(ids[2], "another-pool", ok, answer("c"));  // not its worker's
+    queue_.release_async(ids[3], "pool", answer("d"));
+    queue_.complete_async(ids[3], "pool", ok, answer("d again"));  // after the hand-back: no longer held
+    queue_.complete_async("missing", "pool", ok, answer("missing"));
+    released.set_value();
+    all.get_future().wait();
+
+    ASSERT_TRUE(answers.at("a").has_value());
+    EXPECT_EQ(state_of(*answers.at("a")), "succeeded");
+    ASSERT_TRUE(answers.at("b").has_value());
+    EXPECT_EQ(state_of(*answers.at("b")), "pending");
+    ASSERT_FALSE(answers.at("c").has_value());
+    EXPECT_EQ(answers.at("c").error().status, 409);
+    ASSERT_TRUE(answers.at("d").has_value());
+    EXPECT_EQ(state_of(*answers.at("d")), "pending");
+    ASSERT_FALSE(answers.at("d again").has_value());
+    EXPECT_EQ(answers.at("d again").error().status, 409);
+    ASSERT_FALSE(answers.at("missing").has_value());
+    EXPECT_EQ(answers.at("missing").error().status, 404);
+
+    EXPECT_EQ(state_of(stored(ids[0])), "succeeded");
+    EXPECT_EQ(state_of(stored(ids[1])), "pending");
+    EXPECT_EQ(state_of(stored(ids[2])), "running");
+    EXPECT_EQ(state_of(stored(ids[3])), "pending");
+    // One change per task written, each with the row as it was before it.
+    auto log = changes_since(seq);
+    ASSERT_EQ(log.size(), 3u);
+    std::set<std::string> changed;
+    for (const auto& ch : log) {
+        changed.insert(ch.id);
+        ASSERT_TRUE(ch.before.has_value());
+        EXPECT_EQ(get_string(*ch.before, "state"), "running");
+    }
+    EXPECT_EQ(changed, (std::set<std::string>{ids[0], ids[1], ids[3]}));
 }
 
 }  // namespace
