@@ -274,9 +274,23 @@ struct hub::impl {
             if (cursor_ > s_->committed) s_->committed = cursor_;
         }
         s_->delivered.store(cursor_);
+        register_node();
         next_trim_ = steady::now() + opt_.trim_every;
         started_ = true;
         thread_ = std::thread([this] { run(); });
+    }
+
+    // This node's first heartbeat, before it serves: a node that stalls before its first trim
+    // (trim_every later) still holds the other nodes' trims back at its position.
+    void register_node() {
+        const std::int64_t wall = now_ms();
+        const std::int64_t alive_since = wall - opt_.node_timeout.count();
+        auto r = db_.write_sync([node = node_, pos = cursor_, wall, alive_since](write_txn& t) -> result<json::value> {
+            auto n = t.node_heartbeat(node, pos, wall, alive_since);
+            if (!n) return std::move(n).error();
+            return json::value(nullptr);
+        });
+        if (!r) log_.warn("could not register this node's change-log position; its first trim will", problem_fields(r.error()));
     }
 
     void stop() {

@@ -212,10 +212,9 @@ TEST_F(multinode_feed, immediate_sse_resumes_on_the_other_node_never_get_410_nor
     EXPECT_FALSE(stream->next_event(200ms)) << "an event arrived twice";
 }
 
-// Disabled: not yet stable (about 1 run in 3 on a loaded machine: the trimming node's trim never
-// completes, or the paused node's socket closes with another code). Run with
-// --gtest_also_run_disabled_tests.
-TEST_F(multinode_feed, DISABLED_a_lagging_live_node_holds_the_trim_back_and_then_delivers_everything) {
+// Node B is paused (SIGSTOP) right after its first event, long before its first periodic
+// heartbeat: it registered its position at start, so A's trims stop there while B is alive.
+TEST_F(multinode_feed, a_lagging_live_node_holds_the_trim_back_and_then_delivers_everything) {
     start("history = 5\nnode_timeout = \"1h\"", 100);
     ws_client sock;
     ASSERT_TRUE(sock.connect(port_b_));
@@ -253,10 +252,7 @@ TEST_F(multinode_feed, DISABLED_a_lagging_live_node_holds_the_trim_back_and_then
     EXPECT_TRUE(trimmed_past(port_a_, first)) << logs();
 }
 
-// Disabled: not yet stable (about 1 run in 3 on a loaded machine: the trimming node's trim never
-// completes, or the paused node's socket closes with another code). Run with
-// --gtest_also_run_disabled_tests.
-TEST_F(multinode_feed, DISABLED_a_node_paused_past_node_timeout_while_the_other_trims_closes_its_subscribers_to_resync) {
+TEST_F(multinode_feed, a_node_paused_past_node_timeout_while_the_other_trims_closes_its_subscribers_to_resync) {
     start("history = 5\nnode_timeout = \"1s\"", 100);
     ws_client sock;
     ASSERT_TRUE(sock.connect(port_b_));
