@@ -1,6 +1,9 @@
 #include "store/tables.hpp"
 
 #include <cmath>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace livebase::store_detail {
 
@@ -63,15 +66,64 @@ std::string create_table_sql(const collection_def& c, std::string_view text,
     return sql;
 }
 
-std::string select_sql(const collection_def& c) {
+namespace {
+std::string build_select(const collection_def& c, char) {
     return "SELECT " + column_list(c) + " FROM " + quote_ident(table_name(c.name));
 }
+std::string build_get(const collection_def& c, char param) {
+    return build_select(c, param) + " WHERE \"id\" = " + placeholder(param, 1);
+}
+std::string build_insert(const collection_def& c, char param);
+std::string build_update(const collection_def& c, char param);
+std::string build_delete(const collection_def& c, char param);
 
-std::string get_sql(const collection_def& c, char param) {
-    return select_sql(c) + " WHERE \"id\" = " + placeholder(param, 1);
+// The statements of a collection, built once per thread: a write would otherwise quote and
+// join every column name again. Keyed by the definition's address and checked against its
+// name and fields (a definition freed and another made at its address is rebuilt).
+struct statements {
+    std::string name;
+    std::vector<std::pair<std::string, field_type>> fields;
+    bool owned = false;
+    std::string sql[2][5];  // ['?' | '$'][select, get, insert, update, delete]
+    bool built[2][5] = {};
+};
+
+bool same_shape(const statements& s, const collection_def& c) {
+    if (s.name != c.name || s.owned != c.owned || s.fields.size() != c.fields.size()) return false;
+    for (std::size_t i = 0; i < c.fields.size(); ++i)
+        if (s.fields[i].first != c.fields[i].name || s.fields[i].second != c.fields[i].type) return false;
+    return true;
 }
 
-std::string insert_sql(const collection_def& c, char param) {
+std::string cached(const collection_def& c, char param, int which, std::string (*build)(const collection_def&, char)) {
+    thread_local std::unordered_map<const collection_def*, statements> cache;
+    auto it = cache.find(&c);
+    if (it == cache.end() || !same_shape(it->second, c)) {
+        if (cache.size() >= 256) cache.clear();  // bounded (tests make many definitions)
+        statements s;
+        s.name = c.name;
+        s.owned = c.owned;
+        for (const auto& f : c.fields) s.fields.emplace_back(f.name, f.type);
+        it = cache.insert_or_assign(&c, std::move(s)).first;
+    }
+    const int p = param == '$' ? 1 : 0;
+    auto& st = it->second;
+    if (!st.built[p][which]) {
+        st.sql[p][which] = build(c, param);
+        st.built[p][which] = true;
+    }
+    return st.sql[p][which];
+}
+}  // namespace
+
+std::string select_sql(const collection_def& c) { return cached(c, '?', 0, &build_select); }
+std::string get_sql(const collection_def& c, char param) { return cached(c, param, 1, &build_get); }
+std::string insert_sql(const collection_def& c, char param) { return cached(c, param, 2, &build_insert); }
+std::string update_sql(const collection_def& c, char param) { return cached(c, param, 3, &build_update); }
+std::string delete_sql(const collection_def& c, char param) { return cached(c, param, 4, &build_delete); }
+
+namespace {
+std::string build_insert(const collection_def& c, char param) {
     std::string sql = "INSERT INTO " + quote_ident(table_name(c.name)) + " (" + column_list(c) + ") VALUES (";
     for (std::size_t i = 0; i < column_count(c); ++i) {
         if (i) sql += ", ";
@@ -81,7 +133,7 @@ std::string insert_sql(const collection_def& c, char param) {
     return sql;
 }
 
-std::string update_sql(const collection_def& c, char param) {
+std::string build_update(const collection_def& c, char param) {
     std::string sql = "UPDATE " + quote_ident(table_name(c.name)) + " SET ";
     int n = 1;
     bool first = true;
@@ -97,9 +149,10 @@ std::string update_sql(const collection_def& c, char param) {
     return sql;
 }
 
-std::string delete_sql(const collection_def& c, char param) {
+std::string build_delete(const collection_def& c, char param) {
     return "DELETE FROM " + quote_ident(table_name(c.name)) + " WHERE \"id\" = " + placeholder(param, 1);
 }
+}  // namespace
 
 json::value storage_value(const field_def* f, const json::value& v) {
     if (v.is_null()) return nullptr;
@@ -170,16 +223,24 @@ json::object normalize_record(const collection_def& c, const json::object& recor
 }
 
 std::string before_text(const collection_def& c, const json::object& stored) {
-    json::object view;
-    view.reserve(stored.size());
+    // Written member by member (no copy of the record): json fields as true/null.
+    std::string out;
+    out.reserve(256);
+    out += '{';
+    bool first = true;
     for (const auto& kv : stored) {
+        if (!first) out += ',';
+        first = false;
+        append_json_text(out, json::value(kv.key()));
+        out += ':';
         const field_def* f = c.find_field(kv.key());
         if (f && f->type == field_type::json)
-            view.emplace(kv.key(), kv.value().is_null() ? json::value(nullptr) : json::value(true));
+            out += kv.value().is_null() ? "null" : "true";
         else
-            view.emplace(kv.key(), kv.value());
+            append_json_text(out, kv.value());
     }
-    return to_json_text(view);
+    out += '}';
+    return out;
 }
 
 std::string escape_like(std::string_view s) {
