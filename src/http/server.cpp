@@ -579,6 +579,13 @@ private:
 
     // ---- handling ----
 
+    // The drain began after this request was read (its slot said keep-alive): its draining
+    // answer still closes the connection.
+    void close_after(response_queue_id id) {
+        if (auto* s = queue_.find(id)) s->close = true;
+        closing_ = true;
+    }
+
     void handle_request(bhttp::request<bhttp::string_body> req) {
         slot s;
         s.request_id = http_detail::accept_request_id(req["X-Request-Id"]);
@@ -615,7 +622,10 @@ private:
                 json::object body{{"status", draining ? "draining" : storage == "ok" ? "ok" : "degraded"}};
                 if (storage != "ok") body["storage"] = storage;
                 auto parts = http_detail::render_json(draining ? 503 : 200, body);
-                if (draining) parts.headers.emplace_back("Retry-After", "1");
+                if (draining) {
+                    parts.headers.emplace_back("Retry-After", "1");
+                    close_after(id);
+                }
                 return respond(id, std::move(parts));
             }
             case route_kind::ready: {
@@ -627,6 +637,7 @@ private:
                 if (storage != "ok") body["storage"] = storage;
                 auto parts = http_detail::render_json(draining || away ? 503 : 200, body);
                 if (draining || away) parts.headers.emplace_back("Retry-After", draining ? "1" : "5");
+                if (draining) close_after(id);
                 return respond(id, std::move(parts));
             }
             case route_kind::metrics: {

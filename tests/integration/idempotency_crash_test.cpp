@@ -213,7 +213,8 @@ TEST(idempotency_crash, keys_in_flight_at_kill_9_replay_or_run_fresh_never_409_n
     for (const auto& k : sent) double_keys += k.kind == "double";
     EXPECT_EQ(double_tasks.size(), double_keys);
     auto listed = obj(c.get("/api/tasks?kind=double&limit=1").json());
-    if (listed["count"].is_int64()) EXPECT_EQ(static_cast<std::size_t>(listed["count"].get_int64()), double_keys);
+    ASSERT_TRUE(listed["count"].is_int64()) << json::serialize(listed);
+    EXPECT_EQ(static_cast<std::size_t>(listed["count"].get_int64()), double_keys);
     std::cerr << "keys " << sent.size() << ", replays " << replays << ", fresh runs " << fresh << "\n";
     c.close();
     kill(srv.pid, SIGTERM);
