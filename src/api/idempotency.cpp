@@ -151,8 +151,10 @@ void api::set_node(std::string name) {
 
 std::string api::holder() const {
     std::lock_guard<std::mutex> lock(keys_mu_);
-    return node_ + " " + boot_;
+    return holder_locked();
 }
+
+std::string api::holder_locked() const { return node_ + " " + boot_; }
 
 void api::keep_keys_alive() {
     std::vector<std::string> ids;
@@ -163,7 +165,7 @@ void api::keep_keys_alive() {
         if (held_keys_.empty() || now - keys_renewed_ < k_lease_ms / 3) return;
         keys_renewed_ = now;
         for (const auto& [id, n] : held_keys_) ids.push_back(id);
-        me = node_ + " " + boot_;
+        me = holder_locked();
     }
     db_.write(
         [ids = std::move(ids), me, now](write_txn& t) -> result<json::value> {
@@ -202,7 +204,7 @@ void api::with_idempotency(operation op, done_fn done) {
     {
         std::lock_guard<std::mutex> lock(keys_mu_);
         node = node_;
-        me = node_ + " " + boot_;
+        me = holder_locked();
     }
     auto fresh_id = make_ulid(now);
     auto claim = std::make_shared<std::string>();  // the row id this request holds

@@ -242,6 +242,7 @@ private:
     std::atomic<std::size_t> idempotency_inserts_{0};
     /// "<node> <boot id>": the holder of this process's pending keys.
     std::string holder() const;
+    std::string holder_locked() const;  ///< REQUIRES: keys_mu_ held
     /// Counts a key row held by a request in flight here (renewed by keep_keys_alive).
     void hold_key(const std::string& row_id, bool held);
     mutable std::mutex keys_mu_;

@@ -249,19 +249,15 @@ result<std::unique_ptr<connection>> connection::open(const std::string& conninfo
         }
     }
     if (auto r = conn->set_search_path(); !r) return std::move(r).error();
-    // The user's own statement_timeout (in the URL's options) is kept.
-    if (conninfo.find("statement_timeout") == std::string::npos)
-        if (auto r = conn->configure("SET statement_timeout = " + std::to_string(conn->opts_.limits.statement.count()));
-            !r)
-            return std::move(r).error();
-    // A process frozen in the middle of a transaction (SIGSTOP, a paused VM) would hold its
-    // locks, the change log's append lock among them, and stall every other node: PostgreSQL
-    // ends such a session after the same time. Our transactions are never idle that long.
-    if (conninfo.find("idle_in_transaction_session_timeout") == std::string::npos)
-        if (auto r = conn->configure("SET idle_in_transaction_session_timeout = " +
-                                     std::to_string(conn->opts_.limits.statement.count()));
-            !r)
-            return std::move(r).error();
+    // statement_timeout bounds every statement. A process frozen in the middle of a
+    // transaction (SIGSTOP, a paused VM) would hold its locks, the change log's append lock
+    // among them, and stall every other node: idle_in_transaction_session_timeout makes
+    // PostgreSQL end such a session after the same time (our transactions are never idle that
+    // long). A setting the URL's options give is the user's and is kept.
+    const auto ms = std::to_string(conn->opts_.limits.statement.count());
+    for (const char* setting : {"statement_timeout", "idle_in_transaction_session_timeout"})
+        if (conninfo.find(setting) == std::string::npos)
+            if (auto r = conn->configure("SET " + std::string(setting) + " = " + ms); !r) return std::move(r).error();
     return conn;
 }
 

@@ -148,7 +148,7 @@ protected:
         watcher_conn_.reset();
         {
             std::lock_guard<std::mutex> lock(checkpoint_mu_);
-            checkpointing_ = false;
+            checkpointing_.store(false);
         }
         checkpoint_cv_.notify_all();
         if (checkpointer_.joinable()) checkpointer_.join();
@@ -190,7 +190,7 @@ private:
     // Runs on the writer thread after each commit, with the WAL's size in pages.
     static int on_wal(void* self, sqlite3* db, const char*, int pages) {
         auto* store = static_cast<sqlite_store*>(self);
-        if (pages >= k_inline_checkpoint_pages || !store->checkpoint_running_.load(std::memory_order_relaxed)) {
+        if (pages >= k_inline_checkpoint_pages || !store->checkpointing_.load(std::memory_order_relaxed)) {
             if (pages >= k_checkpoint_pages)
                 (void)sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
         } else if (pages >= k_checkpoint_pages && !store->checkpoint_due_.exchange(true)) {
@@ -202,9 +202,9 @@ private:
 
     void checkpoints() {
         std::unique_lock<std::mutex> lock(checkpoint_mu_);
-        while (checkpointing_) {
-            checkpoint_cv_.wait(lock, [&] { return checkpoint_due_.load() || !checkpointing_; });
-            if (!checkpointing_) break;
+        while (checkpointing_.load()) {
+            checkpoint_cv_.wait(lock, [&] { return checkpoint_due_.load() || !checkpointing_.load(); });
+            if (!checkpointing_.load()) break;
             lock.unlock();
             checkpoint_due_.store(false);
             const int rc = sqlite3_wal_checkpoint_v2(checkpoint_conn_->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
@@ -213,16 +213,15 @@ private:
                 (void)checkpoint_conn_->fail("checkpointing the WAL failed");
             lock.lock();
         }
-        checkpoint_running_.store(false);
     }
 
     std::unique_ptr<connection> watcher_conn_;
     std::unique_ptr<connection> checkpoint_conn_;
     std::mutex checkpoint_mu_;
     std::condition_variable checkpoint_cv_;
-    bool checkpointing_ = true;
+    // The checkpointer runs (until stop_backend()); after that the writer checkpoints itself.
+    std::atomic<bool> checkpointing_{true};
     std::atomic<bool> checkpoint_due_{false};
-    std::atomic<bool> checkpoint_running_{true};
     std::thread checkpointer_;
     std::mutex watch_mu_;
     std::condition_variable watch_cv_;
