@@ -199,12 +199,6 @@ store_core::group store_core::run_group(session& s, std::vector<write_job> batch
     results.reserve(g.batch.size());
     bool careful = false;
 
-    // The transaction holding writes [segment_start, end) is gone: they fail.
-    auto lose_segment = [&](std::size_t end) {
-        for (std::size_t j = g.segment_start; j < end; ++j)
-            if (results[j]) results[j] = s.lost();
-        g.open = false;
-    };
     // A deferred row write of the open transaction failed: roll it back and run its writes
     // again, each confirmed (careful mode lasts to the end of the group). Returns where to
     // go on.
@@ -247,35 +241,36 @@ store_core::group store_core::run_group(session& s, std::vector<write_job> batch
                     lost = true;
                     if (r) r = s.lost();
                 }
-            } else
-            for (int attempt = 0;; ++attempt) {
-                const std::int64_t mark = s.mark();
-                if (!s.savepoint()) {
-                    replay = s.replay_needed();
-                    lost = true;
-                    r = s.lost();
-                    break;
+            } else {
+                for (int attempt = 0;; ++attempt) {
+                    const std::int64_t mark = s.mark();
+                    if (!s.savepoint()) {
+                        replay = s.replay_needed();
+                        lost = true;
+                        r = s.lost();
+                        break;
+                    }
+                    r = run_job(s, g.batch[i]);
+                    if (s.replay_needed()) {
+                        replay = true;
+                        break;
+                    }
+                    if (!s.in_transaction()) {  // the backend rolled everything back under the write
+                        lost = true;
+                        if (r) r = s.lost();
+                        break;
+                    }
+                    if (r && s.release()) break;
+                    const bool retry = g.batch[i].retry && s.retryable() && attempt + 1 < limits_.retries;
+                    if (r) r = problem::internal();  // the release failed
+                    s.undo_to(mark);
+                    if (!s.undo()) {
+                        replay = s.replay_needed();
+                        lost = true;
+                        break;
+                    }
+                    if (!retry) break;
                 }
-                r = run_job(s, g.batch[i]);
-                if (s.replay_needed()) {
-                    replay = true;
-                    break;
-                }
-                if (!s.in_transaction()) {  // the backend rolled everything back under the write
-                    lost = true;
-                    if (r) r = s.lost();
-                    break;
-                }
-                if (r && s.release()) break;
-                const bool retry = g.batch[i].retry && s.retryable() && attempt + 1 < limits_.retries;
-                if (r) r = problem::internal();  // the release failed
-                s.undo_to(mark);
-                if (!s.undo()) {
-                    replay = s.replay_needed();
-                    lost = true;
-                    break;
-                }
-                if (!retry) break;
             }
             if (replay && !careful) {
                 i = replay_segment();
@@ -284,7 +279,7 @@ store_core::group store_core::run_group(session& s, std::vector<write_job> batch
             results.push_back(std::move(r));
             if (lost) {
                 if (s.in_transaction()) s.rollback();
-                lose_segment(i);
+                g.lose(i);
             }
             ++i;
         }
@@ -295,7 +290,7 @@ store_core::group store_core::run_group(session& s, std::vector<write_job> batch
             continue;
         }
         if (s.in_transaction()) s.rollback();
-        lose_segment(g.batch.size());
+        g.lose(g.batch.size());
         break;
     }
     if (careful) s.set_careful(false);
@@ -310,8 +305,7 @@ void store_core::finish_group(group& g) {
             new_last = *c;
         } else {
             if (s.in_transaction()) s.rollback();
-            for (std::size_t j = g.segment_start; j < g.results.size(); ++j)
-                if (g.results[j]) g.results[j] = s.lost();
+            g.lose(g.results.size());
         }
         g.open = false;
     }

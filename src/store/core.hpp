@@ -153,6 +153,14 @@ private:
         std::vector<result<json::value>> results;
         std::size_t segment_start = 0;  ///< the first write of the open transaction
         bool open = false;              ///< its transaction awaits finish_commit
+
+        /// The transaction holding writes [segment_start, end) is gone: they fail with the
+        /// session's problem.
+        void lose(std::size_t end) {
+            for (std::size_t j = segment_start; j < end; ++j)
+                if (results[j]) results[j] = s->lost();
+            open = false;
+        }
     };
 
     void enqueue(job_fn fn, write_done done, bool retry);

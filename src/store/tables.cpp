@@ -84,8 +84,7 @@ struct statements {
     std::string name;
     std::vector<std::pair<std::string, field_type>> fields;
     bool owned = false;
-    std::string sql[2][5];  // ['?' | '$'][select, get, insert, update, delete]
-    bool built[2][5] = {};
+    std::string sql[2][5];  // ['?' | '$'][select, get, insert, update, delete]; empty: not built yet
 };
 
 bool same_shape(const statements& s, const collection_def& c) {
@@ -108,10 +107,7 @@ std::string cached(const collection_def& c, char param, int which, std::string (
     }
     const int p = param == '$' ? 1 : 0;
     auto& st = it->second;
-    if (!st.built[p][which]) {
-        st.sql[p][which] = build(c, param);
-        st.built[p][which] = true;
-    }
+    if (st.sql[p][which].empty()) st.sql[p][which] = build(c, param);
     return st.sql[p][which];
 }
 }  // namespace
