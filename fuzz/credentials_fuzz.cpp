@@ -6,10 +6,10 @@
 #include <string_view>
 #include <vector>
 
-#include "http/origin.hpp"
+#include <livebase/gate/credentials.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    using namespace livebase::http_detail;
+    using namespace livebase;
     std::string_view in(reinterpret_cast<const char*>(data), size);
     // The input is split at the first newline: an Origin, then a Host (and an allowed list).
     auto nl = in.find('\n');

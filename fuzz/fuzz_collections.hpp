@@ -5,12 +5,7 @@
 
 namespace livebase::fuzz {
 
-inline field_def make_field(std::string name, field_type t) {
-    field_def f;
-    f.name = std::move(name);
-    f.type = t;
-    return f;
-}
+using livebase::make_field;
 
 /// cars: the contract's example, plus one field of every remaining type.
 inline const collection_def& cars() {

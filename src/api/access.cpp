@@ -6,7 +6,9 @@
 
 namespace livebase::api_detail {
 
-outcome refused(decision d) { return outcome::from_problem(refusal_problem(d)); }
+outcome refused(decision d, std::string_view reason) {
+    return outcome::from_problem(refusal_problem(d, reason));
+}
 
 std::string_view detail_action(const operation& op) noexcept {
     switch (op.kind) {

@@ -1,6 +1,6 @@
 #pragma once
 // Access checks shared by the synchronous pipeline (api.cpp) and the asynchronous submission
-// (tasks_door.cpp), so a request is judged the same way whether it runs now or as a task.
+// (task_requests.cpp), so a request is judged the same way whether it runs now or as a task.
 #include <livebase/api/api.hpp>
 #include <livebase/auth/rules.hpp>
 #include <optional>
@@ -10,7 +10,7 @@
 namespace livebase::api_detail {
 
 /// The outcome of a refusal (401, 403, or the 404 of a missing record).
-outcome refused(decision d);
+outcome refused(decision d, std::string_view reason = {});
 
 /// The callback/`check_record` action of a detail operation: "retrieve", "update", "patch",
 /// "delete", or the custom action's name.

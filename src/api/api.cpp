@@ -1,4 +1,9 @@
 #include <livebase/api/api.hpp>
+
+#include "api/auth_requests.hpp"
+#include "api/handler_pool.hpp"
+#include "api/idempotency.hpp"
+#include "api/task_requests.hpp"
 #include <livebase/auth/auth.hpp>
 #include <livebase/auth/rules.hpp>
 #include <livebase/core/clock.hpp>
@@ -17,54 +22,6 @@
 #include "access.hpp"
 
 namespace livebase {
-
-// Runs C++ action handlers, which may block on the store, away from I/O and store threads.
-// Bounded: a full queue refuses work (the caller answers 503).
-struct api::handler_pool {
-    static constexpr std::size_t k_threads = 2;
-    static constexpr std::size_t k_max_queued = 10000;
-
-    handler_pool() {
-        for (std::size_t i = 0; i < k_threads; ++i) threads_.emplace_back([this] { run(); });
-    }
-    ~handler_pool() {
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            stopping_ = true;
-        }
-        cv_.notify_all();
-        for (auto& t : threads_) t.join();
-    }
-    bool post(std::function<void()> job) {
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            if (stopping_ || jobs_.size() >= k_max_queued) return false;
-            jobs_.push_back(std::move(job));
-        }
-        cv_.notify_one();
-        return true;
-    }
-
-private:
-    void run() {
-        for (;;) {
-            std::function<void()> job;
-            {
-                std::unique_lock<std::mutex> lock(mu_);
-                cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
-                if (jobs_.empty()) return;  // stopping and drained
-                job = std::move(jobs_.front());
-                jobs_.pop_front();
-            }
-            job();
-        }
-    }
-    std::mutex mu_;
-    std::condition_variable cv_;
-    std::deque<std::function<void()>> jobs_;
-    bool stopping_ = false;
-    std::vector<std::thread> threads_;
-};
 
 namespace {
 
@@ -282,20 +239,14 @@ result<void> delete_tokens(write_txn& t, std::string_view user_id) {
 api::api(const registry& reg, store& db, logger& log, std::string base_path)
     : reg_(reg), db_(db), log_(log), base_path_(std::move(base_path)),
       pool_(std::make_unique<handler_pool>()),
-      login_rate_(k_login_rate),
-      login_address_rate_(k_login_address_rate) {
-    char host[256] = {};
-    if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
-    node_ = std::string(host) + ":" + std::to_string(::getpid());
-    boot_ = make_ulid();
-}
+      auth_ops_(std::make_unique<auth_requests>(base_path_)),
+      keys_(std::make_unique<idempotency_keys>(db, log)) {}
 
 api::~api() = default;
 
 void api::enable_auth(authenticator& a, bool signup) noexcept {
     auth_ = &a;
-    signup_ = signup;
-    login_throttle_ = std::make_unique<throttle>();
+    auth_ops_->enable(a, signup);
 }
 
 bool api::has_effects(const operation& op) const {
@@ -304,21 +255,25 @@ bool api::has_effects(const operation& op) const {
     const auto* c = reg_.find(op.collection);
     if (!c) return false;
     if (op.kind != op_kind::list && op.kind != op_kind::retrieve) return true;  // actions, writes
-    return tasks_ && !async_kind(op, *c).empty();
+    return task_ops_ && !task_ops_->async_kind(op, *c).empty();
 }
 
 void api::set_login_limits(rate per_user, rate per_address) noexcept {
-    login_rate_ = per_user;
-    login_address_rate_ = per_address;
+    auth_ops_->set_limits(per_user, per_address);
 }
 
-std::string api::record_path(std::string_view collection, std::string_view id) const {
-    std::string p = base_path_;
+std::string record_path(std::string_view base_path, std::string_view collection,
+                        std::string_view id) {
+    std::string p(base_path);
     if (p.empty() || p.back() != '/') p += '/';
     p += collection;
     p += '/';
     p += percent_encode(id);
     return p;
+}
+
+std::string api::record_path(std::string_view collection, std::string_view id) const {
+    return livebase::record_path(base_path_, collection, id);
 }
 
 void api::execute(operation op, std::function<void(outcome)> done) {
@@ -327,7 +282,9 @@ void api::execute(operation op, std::function<void(outcome)> done) {
     // Auth operations are never replayed: the stored response of a login would hold its token.
     bool replayable = op.collection != "auth";
     if (!op.idempotency_key.empty() && !op.from_task && unsafe && replayable)
-        return with_idempotency(std::move(op), std::move(done));
+        return keys_->handle(std::move(op), std::move(done), [this](operation o, done_fn d) {
+            dispatch(std::move(o), std::move(d));
+        });
     dispatch(std::move(op), std::move(done));
 }
 
@@ -340,12 +297,12 @@ void api::dispatch(operation op, std::function<void(outcome)> done) {
         if (!now) return done(outcome::from_problem(now.error()));
         op.who = std::move(now).value();
     }
-    if (op.collection == "auth") return do_auth(std::move(op), std::move(done));
-    if (tasks_ && !op.from_task) {
-        if (op.collection == "tasks") return do_tasks(std::move(op), std::move(done));
+    if (op.collection == "auth") return auth_ops_->execute(std::move(op), std::move(done));
+    if (task_ops_ && !op.from_task) {
+        if (op.collection == "tasks") return task_ops_->execute(std::move(op), std::move(done));
         if (const auto* e = reg_.find_endpoint(op.method, op.path)) {
             if (auto d = check_rule(e->rule, op.who); d != decision::allow) return done(refused(d));
-            return do_endpoint(std::move(op), *e, std::move(done));
+            return task_ops_->endpoint(std::move(op), *e, std::move(done));
         }
     }
     const auto* c = reg_.find(op.collection);
@@ -353,14 +310,14 @@ void api::dispatch(operation op, std::function<void(outcome)> done) {
         done(outcome::from_problem(problem::not_found("Unknown collection \"" + op.collection + "\".")));
         return;
     }
-    if (tasks_ && !op.from_task) {
-        if (auto kind = async_kind(op, *c); !kind.empty()) {
-            if (auto refusal = precheck(op, *c)) return done(std::move(*refusal));
+    if (task_ops_ && !op.from_task) {
+        if (auto kind = task_ops_->async_kind(op, *c); !kind.empty()) {
+            if (auto refusal = task_ops_->precheck(op, *c)) return done(std::move(*refusal));
             bool task_action = op.kind == op_kind::action && !c->actions.at(op.action).task.empty();
             // A task action's input is its body; a records operation (or a C++ action) runs the
             // stored request again in a worker (submit() stores it as the input).
             json::value input = task_action ? op.input : json::value(nullptr);
-            if (op.id.empty()) return submit(std::move(op), std::move(kind), std::move(input), std::move(done));
+            if (op.id.empty()) return task_ops_->submit(std::move(op), std::move(kind), std::move(input), std::move(done));
             // A detail request is judged on its record now: a missing or hidden record is a 404
             // at once, not a task (the worker checks again when it runs the request).
             return db_.read([this, c, op = std::move(op), kind = std::move(kind), input = std::move(input),
@@ -368,8 +325,9 @@ void api::dispatch(operation op, std::function<void(outcome)> done) {
                 auto got = t.get(*c, op.id);
                 if (!got) return done(outcome::from_problem(got.error()));
                 if (!got.value()) return done(outcome::from_problem(problem::not_found()));
-                auto d = check_record(*c, detail_action(op), detail_rule(op, *c), op.who, *got.value());
-                if (d != decision::allow) return done(refused(d));
+                std::string why;
+                auto d = check_record(*c, detail_action(op), detail_rule(op, *c), op.who, *got.value(), &why);
+                if (d != decision::allow) return done(refused(d, why));
                 if (task_action) {
                     // A detail task action's input adds the record's pk to its body.
                     json::object o = input.is_object() ? input.get_object() : json::object{};
@@ -377,7 +335,7 @@ void api::dispatch(operation op, std::function<void(outcome)> done) {
                     o["pk"] = op.id;
                     input = std::move(o);
                 }
-                submit(std::move(op), std::move(kind), std::move(input), std::move(done));
+                task_ops_->submit(std::move(op), std::move(kind), std::move(input), std::move(done));
             });
         }
     }
@@ -427,7 +385,8 @@ void api::hash_then(std::string password, done_fn done, std::function<void(std::
 
 void api::do_list(operation op, const collection_def& c, std::function<void(outcome)> done) {
     if (auto d = check_rule(c.rule_for("list"), op.who); d != decision::allow) return done(refused(d));
-    if (!permission_allows(c, op.who, "list", nullptr)) return done(refused(decision::forbidden));
+    if (auto v = permission_verdict(c, op.who, "list", nullptr); !v)
+        return done(refused(decision::forbidden, v.reason));
     auto q = parse_query_params(c, op.params);
     if (!q) return done(outcome::from_problem(q.error()));
     if (!narrow_query(c, op.who, *q)) {
@@ -480,7 +439,8 @@ void api::do_create(operation op, const collection_def& c, std::function<void(ou
     auto fields = validate_write(c, *body, write_mode::create);
     if (!fields) return done(outcome::from_problem(fields.error()));
     auto rec = new_record(c, op.who, *fields);
-    if (!permission_allows(c, op.who, "create", &rec)) return done(refused(decision::forbidden));
+    if (auto v = permission_verdict(c, op.who, "create", &rec); !v)
+        return done(refused(decision::forbidden, v.reason));
     if (!*password) {
         // A task hashed the password at submission.
         if (op.password_hash && is_users(c)) rec["password_hash"] = *op.password_hash;
@@ -537,8 +497,9 @@ void api::do_update(operation op, const collection_def& c, std::function<void(ou
         auto got = t.get(c, op.id);
         if (!got) return (*shared_done)(outcome::from_problem(got.error()));
         if (!got.value()) return (*shared_done)(outcome::from_problem(problem::not_found()));
-        auto d = check_record(c, detail_action(op), c.rule_for("update"), op.who, *got.value());
-        if (d != decision::allow) return (*shared_done)(refused(d));
+        std::string why;
+        auto d = check_record(c, detail_action(op), c.rule_for("update"), op.who, *got.value(), &why);
+        if (d != decision::allow) return (*shared_done)(refused(d, why));
         hash_then(std::move(password), std::move(*shared_done),
                   [this, &c, op = std::move(op), body = std::move(body)](std::string hash, done_fn done) mutable {
                       write_update(std::move(op), c, std::move(body), std::move(hash), std::move(done));
@@ -563,8 +524,9 @@ void api::write_update(operation op, const collection_def& c, json::object body,
             if (!got.value()) return problem::not_found();
             const auto& stored = *got.value();
             // Judged on the record as it is in this transaction; a refusal writes nothing.
-            if (auto d = check_record(c, action, c.rule_for("update"), who, stored); d != decision::allow)
-                return refusal_problem(d);
+            std::string why;
+            if (auto d = check_record(c, action, c.rule_for("update"), who, stored, &why); d != decision::allow)
+                return refusal_problem(d, why);
             if (auto r = check_version(expected, stored); !r) return std::move(r).error();
             auto fields = validate_write(c, body, mode, &stored);
             if (!fields) return std::move(fields).error();
@@ -614,8 +576,9 @@ void api::do_remove(operation op, const collection_def& c, std::function<void(ou
             if (!got) return std::move(got).error();
             if (!got.value()) return problem::not_found();
             const auto& stored = *got.value();
-            if (auto d = check_record(c, "delete", c.rule_for("delete"), who, stored); d != decision::allow)
-                return refusal_problem(d);
+            std::string why;
+            if (auto d = check_record(c, "delete", c.rule_for("delete"), who, stored, &why); d != decision::allow)
+                return refusal_problem(d, why);
             if (auto r = check_version(expected, stored); !r) return std::move(r).error();
             // A deleted user's tokens go with it (first, so no reference to the user remains).
             if (is_users(c))
@@ -661,7 +624,8 @@ void api::do_action(operation op, const collection_def& c, std::function<void(ou
     if (!def) return done(std::move(refusal));
     if (op.id.empty()) {
         if (auto d = check_rule(def->rule, op.who); d != decision::allow) return done(refused(d));
-        if (!permission_allows(c, op.who, op.action, nullptr)) return done(refused(decision::forbidden));
+        if (auto v = permission_verdict(c, op.who, op.action, nullptr); !v)
+            return done(refused(decision::forbidden, v.reason));
     } else if (auto r = refuse_anonymous(def->rule, op.who)) {
         return done(std::move(*r));
     }
@@ -695,10 +659,33 @@ void api::do_action(operation op, const collection_def& c, std::function<void(ou
         auto got = t.get(c, op.id);
         if (!got) return (*shared_done)(outcome::from_problem(got.error()));
         if (!got.value()) return (*shared_done)(outcome::from_problem(problem::not_found()));
-        if (auto d = check_record(c, op.action, rule, op.who, *got.value()); d != decision::allow)
-            return (*shared_done)(refused(d));
+        std::string why;
+        if (auto d = check_record(c, op.action, rule, op.who, *got.value(), &why); d != decision::allow)
+            return (*shared_done)(refused(d, why));
         invoke(std::move(op), std::move(*got.value()));
     });
+}
+
+void api::set_idempotency_retention(std::chrono::milliseconds retention) noexcept {
+    keys_->set_retention(retention);
+}
+
+void api::set_node(std::string name) { keys_->set_node(std::move(name)); }
+
+void api::keep_keys_alive() { keys_->keep_alive(); }
+
+void api::enable_tasks(task_queue& queue, worker_pool& pool, task_waiters& waiters) {
+    task_ops_ = std::make_unique<task_requests>(
+        reg_, db_, log_, base_path_, queue, pool, waiters,
+        [this](std::function<void()> job) { return run_blocking(std::move(job)); },
+        [this](std::string password, done_fn done, std::function<void(std::string, done_fn)> next) {
+            hash_then(std::move(password), std::move(done), std::move(next));
+        });
+}
+
+bool api::watch_task(const std::string& id, std::chrono::steady_clock::time_point deadline,
+                     std::function<void()> cb) {
+    return task_ops_ && task_ops_->watch(id, deadline, std::move(cb));
 }
 
 }  // namespace livebase

@@ -11,6 +11,8 @@
 // boot id) and a lease the holder renews, and a retry takes over a key whose holder is gone (the
 // same node with another boot id: it restarted; another node: its lease ran out) and runs the
 // request afresh.
+#include "api/idempotency.hpp"
+
 #include <livebase/api/api.hpp>
 #include <livebase/auth/auth.hpp>
 #include <livebase/core/clock.hpp>
@@ -96,14 +98,6 @@ std::string fingerprint(const operation& op) {
     return hex;
 }
 
-field_def field(std::string name, field_type type, bool unique = false) {
-    field_def f;
-    f.name = std::move(name);
-    f.type = type;
-    f.unique = unique;
-    return f;
-}
-
 outcome replay(const json::object& row) {
     outcome o;
     o.status = static_cast<int>(get_int(row, "status").value_or(200));
@@ -128,11 +122,11 @@ const collection_def& idempotency_collection() {
         collection_def c;
         c.name = "idempotency_keys";
         c.built_in = true;
-        c.fields = {field("scope", field_type::string, true), field("fingerprint", field_type::string),
-                    field("state", field_type::string), field("status", field_type::integer),
-                    field("response", field_type::json), field("location", field_type::string),
-                    field("record_version", field_type::integer), field("headers", field_type::json),
-                    field("holder", field_type::string), field("held_until", field_type::integer)};
+        c.fields = {make_field("scope", field_type::string, /*required=*/false, /*unique=*/true), make_field("fingerprint", field_type::string),
+                    make_field("state", field_type::string), make_field("status", field_type::integer),
+                    make_field("response", field_type::json), make_field("location", field_type::string),
+                    make_field("record_version", field_type::integer), make_field("headers", field_type::json),
+                    make_field("holder", field_type::string), make_field("held_until", field_type::integer)};
         c.indexes = {{"created"}};
         (void)finalize(c);
         return c;
@@ -140,31 +134,34 @@ const collection_def& idempotency_collection() {
     return def;
 }
 
-void api::set_idempotency_retention(std::chrono::milliseconds retention) noexcept {
-    idempotency_retention_ = retention;
+idempotency_keys::idempotency_keys(store& db, logger& log) : db_(db), log_(log) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+    node_ = std::string(host) + ":" + std::to_string(::getpid());
+    boot_ = make_ulid();
 }
 
-void api::set_node(std::string name) {
-    std::lock_guard<std::mutex> lock(keys_mu_);
+void idempotency_keys::set_node(std::string name) {
+    std::lock_guard<std::mutex> lock(mu_);
     node_ = std::move(name);
 }
 
-std::string api::holder() const {
-    std::lock_guard<std::mutex> lock(keys_mu_);
+std::string idempotency_keys::holder() const {
+    std::lock_guard<std::mutex> lock(mu_);
     return holder_locked();
 }
 
-std::string api::holder_locked() const { return node_ + " " + boot_; }
+std::string idempotency_keys::holder_locked() const { return node_ + " " + boot_; }
 
-void api::keep_keys_alive() {
+void idempotency_keys::keep_alive() {
     std::vector<std::string> ids;
     std::string me;
     auto now = now_ms();
     {
-        std::lock_guard<std::mutex> lock(keys_mu_);
-        if (held_keys_.empty() || now - keys_renewed_ < k_lease_ms / 3) return;
-        keys_renewed_ = now;
-        for (const auto& [id, n] : held_keys_) ids.push_back(id);
+        std::lock_guard<std::mutex> lock(mu_);
+        if (held_.empty() || now - renewed_ < k_lease_ms / 3) return;
+        renewed_ = now;
+        for (const auto& [id, n] : held_) ids.push_back(id);
         me = holder_locked();
     }
     db_.write(
@@ -185,24 +182,24 @@ void api::keep_keys_alive() {
         });
 }
 
-void api::hold_key(const std::string& row_id, bool held) {
-    std::lock_guard<std::mutex> lock(keys_mu_);
-    if (held) ++held_keys_[row_id];
-    else if (auto it = held_keys_.find(row_id); it != held_keys_.end() && --it->second == 0) held_keys_.erase(it);
+void idempotency_keys::hold(const std::string& row_id, bool held) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (held) ++held_[row_id];
+    else if (auto it = held_.find(row_id); it != held_.end() && --it->second == 0) held_.erase(it);
 }
 
-void api::with_idempotency(operation op, done_fn done) {
+void idempotency_keys::handle(operation op, done_fn done, run_fn run) {
     const auto& ic = idempotency_collection();
     // A user's keys are theirs; an anonymous caller's belong to its address, so no other client
     // can replay its responses or block its keys.
     auto scope = op.who.owner_key() + "\n" + op.idempotency_key;
     auto fp = fingerprint(op);
     auto now = now_ms();
-    auto cutoff = now - idempotency_retention_.count();
-    bool purge = idempotency_inserts_.fetch_add(1) % k_purge_every == 0;
+    auto cutoff = now - retention_.count();
+    bool purge = inserts_.fetch_add(1) % k_purge_every == 0;
     std::string node, me;
     {
-        std::lock_guard<std::mutex> lock(keys_mu_);
+        std::lock_guard<std::mutex> lock(mu_);
         node = node_;
         me = holder_locked();
     }
@@ -271,7 +268,8 @@ void api::with_idempotency(operation op, done_fn done) {
             }
             return json::value(nullptr);  // first time: handle it
         },
-        [this, &ic, op = std::move(op), claim, me, done = std::move(done)](result<json::value> r) mutable {
+        [this, &ic, op = std::move(op), claim, me, done = std::move(done),
+         run = std::move(run)](result<json::value> r) mutable {
             if (!r) return done(outcome::from_problem(r.error()));
             if (r->is_object() && r->get_object().contains("taken_over")) {
                 log_.info("Idempotency-Key taken over from a holder that is gone",
@@ -281,13 +279,13 @@ void api::with_idempotency(operation op, done_fn done) {
                 return done(replay(r->get_object()));
             }
             auto row_id = *claim;
-            hold_key(row_id, true);
+            hold(row_id, true);
             // Writes that can store the response with their effect do (and mark it committed).
             auto fin = std::make_shared<key_finish>(row_id, me);
             op.finish = fin;
-            dispatch(std::move(op), [this, &ic, row_id, me, fin, done = std::move(done)](outcome o) mutable {
+            run(std::move(op), [this, &ic, row_id, me, fin, done = std::move(done)](outcome o) mutable {
                 if (fin->committed()) {
-                    hold_key(row_id, false);
+                    hold(row_id, false);
                     return done(std::move(o));
                 }
                 // Record the response before answering, so a retry after this answer replays it.
@@ -309,7 +307,7 @@ void api::with_idempotency(operation op, done_fn done) {
                         return json::value(nullptr);
                     },
                     [this, row_id, shared, done = std::move(done)](result<json::value> r) mutable {
-                        hold_key(row_id, false);
+                        hold(row_id, false);
                         if (!r) log_.warn("could not record an idempotent response", {{"detail", r.error().detail}});
                         done(std::move(*shared));
                     });

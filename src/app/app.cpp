@@ -1,7 +1,8 @@
 #include "app/app_impl.hpp"
+#include <livebase/apidoc/documents.hpp>
 #include <livebase/auth/rules.hpp>
 #include <livebase/http/server.hpp>
-#include <livebase/http/upgrade.hpp>
+#include <livebase/gate/upgrade.hpp>
 #include <livebase/schema/validate.hpp>
 #include <livebase/store/store.hpp>
 
@@ -104,6 +105,7 @@ std::string local_url(const server_options& o, std::uint16_t port) {
 }  // namespace
 
 result<void> app::impl::build_registry() {
+    if (!setup_problems.empty()) return setup_problems.front();
     reg = registry{};
     // The built-in users collection is served like a declared one (admin-only rules).
     reg.add_collection(users_collection());
@@ -114,6 +116,24 @@ result<void> app::impl::build_registry() {
         if (!c) return problem::bad_request("action " + a.def.name + ": unknown collection \"" + a.collection + "\"");
         c->actions.insert_or_assign(a.def.name, a.def);
         reg.add_action_handler(a.collection, a.def.name, a.handler);
+    }
+    // Permissions attached to a collection all have to allow (after one declared with the
+    // collection in code); the first refusal answers.
+    std::map<std::string, std::vector<permission_fn>> attached;
+    for (const auto& [name, fn] : code_permissions) attached[name].push_back(fn);
+    for (auto& [name, fns] : attached) {
+        auto* c = reg.find_mutable(name);
+        if (!c)
+            return problem::bad_request("collection \"" + name +
+                                        "\": a permission is attached to it, but neither the "
+                                        "configuration nor the code declares it");
+        if (c->permission) fns.insert(fns.begin(), c->permission);
+        c->permission = [fns = std::move(fns)](const principal& who, std::string_view action,
+                                               const json::object* record) -> verdict {
+            for (const auto& fn : fns)
+                if (auto v = fn(who, action, record); !v) return v;
+            return verdict::allow();
+        };
     }
     for (const auto& e : cfg.endpoints) {
         std::string base = cfg.server.base_path == "/" ? "" : cfg.server.base_path;
@@ -367,6 +387,15 @@ result<void> app::impl::start() {
     ws = std::make_unique<ws_server>(*api, *realtime, wo, log, metrics);
     server->set_upgrade_handler(
         "/ws", [w = ws.get()](websocket_upgrade&& up) { w->accept(std::move(up)); });
+    server->set_api_documents([a = api.get()](bool realtime, const api_document_context& ctx) {
+        apidoc::document_options o;
+        o.base_path = ctx.base_path;
+        o.websocket_path = ctx.websocket_path;
+        o.auth = ctx.auth;
+        o.tasks = true;  // the app always serves /api/tasks
+        return to_json_text(realtime ? apidoc::asyncapi_document(a->reg(), o)
+                                     : apidoc::openapi_document(a->reg(), o));
+    });
     if (auto r = server->listen(); !r) {
         server.reset();
         ws.reset();
@@ -576,6 +605,30 @@ result<void> app::add_task_kind(const std::string& name, task_handler h, task_ki
         if (k.name == name) return problem::bad_request("task kind \"" + name + "\" is already registered");
     impl_->code_task_kinds.push_back({name, std::move(h), o});
     return {};
+}
+
+collection_handle app::collection(std::string name) { return collection_handle(*this, std::move(name)); }
+
+collection_handle& collection_handle::permission(permission_fn fn) {
+    if (!fn)
+        app_->impl_->setup_problems.push_back(
+            problem::bad_request("collection \"" + name_ + "\": an empty permission"));
+    else
+        app_->impl_->code_permissions.emplace_back(name_, std::move(fn));
+    return *this;
+}
+
+collection_handle& collection_handle::action(action_def def, action_handler h) {
+    if (auto r = app_->add_action(name_, std::move(def), std::move(h)); !r)
+        app_->impl_->setup_problems.push_back(std::move(r).error());
+    return *this;
+}
+
+collection_handle& collection_handle::task_kind(const std::string& name, task_handler h,
+                                                task_kind_options o) {
+    if (auto r = app_->add_task_kind(name, std::move(h), o); !r)
+        app_->impl_->setup_problems.push_back(std::move(r).error());
+    return *this;
 }
 
 result<void> app::start() { return impl_->start(); }

@@ -54,6 +54,11 @@ struct app::impl {
         task_kind_options options;
     };
     std::vector<code_task_kind> code_task_kinds;
+    /// Permissions attached through collection handles, in the order they were attached.
+    std::vector<std::pair<std::string, permission_fn>> code_permissions;
+    /// What a collection handle could not take (a bad action or task kind): start() fails with
+    /// the first.
+    std::vector<problem> setup_problems;
 
     registry reg;
     livebase::metrics metrics;

@@ -43,15 +43,20 @@ decision check_rule(access_rule r, const principal& who) noexcept {
     return decision::forbidden;
 }
 
-bool permission_allows(const collection_def& c, const principal& who, std::string_view action,
-                       const json::object* record) noexcept {
-    if (!c.permission) return true;
+verdict permission_verdict(const collection_def& c, const principal& who,
+                           std::string_view action, const json::object* record) noexcept {
+    if (!c.permission) return verdict::allow();
     try {
         return c.permission(who, action, record);
     } catch (...) {
         // A bug in user code must never open a door: it refuses.
-        return false;
+        return verdict(false);
     }
+}
+
+bool permission_allows(const collection_def& c, const principal& who, std::string_view action,
+                       const json::object* record) noexcept {
+    return permission_verdict(c, who, action, record).allowed;
 }
 
 bool may_retrieve(const collection_def& c, const principal& who, const json::object& stored) noexcept {
@@ -78,7 +83,8 @@ bool narrow_query(const collection_def& c, const principal& who, query& q) {
 }
 
 decision check_record(const collection_def& c, std::string_view action, access_rule r,
-                      const principal& who, const json::object& stored) noexcept {
+                      const principal& who, const json::object& stored,
+                      std::string* reason) noexcept {
     if (!may_retrieve(c, who, stored)) {
         // An anonymous caller learns only that credentials are needed: the answer is the same
         // whether or not the record exists.
@@ -88,15 +94,24 @@ decision check_record(const collection_def& c, std::string_view action, access_r
     if (auto d = rule_on_record(r, who, stored); d != decision::allow) return d;
     // may_retrieve() already asked the callback about "retrieve": once is enough.
     if (action == "retrieve") return decision::allow;
-    return permission_allows(c, who, action, &stored) ? decision::allow : decision::forbidden;
+    auto v = permission_verdict(c, who, action, &stored);
+    if (v.allowed) return decision::allow;
+    if (reason) {
+        try {
+            *reason = std::move(v.reason);
+        } catch (...) {  // out of memory: the refusal stands without its reason
+        }
+    }
+    return decision::forbidden;
 }
 
-problem refusal_problem(decision d) {
+problem refusal_problem(decision d, std::string_view reason) {
     switch (d) {
         case decision::unauthenticated:
             return problem::unauthorized("Authentication credentials were not provided.");
         case decision::forbidden:
-            return problem::forbidden("You do not have permission to perform this action.");
+            return problem::forbidden(reason.empty() ? std::string("You do not have permission to perform this action.")
+                                                     : std::string(reason));
         case decision::hidden:
         case decision::allow: break;
     }

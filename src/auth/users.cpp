@@ -7,29 +7,20 @@ namespace livebase {
 
 namespace {
 
-field_def field(std::string name, field_type type, bool required = false, bool unique = false) {
-    field_def f;
-    f.name = std::move(name);
-    f.type = type;
-    f.required = required;
-    f.unique = unique;
-    return f;
-}
-
 collection_def build_users_collection() {
     collection_def c;
     c.name = "users";
     c.built_in = true;
     c.owned = false;
-    auto username = field("username", field_type::string, /*required=*/true, /*unique=*/true);
+    auto username = make_field("username", field_type::string, /*required=*/true, /*unique=*/true);
     username.min_length = 1;
     username.max_length = 150;
     username.pattern = "^[A-Za-z0-9_.@+-]+$";
-    auto admin = field("admin", field_type::boolean);
+    auto admin = make_field("admin", field_type::boolean);
     admin.default_value = json::value(false);
-    auto disabled = field("disabled", field_type::boolean);
+    auto disabled = make_field("disabled", field_type::boolean);
     disabled.default_value = json::value(false);
-    auto password_hash = field("password_hash", field_type::string);
+    auto password_hash = make_field("password_hash", field_type::string);
     password_hash.write_only = true;
     c.fields = {std::move(username), std::move(admin), std::move(disabled), std::move(password_hash)};
     for (const char* action : {"list", "retrieve", "create", "update", "delete"})
@@ -49,8 +40,8 @@ collection_def build_tokens_collection() {
     c.name = "auth_tokens";
     c.built_in = true;
     c.owned = false;
-    c.fields = {field("token_hash", field_type::string, /*required=*/true, /*unique=*/true),
-                field("user", field_type::string, /*required=*/true), field("expires", field_type::integer)};
+    c.fields = {make_field("token_hash", field_type::string, /*required=*/true, /*unique=*/true),
+                make_field("user", field_type::string, /*required=*/true), make_field("expires", field_type::integer)};
     // By user: a password change or a disable deletes all of a user's tokens. By expiry: the
     // authenticator purges expired rows.
     c.indexes = {{"user"}, {"expires"}};

@@ -1,4 +1,5 @@
 #include <livebase/core/client_address.hpp>
+#include <livebase/core/text.hpp>
 
 #include <arpa/inet.h>
 
@@ -9,15 +10,9 @@ namespace livebase {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 /// The address as 16 bytes (IPv4 mapped into IPv6) and whether it was written as IPv4.
 std::optional<std::pair<std::array<std::uint8_t, 16>, bool>> parse_ip(std::string_view text) {
-    text = trim(text);
+    text = trim_ows(text);
     if (text.size() >= 2 && text.front() == '[' && text.back() == ']')
         text = text.substr(1, text.size() - 2);
     if (text.empty() || text.size() > 45) return std::nullopt;
@@ -50,7 +45,7 @@ bool is_mapped_v4(const std::array<std::uint8_t, 16>& b) {
 result<address_set> address_set::parse(const std::vector<std::string>& entries) {
     address_set set;
     for (const auto& e : entries) {
-        std::string_view text = trim(e);
+        std::string_view text = trim_ows(e);
         auto bad = [&] {
             return problem::bad_request("\"" + e +
                                         "\" is not an IP address or CIDR range (e.g. \"10.0.0.0/8\").");
@@ -113,7 +108,7 @@ std::string resolve_client_address(std::string_view peer,
     for (auto value : x_forwarded_for) {
         while (true) {
             auto comma = value.find(',');
-            hops.push_back(trim(value.substr(0, comma)));
+            hops.push_back(trim_ows(value.substr(0, comma)));
             if (comma == std::string_view::npos) break;
             value.remove_prefix(comma + 1);
         }

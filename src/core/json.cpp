@@ -176,27 +176,6 @@ void append_double(std::string& out, double d) {
     if (text.find('.') == std::string_view::npos) out += ".0";
 }
 
-/// The length of the well-formed UTF-8 sequence that starts `s` at `i` (s[i] >= 0x80), or 0.
-std::size_t utf8_sequence(std::string_view s, std::size_t i) noexcept {
-    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-    const unsigned char c = p[i];
-    std::size_t len;
-    std::uint32_t cp;
-    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-    else return 0;
-    if (i + len > s.size()) return 0;
-    for (std::size_t k = 1; k < len; ++k) {
-        if ((p[i + k] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (p[i + k] & 0x3F);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000))
-        return 0;  // overlong
-    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
-}
-
 void append_string(std::string& out, std::string_view s) {
     static constexpr char hex[] = "0123456789abcdef";
     out += '"';
@@ -297,16 +276,6 @@ std::string json_number_text(double d) {
     std::string out;
     append_double(out, d);
     return out;
-}
-
-bool valid_utf8(std::string_view s) noexcept {
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (static_cast<unsigned char>(s[i]) < 0x80) continue;
-        const auto len = utf8_sequence(s, i);
-        if (len == 0) return false;
-        i += len - 1;
-    }
-    return true;
 }
 
 }  // namespace livebase

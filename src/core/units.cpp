@@ -1,4 +1,5 @@
 #include <livebase/core/units.hpp>
+#include <livebase/core/text.hpp>
 
 #include <cctype>
 #include <charconv>
@@ -7,14 +8,9 @@
 namespace livebase {
 
 namespace {
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-    return s;
-}
 // Splits "12.5 MiB" into number and unit; false if no leading number.
 bool split_number(std::string_view s, double& num, std::string_view& unit) {
-    s = trim(s);
+    s = trim_space(s);
     std::size_t i = 0;
     while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
     if (i == 0) return false;
@@ -22,7 +18,7 @@ bool split_number(std::string_view s, double& num, std::string_view& unit) {
     char* end = nullptr;
     num = std::strtod(n.c_str(), &end);
     if (end != n.c_str() + n.size()) return false;
-    unit = trim(s.substr(i));
+    unit = trim_space(s.substr(i));
     return true;
 }
 }  // namespace
@@ -75,11 +71,11 @@ result<rate> parse_rate(std::string_view text) {
                                     "\" (use e.g. \"120/min\", \"10/s\", \"2000/h\", \"50000/day\", or \"unlimited\")");
     };
     // "unlimited" turns a limit off (count 0); "0/min" is refused as the mistake it likely is.
-    if (trim(text) == "unlimited") return rate{0, std::chrono::seconds(1)};
+    if (trim_space(text) == "unlimited") return rate{0, std::chrono::seconds(1)};
     auto slash = text.find('/');
     if (slash == std::string_view::npos) return bad();
-    auto num = trim(text.substr(0, slash));
-    auto per = trim(text.substr(slash + 1));
+    auto num = trim_space(text.substr(0, slash));
+    auto per = trim_space(text.substr(slash + 1));
     rate r;
     auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), r.count);
     if (ec != std::errc() || p != num.data() + num.size() || r.count == 0) return bad();

@@ -3,7 +3,7 @@
 /// hub takes, for SSE change streams (`GET {base}/{c}/events?...`) and REST live queries
 /// (`GET {base}/{c}?...&observe=<subscriber>`). No I/O, no Beast, no hub.
 #include <cstdint>
-#include <livebase/api/operation.hpp>
+#include <livebase/ops/operation.hpp>
 #include <livebase/core/result.hpp>
 #include <livebase/schema/collection.hpp>
 #include <optional>

@@ -1,4 +1,5 @@
 #include "http/framing.hpp"
+#include <livebase/core/text.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -7,20 +8,6 @@
 namespace livebase::http_detail {
 
 namespace {
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) ==
-                      std::tolower(static_cast<unsigned char>(y));
-           });
-}
 
 /// RFC 9110 tchar.
 bool is_tchar(char c) {
@@ -62,7 +49,7 @@ std::optional<problem> check_framing(const framing_facts& f) {
         return problem::bad_request("A request carries at most one Host header.");
     if (f.version >= 11 && f.host.empty())
         return problem::bad_request("An HTTP/1.1 request needs a Host header.");
-    if (!f.host.empty() && !valid_host(trim(f.host.front())))
+    if (!f.host.empty() && !valid_host(trim_ows(f.host.front())))
         return problem::bad_request("The Host header is not a valid host.");
 
     if (f.transfer_encoding.empty()) return std::nullopt;
@@ -73,7 +60,7 @@ std::optional<problem> check_framing(const framing_facts& f) {
     for (auto value : f.transfer_encoding) {
         while (true) {
             const auto comma = value.find(',');
-            auto item = trim(value.substr(0, comma));
+            auto item = trim_ows(value.substr(0, comma));
             if (!item.empty()) codings.push_back(item);
             if (comma == std::string_view::npos) break;
             value.remove_prefix(comma + 1);
@@ -87,7 +74,7 @@ std::optional<problem> check_framing(const framing_facts& f) {
         if (iequals(codings[i], "chunked"))
             return problem::bad_request("The 'chunked' transfer coding is applied more than once.");
     if (codings.size() > 1)  // a coding before 'chunked': none is decoded here
-        return coding_not_implemented(trim(codings.front().substr(0, codings.front().find(';'))));
+        return coding_not_implemented(trim_ows(codings.front().substr(0, codings.front().find(';'))));
     return std::nullopt;
 }
 

@@ -1,4 +1,5 @@
 #include "http/rest_door.hpp"
+#include <livebase/core/text.hpp>
 
 #include <algorithm>
 #include <boost/url/params_encoded_view.hpp>
@@ -13,35 +14,22 @@ namespace livebase::http_detail {
 
 namespace {
 
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) ==
-                      std::tolower(static_cast<unsigned char>(y));
-           });
-}
-
 /// Media type check: "application/json; charset=UTF-8" is JSON; a charset other than UTF-8 is
 /// not (the body would have to be transcoded, and JSON is UTF-8 by RFC 8259).
 bool acceptable_content_type(std::string_view header, bool allow_merge_patch) noexcept {
     auto semi = header.find(';');
-    auto type = trim(header.substr(0, semi));
+    auto type = trim_ows(header.substr(0, semi));
     const bool json = iequals(type, "application/json") ||
                       (allow_merge_patch && iequals(type, "application/merge-patch+json"));
     if (!json) return false;
     while (semi != std::string_view::npos) {
         header.remove_prefix(semi + 1);
         semi = header.find(';');
-        auto param = trim(header.substr(0, semi));
+        auto param = trim_ows(header.substr(0, semi));
         auto eq = param.find('=');
         if (eq == std::string_view::npos) continue;
-        if (!iequals(trim(param.substr(0, eq)), "charset")) continue;
-        auto value = trim(param.substr(eq + 1));
+        if (!iequals(trim_ows(param.substr(0, eq)), "charset")) continue;
+        auto value = trim_ows(param.substr(eq + 1));
         if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
             value = value.substr(1, value.size() - 2);
         if (!iequals(value, "utf-8") && !iequals(value, "utf8")) return false;
@@ -107,7 +95,7 @@ result<query_params> decode_query(std::string_view encoded_query) {
 }
 
 result<std::optional<std::int64_t>> parse_if_match(std::string_view value) {
-    value = trim(value);
+    value = trim_ows(value);
     if (value == "*") return std::optional<std::int64_t>{};
     if (auto v = parse_version_tag(value)) return std::optional<std::int64_t>{*v};
     return problem::bad_request(
@@ -119,7 +107,7 @@ std::string make_etag(std::int64_t version) { return "\"v" + std::to_string(vers
 bool if_none_match_hits(std::string_view header, std::int64_t version) noexcept {
     while (!header.empty()) {
         auto comma = header.find(',');
-        auto tag = trim(header.substr(0, comma));
+        auto tag = trim_ows(header.substr(0, comma));
         if (tag == "*") return true;
         if (tag.substr(0, 2) == "W/") tag.remove_prefix(2);
         if (auto v = parse_version_tag(tag); v && *v == version) return true;
@@ -130,26 +118,16 @@ bool if_none_match_hits(std::string_view header, std::int64_t version) noexcept 
 }
 
 void parse_prefer(std::string_view header, bool& respond_async, std::optional<int>& wait) {
-    auto lower = [](std::string_view v) {
-        std::string out(v);
-        for (auto& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        return out;
-    };
-    auto trim = [](std::string_view v) {
-        while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-        while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-        return v;
-    };
     std::size_t start = 0;
     while (start <= header.size()) {
         auto end = header.find_first_of(",;", start);
-        auto token = trim(header.substr(start, end == std::string_view::npos ? end : end - start));
+        auto token = trim_ows(header.substr(start, end == std::string_view::npos ? end : end - start));
         auto eq = token.find('=');
-        auto name = lower(trim(token.substr(0, eq)));
+        auto name = lowercase(trim_ows(token.substr(0, eq)));
         if (name == "respond-async") {
             respond_async = true;
         } else if (name == "wait" && eq != std::string_view::npos) {
-            auto value = trim(token.substr(eq + 1));
+            auto value = trim_ows(token.substr(eq + 1));
             if (!value.empty() && value.front() == '"' && value.size() >= 2 && value.back() == '"')
                 value = value.substr(1, value.size() - 2);
             int n = 0;

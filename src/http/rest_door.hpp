@@ -2,7 +2,7 @@
 /// The REST door's policy: request -> operation fields, outcome -> response parts. No I/O, no
 /// Beast: the session copies views out of its message and writes what render_* return.
 #include <cstdint>
-#include <livebase/api/operation.hpp>
+#include <livebase/ops/operation.hpp>
 #include <livebase/core/result.hpp>
 #include <optional>
 #include <string>

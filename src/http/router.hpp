@@ -1,6 +1,6 @@
 #pragma once
 /// Maps (method, path) to a route of the REST door. Policy only, no I/O, no Beast.
-#include <livebase/api/operation.hpp>
+#include <livebase/ops/operation.hpp>
 #include <string>
 #include <string_view>
 

@@ -1,4 +1,5 @@
 #include "http/sse.hpp"
+#include <livebase/core/text.hpp>
 
 #include <cctype>
 #include <cstdio>
@@ -7,21 +8,6 @@ namespace livebase::http_detail {
 
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(a[i])) !=
-            std::tolower(static_cast<unsigned char>(b[i])))
-            return false;
-    return true;
-}
-
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 }  // namespace
 
 bool accepts_event_stream(std::string_view accept) noexcept {
@@ -29,7 +15,7 @@ bool accepts_event_stream(std::string_view accept) noexcept {
         auto comma = accept.find(',');
         auto item = accept.substr(0, comma);
         accept = comma == std::string_view::npos ? std::string_view() : accept.substr(comma + 1);
-        auto type = trim(item.substr(0, item.find(';')));
+        auto type = trim_ows(item.substr(0, item.find(';')));
         if (iequals(type, "text/event-stream")) return true;
     }
     return false;

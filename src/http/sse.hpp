@@ -2,7 +2,7 @@
 /// Server-Sent Events policy (realtime.md "SSE"): which requests stream, the event format, and
 /// when a task stream ends. No I/O, no Beast: the session writes what these return.
 #include <cstdint>
-#include <livebase/api/operation.hpp>
+#include <livebase/ops/operation.hpp>
 #include <livebase/core/json.hpp>
 #include <string>
 #include <string_view>

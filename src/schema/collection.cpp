@@ -8,6 +8,16 @@
 #include <utility>
 
 namespace livebase {
+
+field_def make_field(std::string name, field_type t, bool required, bool unique) {
+    field_def f;
+    f.name = std::move(name);
+    f.type = t;
+    f.required = required;
+    f.unique = unique;
+    return f;
+}
+
 namespace {
 
 constexpr std::array<std::pair<std::string_view, field_type>, 8> k_field_types{{

@@ -11,54 +11,34 @@ namespace {
 constexpr std::array<std::string_view, 5> k_state_names{"pending", "running", "succeeded",
                                                          "failed", "cancelled"};
 
-// op_kind names of the stored request; kept here rather than calling api's to_string(op_kind)
-// because tasks sits below api and must not link it.
-constexpr std::array<std::pair<op_kind, std::string_view>, 7> k_op_names{{
-    {op_kind::list, "list"},
-    {op_kind::retrieve, "retrieve"},
-    {op_kind::create, "create"},
-    {op_kind::replace, "update"},
-    {op_kind::patch, "patch"},
-    {op_kind::remove, "delete"},
-    {op_kind::action, "action"},
-}};
-
-field_def field(std::string name, field_type t, bool required = false) {
-    field_def f;
-    f.name = std::move(name);
-    f.type = t;
-    f.required = required;
-    return f;
-}
-
 collection_def build_tasks_collection() {
     collection_def c;
     c.name = "tasks";
     c.owned = true;
     c.built_in = true;
     c.fields = {
-        field("kind", field_type::string, true),
-        field("state", field_type::string),
-        field("progress", field_type::number),
-        field("message", field_type::text),
-        field("eta", field_type::number),
-        field("steps", field_type::json),
-        field("request", field_type::json),
-        field("input", field_type::json),
-        field("result", field_type::json),
-        field("result_status", field_type::integer),
-        field("error", field_type::json),
-        field("location", field_type::string),
-        field("attempt", field_type::integer),
-        field("max_attempts", field_type::integer),
-        field("started", field_type::datetime),
-        field("finished", field_type::datetime),
-        field("not_before", field_type::integer),
-        field("lease_until", field_type::integer),
-        field("worker", field_type::string),
-        field("cancel_requested", field_type::boolean),
-        field("timeout_ms", field_type::integer),
-        field("fair", field_type::integer),
+        make_field("kind", field_type::string, true),
+        make_field("state", field_type::string),
+        make_field("progress", field_type::number),
+        make_field("message", field_type::text),
+        make_field("eta", field_type::number),
+        make_field("steps", field_type::json),
+        make_field("request", field_type::json),
+        make_field("input", field_type::json),
+        make_field("result", field_type::json),
+        make_field("result_status", field_type::integer),
+        make_field("error", field_type::json),
+        make_field("location", field_type::string),
+        make_field("attempt", field_type::integer),
+        make_field("max_attempts", field_type::integer),
+        make_field("started", field_type::datetime),
+        make_field("finished", field_type::datetime),
+        make_field("not_before", field_type::integer),
+        make_field("lease_until", field_type::integer),
+        make_field("worker", field_type::string),
+        make_field("cancel_requested", field_type::boolean),
+        make_field("timeout_ms", field_type::integer),
+        make_field("fair", field_type::integer),
     };
     c.fields[1].choices = {json::value("pending"), json::value("running"), json::value("succeeded"),
                            json::value("failed"), json::value("cancelled")};
@@ -140,9 +120,7 @@ json::object request_to_json(const operation& op, std::string_view query_string)
     o["path"] = op.path;
     o["query"] = query_string;
     o["body"] = op.input;
-    std::string_view kind = "retrieve";
-    for (const auto& [k, name] : k_op_names)
-        if (k == op.kind) kind = name;
+    const std::string_view kind = to_string(op.kind);
     json::array params;
     for (const auto& [name, value] : op.params) params.push_back(json::array{json::value(name), json::value(value)});
     json::object detail{{"kind", kind},
@@ -167,14 +145,9 @@ result<operation> operation_from_request(const json::value& request) {
     const auto& d = opv->value().get_object();
     operation op;
     auto kind = get_string(d, "kind");
-    bool known = false;
-    for (const auto& [k, name] : k_op_names) {
-        if (name == kind) {
-            op.kind = k;
-            known = true;
-        }
-    }
+    auto known = op_kind_named(kind);
     if (!known) return bad();
+    op.kind = *known;
     op.method = std::string(get_string(o, "method"));
     op.path = std::string(get_string(o, "path"));
     op.input = field_or_null(o, "body");

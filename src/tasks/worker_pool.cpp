@@ -441,7 +441,7 @@ void worker_pool::maintenance_main() {
 
 namespace {
 // What an attempt produced; decided once, recorded once.
-enum verdict { succeeded, failed, retry, cancelled };
+enum run_verdict { succeeded, failed, retry, cancelled };
 }  // namespace
 
 void worker_pool::run_task(json::object task) {
@@ -463,7 +463,7 @@ void worker_pool::run_task(json::object task) {
         return;
     }
 
-    verdict v = failed;
+    run_verdict v = failed;
     outcome out;
     problem p = problem::internal();
 

@@ -16,30 +16,21 @@
 #include <condition_variable>
 #include <deque>
 #include <future>
+#include <livebase/core/text.hpp>
 #include <livebase/testing/ws_client.hpp>
 #include <map>
 #include <mutex>
 #include <thread>
+#include "gate/net_names.hpp"
 
 namespace livebase::testing {
 
 namespace {
-namespace net = boost::asio;
-namespace beast = boost::beast;
-namespace websocket = beast::websocket;
-namespace bhttp = beast::http;
-using tcp = net::ip::tcp;
-using error_code = boost::system::error_code;
+using namespace net_names;
 using clock = std::chrono::steady_clock;
 
 /// Close code for a connection that ended without a close frame (RFC 6455 7.1.5).
 constexpr std::uint16_t k_abnormal = 1006;
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
 
 problem connect_problem(std::string detail, int status = 503) {
     return problem::make(status, "/problems/ws-connect", "WebSocket connect failed",
@@ -330,7 +321,7 @@ result<void> ws_client::connect(std::uint16_t port, ws_connect_options o) {
                                 {
                                     std::lock_guard lock(im.mu);
                                     for (const auto& field : im.response)
-                                        im.headers[lower(field.name_string())] =
+                                        im.headers[lowercase(field.name_string())] =
                                             std::string(field.value());
                                 }
                                 if (ec) {
@@ -382,7 +373,7 @@ result<void> ws_client::connect(std::uint16_t port, ws_connect_options o) {
 
 std::string ws_client::response_header(std::string_view name) const {
     std::lock_guard lock(impl_->mu);
-    auto it = impl_->headers.find(lower(name));
+    auto it = impl_->headers.find(lowercase(name));
     return it == impl_->headers.end() ? std::string() : it->second;
 }
 

@@ -2,7 +2,7 @@
 #include <cstdint>
 /// The WebSocket envelope (realtime.md "Envelope"): request frames in, reply and session frames
 /// out. Policy only, no I/O: thread-safe (no shared state).
-#include <livebase/api/operation.hpp>
+#include <livebase/ops/operation.hpp>
 #include <livebase/core/json.hpp>
 #include <livebase/core/problem.hpp>
 #include <optional>

@@ -1,4 +1,5 @@
 #include "ws/wire.hpp"
+#include <livebase/core/text.hpp>
 
 #include <zlib.h>
 
@@ -191,12 +192,6 @@ std::optional<frame_parser::event> frame_parser::next() {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 // One offer's parameters ("server_no_context_takeover; server_max_window_bits=10"), or nullopt
 // when a parameter is unknown, repeated or out of range (the offer is then declined).
 std::optional<deflate_agreement> judge_offer(std::string_view params, int level) {
@@ -206,14 +201,14 @@ std::optional<deflate_agreement> judge_offer(std::string_view params, int level)
     int server_bits = 0;
     while (!params.empty()) {
         auto semi = params.find(';');
-        auto param = trim(params.substr(0, semi));
+        auto param = trim_ows(params.substr(0, semi));
         params = semi == std::string_view::npos ? std::string_view{} : params.substr(semi + 1);
         if (param.empty()) return std::nullopt;
         auto eq = param.find('=');
-        auto name = trim(param.substr(0, eq));
+        auto name = trim_ows(param.substr(0, eq));
         std::optional<std::string_view> value;
         if (eq != std::string_view::npos) {
-            auto v = trim(param.substr(eq + 1));
+            auto v = trim_ows(param.substr(eq + 1));
             if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
             value = v;
         }
@@ -258,10 +253,10 @@ std::optional<deflate_agreement> judge_offer(std::string_view params, int level)
 std::optional<deflate_agreement> negotiate_deflate(std::string_view offer, int level) {
     while (!offer.empty()) {
         auto comma = offer.find(',');
-        auto ext = trim(offer.substr(0, comma));
+        auto ext = trim_ows(offer.substr(0, comma));
         offer = comma == std::string_view::npos ? std::string_view{} : offer.substr(comma + 1);
         auto semi = ext.find(';');
-        if (trim(ext.substr(0, semi)) != "permessage-deflate") continue;
+        if (trim_ows(ext.substr(0, semi)) != "permessage-deflate") continue;
         auto params = semi == std::string_view::npos ? std::string_view{} : ext.substr(semi + 1);
         if (auto a = judge_offer(params, level)) return a;
     }

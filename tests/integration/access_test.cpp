@@ -18,33 +18,19 @@
 #include <set>
 #include <thread>
 
-#include "integration/server_fixture.hpp"
+#include "support/test_app.hpp"
+
+#include <array>
+#include "support/child_process.hpp"
 
 extern char** environ;
 
 using namespace livebase;
 using namespace livebase::testing;
+using namespace livebase::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-constexpr auto k_wait = 10s;
-
-constexpr const char* k_owner_rules =
-    R"(rules = { list = "owner", retrieve = "owner", create = "authenticated", update = "owner", delete = "owner" })";
-
-json::object obj(const json::value& v) { return v.is_object() ? v.get_object() : json::object{}; }
-std::string str(const json::value& v) { return v.is_string() ? std::string(v.get_string()) : ""; }
-header_list bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
-header_list with(header_list a, const header_list& b) {
-    a.insert(a.end(), b.begin(), b.end());
-    return a;
-}
-
-json::object req(std::string action, json::object more = {}) {
-    more["action"] = std::move(action);
-    return more;
-}
 
 /// The ids of a list page's results, in order.
 std::vector<std::string> ids_of(const json::value& page) {
@@ -55,48 +41,12 @@ std::vector<std::string> ids_of(const json::value& page) {
     return out;
 }
 
-/// The "id" of an SSE event's JSON data ("" when none).
-std::string id_in(const sse_event& e) {
-    auto v = parse_json(e.data);
-    return v && v->is_object() ? std::string(get_string(v->get_object(), "id")) : std::string();
-}
 
 /// `livebase users ...` as an administrator runs it (stdin from a file, never a terminal);
 /// waits at most 60 s. Returns the exit status (-1 on a signal or a hang).
 int run_cli(const temp_dir& d, const std::string& cfg, std::vector<std::string> args, const std::string& input = "") {
-    static std::atomic<int> n{0};
-    auto base = d.path() / ("cli" + std::to_string(n++));
-    std::ofstream(base.string() + ".in") << input;
-    std::vector<std::string> env_strings;
-    for (char** e = environ; e && *e; ++e)
-        if (std::string_view(*e).rfind("LIVEBASE_", 0) != 0) env_strings.emplace_back(*e);
-    std::vector<char*> envp;
-    for (auto& kv : env_strings) envp.push_back(kv.data());
-    envp.push_back(nullptr);
     args.insert(args.begin(), {LIVEBASE_BINARY, "-c", cfg, "users"});
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, (base.string() + ".in").c_str(), O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, (base.string() + ".out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, (base.string() + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = -1;
-    int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) return -1;
-    auto deadline = std::chrono::steady_clock::now() + 60s;
-    for (;;) {
-        int st = 0;
-        if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        if (std::chrono::steady_clock::now() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, nullptr, 0);
-            return -1;
-        }
-        std::this_thread::sleep_for(10ms);
-    }
+    return run_binary(d.path(), args, input).status;
 }
 
 struct signed_in {
@@ -130,16 +80,8 @@ fields.garage = { type = "ref", to = "garages" }
 fields.name = { type = "string" }
 async.create = "always"
 
-[collections.cars.actions.crawl]
-detail = true
-task = "slow"
-rule = "owner"
-
-[endpoints.slowly]
-path = "/api/slowly"
-method = "POST"
-task = "slow"
-
+)" + action_toml("crawl", "slow", "owner") + R"(
+)" + endpoint_toml("slowly", "POST", "slow") + R"(
 [tasks]
 workers = 2
 )";
@@ -180,6 +122,19 @@ workers = 2
 
     /// A fresh token of `name` (through the server's authenticator: REST logins are throttled
     /// per address, and the tests need many).
+    /// ann and bob (users), created and signed in.
+    std::array<signed_in, 2> ann_and_bob() {
+        create_user("ann");
+        create_user("bob");
+        return {login("ann"), login("bob")};
+    }
+
+    /// ann and bob (users) and root (an administrator), created and signed in.
+    std::array<signed_in, 3> ann_bob_root() {
+        for (auto [name, admin] : {std::pair{"ann", false}, {"bob", false}, {"root", true}}) create_user(name, admin);
+        return {login("ann"), login("bob"), login("root")};
+    }
+
     signed_in login(const std::string& name) {
         std::promise<result<login_grant>> p;
         app_.auth().login(name, password_of(name), [&p](result<login_grant> r) { p.set_value(std::move(r)); });
@@ -204,6 +159,27 @@ workers = 2
         auto r = rest_->post("/api/cars", json::object{{"brand", brand}}, bearer(u.token));
         EXPECT_EQ(r.status, 201) << r.body;
         return field(r.json(), "id");
+    }
+
+    /// Starts a crawl of a new car of `u` and opens `u`'s stream of that task on `stream`;
+    /// returns once its first snapshot arrived (a failed expectation when not).
+    void follow_a_crawl(const signed_in& u, http_client& stream) {
+        auto car = create_car(u, "Ford");
+        auto sub = rest_->request("POST", "/api/cars/" + car + ":crawl", "{}", bearer(u.token));
+        ASSERT_EQ(sub.status, 202) << sub.body;
+        auto head = stream.start_stream("/api/tasks/" + field(sub.json(), "id"),
+                                        with(bearer(u.token), {{"Accept", "text/event-stream"}}));
+        ASSERT_EQ(head.status, 200) << head.body;
+        ASSERT_TRUE(stream.next_event(k_wait));
+    }
+
+    /// Reads a task stream until it ends (at most 3 s); the snapshots read.
+    static int snapshots_until_end(http_client& stream) {
+        int after = 0;
+        const auto until = std::chrono::steady_clock::now() + 3s;
+        while (!stream.stream_ended() && std::chrono::steady_clock::now() < until)
+            if (stream.next_event(200ms)) ++after;
+        return after;
     }
 
     /// Waits (long poll, bounded) until task `path` is finished; its last answer.
@@ -247,12 +223,7 @@ workers = 2
 
 TEST_F(access, only_the_sockets_own_caller_attaches_a_live_query) {
     start();
-    create_user("ann");
-    create_user("bob");
-    create_user("root", true);
-    auto ann = login("ann");
-    auto bob = login("bob");
-    auto root = login("root");
+    auto [ann, bob, root] = ann_bob_root();
     create_car(ann, "Ford");
     create_car(bob, "Opel");
     auto socket = connect(bearer(ann.token));
@@ -302,10 +273,7 @@ TEST_F(access, an_anonymous_socket_takes_live_queries_only_from_its_own_address)
 
 TEST_F(access, observing_tasks_gives_the_callers_own_page_and_its_diffs) {
     start();
-    create_user("ann");
-    create_user("bob");
-    auto ann = login("ann");
-    auto bob = login("bob");
+    auto [ann, bob] = ann_and_bob();
     auto async = header_list{{"Prefer", "respond-async"}};
     for (int i = 0; i < 3; ++i)
         ASSERT_EQ(rest_->post("/api/cars", json::object{{"brand", "Bob"}}, with(bearer(bob.token), async)).status, 202);
@@ -436,10 +404,7 @@ TEST_F(access, disabling_a_user_over_rest_deletes_their_tokens) {
 
 TEST_F(access, another_process_revoking_ends_tokens_sockets_and_streams_within_a_second) {
     start();
-    create_user("ann");
-    create_user("bob");
-    auto ann = login("ann");
-    auto bob = login("bob");
+    auto [ann, bob] = ann_and_bob();
     auto cfg = (dir_.path() / "cli.toml").string();
     std::ofstream(cfg) << "[storage]\nurl = \"" << test::storage_url((dir_.path() / "access.db").string()) << "\"\n";
 
@@ -451,14 +416,8 @@ TEST_F(access, another_process_revoking_ends_tokens_sockets_and_streams_within_a
     http_client feed(app_.port(), 30s);
     auto head = feed.start_stream("/api/cars/events", bearer(ann.token));
     ASSERT_EQ(head.status, 200) << head.body;
-    auto car = create_car(ann, "Ford");
-    auto sub = rest_->request("POST", "/api/cars/" + car + ":crawl", "{}", bearer(ann.token));
-    ASSERT_EQ(sub.status, 202) << sub.body;
     http_client task_stream(app_.port(), 30s);
-    auto th = task_stream.start_stream("/api/tasks/" + field(sub.json(), "id"),
-                                       with(bearer(ann.token), {{"Accept", "text/event-stream"}}));
-    ASSERT_EQ(th.status, 200) << th.body;
-    ASSERT_TRUE(task_stream.next_event(k_wait));
+    ASSERT_NO_FATAL_FAILURE(follow_a_crawl(ann, task_stream));
     ASSERT_TRUE(feed.next_event(k_wait));  // the car's create event
 
     // Idle server, another process: `livebase users disable`. The close must come within a
@@ -480,10 +439,7 @@ TEST_F(access, another_process_revoking_ends_tokens_sockets_and_streams_within_a
     // every few ms and would send snapshots for 10 s): a few events at most before the end.
     for (int i = 0; i < 50 && !feed.stream_ended(); ++i) (void)feed.next_event(200ms);
     EXPECT_TRUE(feed.stream_ended());
-    int after = 0;
-    const auto until = std::chrono::steady_clock::now() + 3s;
-    while (!task_stream.stream_ended() && std::chrono::steady_clock::now() < until)
-        if (task_stream.next_event(200ms)) ++after;
+    const int after = snapshots_until_end(task_stream);
     EXPECT_TRUE(task_stream.stream_ended()) << after << " snapshots after the disable";
     EXPECT_LT(after, 20);
 
@@ -505,21 +461,12 @@ TEST_F(access, a_task_stream_ends_at_logout) {
     start();
     create_user("ann");
     auto ann = login("ann");
-    auto car = create_car(ann, "Ford");
-    auto sub = rest_->request("POST", "/api/cars/" + car + ":crawl", "{}", bearer(ann.token));
-    ASSERT_EQ(sub.status, 202) << sub.body;
     http_client stream(app_.port(), 30s);
-    auto head = stream.start_stream("/api/tasks/" + field(sub.json(), "id"),
-                                    with(bearer(ann.token), {{"Accept", "text/event-stream"}}));
-    ASSERT_EQ(head.status, 200) << head.body;
-    ASSERT_TRUE(stream.next_event(k_wait));
+    ASSERT_NO_FATAL_FAILURE(follow_a_crawl(ann, stream));
     ASSERT_EQ(rest_->post("/api/auth/logout", json::object{}, bearer(ann.token)).status, 204);
     // The task keeps running (progress every few ms, for 10 s): only the end of the stream
     // stops its snapshots.
-    int after = 0;
-    const auto until = std::chrono::steady_clock::now() + 3s;
-    while (!stream.stream_ended() && std::chrono::steady_clock::now() < until)
-        if (stream.next_event(200ms)) ++after;
+    const int after = snapshots_until_end(stream);
     EXPECT_TRUE(stream.stream_ended()) << after << " snapshots after the logout";
     EXPECT_LT(after, 20);
     release_ = true;
@@ -572,7 +519,7 @@ TEST_F(access, anonymous_tasks_are_reachable_by_id_but_listed_only_to_their_addr
     for (int i = 0; i < 50 && !saw_own; ++i) {
         auto e = feed_own.next_event(200ms);
         if (!e) continue;
-        auto pk = id_in(*e);
+        auto pk = str(data_json(*e)["id"]);
         EXPECT_NE(pk, their_id);
         saw_own = pk == next_id;
     }
@@ -581,7 +528,7 @@ TEST_F(access, anonymous_tasks_are_reachable_by_id_but_listed_only_to_their_addr
     for (int i = 0; i < 50 && !saw_theirs; ++i) {
         auto e = feed_other.next_event(200ms);
         if (!e) continue;
-        auto pk = id_in(*e);
+        auto pk = str(data_json(*e)["id"]);
         EXPECT_NE(pk, next_id) << "another address's task reached the feed";
         EXPECT_NE(pk, id);
         saw_theirs = pk == their_id;
@@ -641,12 +588,7 @@ TEST_F(access, an_action_calling_the_api_honours_its_idempotency_key) {
 
 TEST_F(access, a_ref_to_a_hidden_record_is_refused_like_a_missing_one) {
     start();
-    create_user("ann");
-    create_user("bob");
-    create_user("root", true);
-    auto ann = login("ann");
-    auto bob = login("bob");
-    auto root = login("root");
+    auto [ann, bob, root] = ann_bob_root();
     auto garage = rest_->post("/api/garages", json::object{{"name", "ann's"}}, bearer(ann.token));
     ASSERT_EQ(garage.status, 201) << garage.body;
     auto gid = field(garage.json(), "id");

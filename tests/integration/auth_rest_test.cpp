@@ -6,54 +6,35 @@
 #include <set>
 #include <thread>
 
-#include "integration/server_fixture.hpp"
+#include "support/test_app.hpp"
 
 using namespace livebase;
 using namespace livebase::testing;
+using namespace livebase::test;
 
 namespace {
 
-json::object obj(const json::value& v) { return v.is_object() ? v.get_object() : json::object{}; }
-std::string str(const json::value& v) { return v.is_string() ? std::string(v.get_string()) : ""; }
-
 // notes: everything "owner" (a user sees and changes only their own notes);
 // posts: public reading, owner writing; vault: admins only. One worker, so a test can hold it.
-const char* k_extra = R"(
+const std::string k_extra = R"(
 [tasks]
 workers = 1
 
 [collections.notes]
 owned = true
 fields.title = { type = "string", required = true }
-rules.list = "owner"
-rules.retrieve = "owner"
-rules.create = "owner"
-rules.update = "owner"
-rules.delete = "owner"
+rules = { list = "owner", retrieve = "owner", create = "owner", update = "owner", delete = "owner" }
 
 [collections.posts]
 owned = true
 fields.title = { type = "string", required = true }
-rules.list = "public"
-rules.retrieve = "public"
-rules.create = "authenticated"
-rules.update = "owner"
-rules.delete = "owner"
+rules = { list = "public", retrieve = "public", create = "authenticated", update = "owner", delete = "owner" }
 
 [collections.vault]
 fields.title = { type = "string", required = true }
-rules.list = "admin"
-rules.retrieve = "admin"
-rules.create = "admin"
-rules.update = "admin"
-rules.delete = "admin"
+rules = { list = "admin", retrieve = "admin", create = "admin", update = "admin", delete = "admin" }
 
-[endpoints.hold]
-path = "/api/hold"
-method = "POST"
-task = "hold"
-rule = "public"
-)";
+)" + endpoint_toml("hold", "POST", "hold", "public");
 
 class auth_rest : public ::testing::Test {
 protected:

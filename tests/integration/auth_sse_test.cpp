@@ -4,19 +4,14 @@
 #include <functional>
 #include <thread>
 
-#include "integration/server_fixture.hpp"
+#include "support/test_app.hpp"
 
 using namespace livebase;
 using namespace livebase::testing;
+using namespace livebase::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-json::object obj(const json::value& v) { return v.is_object() ? v.get_object() : json::object{}; }
-std::string str(const json::value& v) { return v.is_string() ? std::string(v.get_string()) : ""; }
-
-constexpr const char* k_owner_rules =
-    R"(rules = { list = "owner", retrieve = "owner", create = "authenticated", update = "owner", delete = "owner" })";
 
 class auth_sse : public ::testing::Test {
 protected:

@@ -12,25 +12,16 @@
 
 #include <set>
 
-#include "integration/server_fixture.hpp"
+#include "support/test_app.hpp"
+
+#include <array>
 
 using namespace livebase;
 using namespace livebase::testing;
+using namespace livebase::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-constexpr auto k_wait = std::chrono::milliseconds(30000);
-
-constexpr const char* k_owner_rules =
-    R"(rules = { list = "owner", retrieve = "owner", create = "authenticated", update = "owner", delete = "owner" })";
-
-json::object obj(const json::value& v) { return v.is_object() ? v.get_object() : json::object{}; }
-
-json::object req(std::string action, json::object more = {}) {
-    more["action"] = std::move(action);
-    return more;
-}
 
 /// The first error string of a reply ("" when none).
 std::string first_error(const std::optional<json::value>& r) {
@@ -70,6 +61,12 @@ protected:
     }
 
     /// A fresh token of `name` through REST login.
+    /// ann and bob (users) and root (an administrator), created and signed in.
+    std::array<signed_in, 3> ann_bob_root() {
+        for (auto [name, admin] : {std::pair{"ann", false}, {"bob", false}, {"root", true}}) create_user(name, admin);
+        return {login("ann"), login("bob"), login("root")};
+    }
+
     signed_in login(const std::string& name) {
         auto r = rest_->post("/api/auth/login",
                              json::object{{"username", name}, {"password", "pw-" + name + "-secret"}});
@@ -167,12 +164,12 @@ TEST_F(auth_ws, login_by_password_and_by_token) {
     auto c = connect();
 
     auto wrong = c->request("auth", req("login", {{"data", json::object{{"username", "ann"}, {"password", "nope-nope"}}}}));
-    EXPECT_EQ(status_of(wrong), 401) << (wrong ? json::serialize(*wrong) : "no reply");
+    EXPECT_EQ(status_of(wrong), 401) << dump(wrong);
     // Still open, still anonymous.
     EXPECT_EQ(status_of(c->request("auth", req("me"))), 401);
 
     auto ok = c->request("auth", req("login", {{"data", json::object{{"username", "ann"}, {"password", "pw-ann-secret"}}}}));
-    ASSERT_EQ(status_of(ok), 200) << (ok ? json::serialize(*ok) : "no reply");
+    ASSERT_EQ(status_of(ok), 200) << dump(ok);
     EXPECT_FALSE(field(data_of(*ok), "token").empty());
     EXPECT_EQ(field(obj(data_of(*ok)).at("user"), "id"), ann_id);
     auto me = c->request("auth", req("me"));
@@ -188,7 +185,7 @@ TEST_F(auth_ws, login_by_password_and_by_token) {
     auto bad = d->request("auth", req("login", {{"data", json::object{{"token", "forged"}}}}));
     EXPECT_EQ(status_of(bad), 401);
     auto good = d->request("auth", req("login", {{"data", json::object{{"token", token}}}}));
-    ASSERT_EQ(status_of(good), 200) << (good ? json::serialize(*good) : "no reply");
+    ASSERT_EQ(status_of(good), 200) << dump(good);
     EXPECT_EQ(field(obj(data_of(*good)).at("user"), "id"), ann_id);
     EXPECT_EQ(field(obj(data_of(*good)).at("user"), "username"), "ann");
 
@@ -241,7 +238,7 @@ TEST_F(auth_ws, logout_closes_every_socket_of_the_token) {
     auto other = connect_as(b);
 
     auto out = one->request("auth", req("logout"));
-    EXPECT_EQ(status_of(out), 204) << (out ? json::serialize(*out) : "no reply");
+    EXPECT_EQ(status_of(out), 204) << dump(out);
     expect_closed_with(*one, 4401);
     expect_closed_with(*two, 4401);
     // Only that token ended.
@@ -292,12 +289,7 @@ TEST_F(auth_ws, password_change_and_disabling_close_that_users_sockets) {
 
 TEST_F(auth_ws, rules_hold_for_every_request_event_and_diff) {
     start();
-    create_user("ann");
-    create_user("bob");
-    create_user("root", true);
-    auto ann = login("ann");
-    auto bob = login("bob");
-    auto root = login("root");
+    auto [ann, bob, root] = ann_bob_root();
     auto anon_ws = connect();
     auto bob_ws = connect_as(bob);
     auto ann_ws = connect_as(ann);

@@ -1,6 +1,7 @@
 // `livebase users create|passwd|disable|enable|promote|demote|delete|list` as administrators
 // run them.
-#include "integration/server_fixture.hpp"
+#include "support/test_app.hpp"
+#include "support/child_process.hpp"
 
 #include <livebase/auth/auth.hpp>
 
@@ -18,61 +19,14 @@ extern char** environ;
 
 using namespace livebase;
 using namespace livebase::testing;
+using namespace livebase::test;
 
 namespace {
 
-struct run_result {
-    int status = -1;  ///< exit code, -1 on a signal or a hang
-    std::string out, err;
-};
-
-std::string slurp(const std::filesystem::path& p) {
-    std::ifstream f(p);
-    return {std::istreambuf_iterator<char>(f), {}};
-}
-
 /// Runs the binary with `input` on stdin (a file, so not a terminal), waiting at most 60 s.
 run_result run(const temp_dir& d, std::vector<std::string> args, const std::string& input = "") {
-    static int n = 0;
-    auto base = d.path() / ("run" + std::to_string(n++));
-    std::ofstream(base.string() + ".in") << input;
-    std::vector<std::string> env_strings;
-    for (char** e = environ; e && *e; ++e)
-        if (std::string_view(*e).rfind("LIVEBASE_", 0) != 0) env_strings.emplace_back(*e);
-    std::vector<char*> envp;
-    for (auto& kv : env_strings) envp.push_back(kv.data());
-    envp.push_back(nullptr);
     args.insert(args.begin(), LIVEBASE_BINARY);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, (base.string() + ".in").c_str(), O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, (base.string() + ".out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, (base.string() + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = -1;
-    run_result r;
-    int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) return r;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    for (;;) {
-        int st = 0;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-            break;
-        }
-        if (std::chrono::steady_clock::now() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, nullptr, 0);
-            break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    r.out = slurp(base.string() + ".out");
-    r.err = slurp(base.string() + ".err");
-    return r;
+    return run_binary(d.path(), args, input);
 }
 
 std::vector<json::object> json_lines(const std::string& text) {

@@ -4,17 +4,15 @@
 // work, /metrics behind a token, usernames unique ignoring case, blank passwords.
 #include <livebase/auth/auth.hpp>
 
-#include "integration/server_fixture.hpp"
+#include "support/test_app.hpp"
 
 using namespace livebase;
 using namespace livebase::testing;
+using namespace livebase::test;
 
 namespace {
 
-json::object obj(const json::value& v) { return v.is_object() ? v.get_object() : json::object{}; }
-std::string str(const json::value& v) { return v.is_string() ? std::string(v.get_string()) : ""; }
-
-const char* k_extra = R"(
+const std::string k_extra = R"(
 [auth]
 throttle.anonymous = "unlimited"
 throttle.user = "unlimited"
@@ -24,12 +22,7 @@ throttle.login_address = "20/h"
 [tasks]
 workers = 1
 
-[endpoints.report]
-path = "/api/report"
-method = "GET"
-task = "report"
-rule = "authenticated"
-)";
+)" + endpoint_toml("report", "GET", "report", "authenticated");
 
 class hardening : public ::testing::Test {
 protected:

@@ -4,8 +4,8 @@
 // first response (an acknowledged one always) or a fresh success, never a 409, and no key made
 // two records.
 #include "support/test_backend.hpp"
-#include "integration/child_process.hpp"
-#include "integration/server_fixture.hpp"
+#include "support/nodes.hpp"
+#include "support/test_app.hpp"
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -21,62 +21,19 @@
 
 using namespace livebase;
 using namespace livebase::testing;
+using namespace livebase::test;
 using namespace std::chrono_literals;
 
 namespace {
 
-using steady = std::chrono::steady_clock;
-
-json::object obj(const json::value& v) { return v.is_object() ? v.get_object() : json::object{}; }
-std::string str(const json::value& v) { return v.is_string() ? std::string(v.get_string()) : ""; }
-
-/// A port free now on 127.0.0.1: the server restarts on the same address, as a node does.
-std::uint16_t free_port() {
-    int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    socklen_t len = sizeof a;
-    if (::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-        ::close(s);
-        return 0;
-    }
-    ::close(s);
-    return ntohs(a.sin_port);
-}
-
 std::string crash_config(const std::filesystem::path& db, std::uint16_t port) {
-    return "[server]\nlisten = \"127.0.0.1:" + std::to_string(port) + R"("
-threads = 2
-
-[storage]
-url = ")" + test::storage_url(db.string()) + R"("
-
-[auth]
-throttle.anonymous = "unlimited"
-
-[tasks]
-lease = "1s"
-workers = 2
-
-[collections.cars]
-owned = true
-rules = { list = "public", retrieve = "public", create = "public", update = "public", delete = "public" }
-fields.brand = { type = "string", required = true, max_length = 100 }
-fields.make  = { type = "string", default = "" }
-fields.model = { type = "integer", min = 1886, max = 2100 }
-fields.color = { type = "string", choices = ["Blue", "Red", "Black"] }
-fields.vin   = { type = "string", unique = true }
-max_page_size = 1000
-
-[endpoints.double]
-path = "/api/double"
-method = "GET"
-task = "double"
-rule = "public"
-)";
+    node_config c;
+    c.url = storage_url(db.string());
+    c.listen = "127.0.0.1:" + std::to_string(port);
+    c.server = "";
+    c.rest = "[tasks]\nlease = \"1s\"\nworkers = 2\n\n" + cars_toml(k_public_rules, "max_page_size = 1000\n") +
+             k_double_endpoint;
+    return c.text();
 }
 
 /// One keyed request: a create ("create"), an async create ("async": 202 and a task that

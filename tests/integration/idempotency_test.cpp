@@ -1,5 +1,5 @@
 // Idempotency-Key (http.md section 3): replay, 422 on a different request, 409 while in flight.
-#include "integration/server_fixture.hpp"
+#include "support/test_app.hpp"
 
 #include <livebase/api/api.hpp>
 #include <livebase/core/clock.hpp>
@@ -10,6 +10,7 @@
 
 using namespace livebase;
 using namespace livebase::testing;
+using namespace livebase::test;
 
 namespace {
 std::string id_of(const http_response& r) {

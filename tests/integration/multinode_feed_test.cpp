@@ -5,8 +5,8 @@
 // others trim closes its subscribers to resync (4008 / the SSE stream ends) instead of leaving
 // a silent gap. Runs in the PostgreSQL pass of the suite, skipped otherwise.
 #include "support/test_backend.hpp"
-#include "integration/child_process.hpp"
-#include "integration/server_fixture.hpp"
+#include "support/nodes.hpp"
+#include "support/test_app.hpp"
 
 #include <livebase/testing/ws_client.hpp>
 
@@ -19,45 +19,17 @@
 
 using namespace livebase;
 using namespace livebase::testing;
+using namespace livebase::test;
 using namespace std::chrono_literals;
 
 namespace {
 
-using steady = std::chrono::steady_clock;
-constexpr auto k_wait = 30s;
-
-json::object obj(const json::value& v) { return v.is_object() ? v.get_object() : json::object{}; }
-std::string str(const json::value& v) { return v.is_string() ? std::string(v.get_string()) : ""; }
-json::object payload_of(const json::value& f) { return obj(obj(f).contains("payload") ? obj(f)["payload"] : json::value()); }
-int status_of(const std::optional<json::value>& f) {
-    if (!f) return 0;
-    auto p = payload_of(*f);
-    return p.contains("response_status") && p["response_status"].is_int64()
-               ? static_cast<int>(p["response_status"].get_int64())
-               : 0;
-}
-json::object data_of(const json::value& f) { return obj(payload_of(f)["data"]); }
-bool event_of(const json::value& f, const std::string& subscription) {
-    auto p = payload_of(f);
-    return str(p["subscription"]) == subscription && !p.contains("response_status");
-}
-std::string dump(const std::optional<json::value>& f) { return f ? json::serialize(*f) : "no reply"; }
-
-std::string feed_config(const std::string& url, const std::string& realtime) {
-    return R"([server]
-listen = "127.0.0.1:0"
-threads = 2
-shutdown_grace = "2s"
-
-[storage]
-url = ")" + url + R"("
-# A node paused inside a transaction loses it (and its locks) after this.
-statement_timeout = "3s"
-
-[auth]
-throttle.anonymous = "unlimited"
-
-[tasks]
+node_config feed_config(const std::string& url, const std::string& realtime) {
+    node_config c;
+    c.url = url;
+    c.server = "shutdown_grace = \"2s\"\n";
+    c.storage = "# A node paused inside a transaction loses it (and its locks) after this.\nstatement_timeout = \"3s\"\n";
+    c.rest = R"([tasks]
 workers = 0
 
 [realtime]
@@ -67,45 +39,25 @@ workers = 0
 rules = { list = "public", retrieve = "public", create = "public", update = "public", delete = "public" }
 fields.brand = { type = "string", required = true, max_length = 100 }
 )";
+    return c;
 }
 
-class multinode_feed : public ::testing::Test {
+class multinode_feed : public nodes_test {
 protected:
-    void SetUp() override {
-        if (!test::on_postgres() || test::postgres_url().empty())
-            GTEST_SKIP() << "runs in the PostgreSQL pass (LIVEBASE_TEST_BACKEND=postgres)";
-    }
-
     // Two serve nodes on one database; `trim_ms` > 0 trims (and beats) that often.
     void start(const std::string& realtime, int trim_ms = 0) {
-        cfg_ = dir_.path() / "feed.toml";
-        std::ofstream(cfg_) << feed_config(test::storage_url((dir_.path() / "feed.db").string()), realtime);
         std::vector<std::string> env;
         if (trim_ms > 0) env.push_back("LIVEBASE_TEST_TRIM_EVERY_MS=" + std::to_string(trim_ms));
-        a_.emplace(std::vector<std::string>{LIVEBASE_CARS_BINARY, "serve", "-c", cfg_.string()}, dir_.path() / "a.err",
-                   env);
-        port_a_ = a_->wait_port();
-        ASSERT_NE(port_a_, 0) << a_->stderr_text();
-        b_.emplace(std::vector<std::string>{LIVEBASE_CARS_BINARY, "serve", "-c", cfg_.string()}, dir_.path() / "b.err",
-                   env);
-        port_b_ = b_->wait_port();
-        ASSERT_NE(port_b_, 0) << b_->stderr_text();
+        start_nodes("feed", feed_config(database("feed"), realtime), env);
     }
 
-    void TearDown() override {
-        for (auto* p : {&a_, &b_})
-            if (*p) {
-                kill((*p)->pid, SIGCONT);
-                kill((*p)->pid, SIGTERM);
-                EXPECT_EQ((*p)->wait_exit(15s), 0) << (*p)->stderr_text();
-            }
-    }
-
-    std::string logs() {
-        std::string out;
-        if (a_) out += "--- A\n" + a_->stderr_text();
-        if (b_) out += "--- B\n" + b_->stderr_text();
-        return out;
+    /// Starts the nodes trimming every 100 ms with history 5 and `node_timeout`, and subscribes
+    /// `sock` to the cars on node B; the subscription ("" and a failure when not).
+    std::string trim_often_and_subscribe_on_b(const std::string& node_timeout, ws_client& sock) {
+        start("history = 5\nnode_timeout = \"" + node_timeout + "\"", 100);
+        if (HasFatalFailure()) return "";
+        EXPECT_TRUE(sock.connect(port_b_));
+        return subscribe_cars(sock);
     }
 
     std::string create(http_client& c, const std::string& brand) {
@@ -127,10 +79,6 @@ protected:
         return false;
     }
 
-    temp_dir dir_;
-    std::filesystem::path cfg_;
-    std::optional<child> a_, b_;
-    std::uint16_t port_a_ = 0, port_b_ = 0;
 };
 
 // Each round: two writes on the current node, their events on its socket; one more write, and
@@ -143,14 +91,14 @@ TEST_F(multinode_feed, immediate_websocket_resumes_on_the_other_node_never_get_4
     ASSERT_TRUE(sock->connect(ports[0]));
     auto sub = sock->request("cars", {{"action", "subscribe"}});
     ASSERT_EQ(status_of(sub), 201) << dump(sub);
-    std::string subscription = str(data_of(*sub)["subscription"]);
+    std::string subscription = field(data_of(*sub), "subscription");
     std::int64_t last = 0;
     std::vector<std::string> expected;  // car ids written and not seen yet, in commit order
     auto see = [&](std::size_t n) {
         for (std::size_t k = 0; k < n; ++k) {
-            auto e = sock->receive_until([&](const json::value& f) { return event_of(f, subscription); }, k_wait);
+            auto e = sock->receive_until([&](const json::value& f) { return is_event(f, subscription); }, k_wait);
             ASSERT_TRUE(e) << "an event never arrived (last seq " << last << ")\n" << logs();
-            auto p = payload_of(*e);
+            auto p = obj(obj(*e)["payload"]);
             ASSERT_FALSE(expected.empty()) << "an event nobody wrote: " << dump(e);
             EXPECT_EQ(str(p["pk"]), expected.front()) << "a gap or a duplicate: " << dump(e);
             expected.erase(expected.begin());
@@ -170,7 +118,7 @@ TEST_F(multinode_feed, immediate_websocket_resumes_on_the_other_node_never_get_4
         ASSERT_TRUE(sock->connect(ports[1 - here]));
         auto resumed = sock->request("cars", {{"action", "subscribe"}, {"data", json::object{{"since", last}}}});
         ASSERT_EQ(status_of(resumed), 201) << "round " << round << ": " << dump(resumed) << "\n" << logs();
-        subscription = str(data_of(*resumed)["subscription"]);
+        subscription = field(data_of(*resumed), "subscription");
         see(1);
     }
     EXPECT_TRUE(sock->queue_empty(200ms)) << "an event arrived twice";
@@ -199,8 +147,8 @@ TEST_F(multinode_feed, immediate_sse_resumes_on_the_other_node_never_get_410_nor
         }
     };
     for (int round = 0; round < 30; ++round) {
+        http_client w(ports[round % 2], 10s);
         const int here = round % 2;
-        http_client w(ports[here], 10s);
         for (int k = 0; k < 2; ++k) expected.push_back(create(w, "S" + std::to_string(round)));
         see(2);
         expected.push_back(create(w, "G" + std::to_string(round)));
@@ -215,17 +163,14 @@ TEST_F(multinode_feed, immediate_sse_resumes_on_the_other_node_never_get_410_nor
 // Node B is paused (SIGSTOP) right after its first event, long before its first periodic
 // heartbeat: it registered its position at start, so A's trims stop there while B is alive.
 TEST_F(multinode_feed, a_lagging_live_node_holds_the_trim_back_and_then_delivers_everything) {
-    start("history = 5\nnode_timeout = \"1h\"", 100);
     ws_client sock;
-    ASSERT_TRUE(sock.connect(port_b_));
-    auto sub = sock.request("cars", {{"action", "subscribe"}});
-    ASSERT_EQ(status_of(sub), 201) << dump(sub);
-    const auto subscription = str(data_of(*sub)["subscription"]);
+    const auto subscription = trim_often_and_subscribe_on_b("1h", sock);
+    ASSERT_FALSE(subscription.empty());
     http_client a(port_a_, 10s);
     std::vector<std::string> ids{create(a, "first")};
-    auto e = sock.receive_until([&](const json::value& f) { return event_of(f, subscription); }, k_wait);
+    auto e = sock.receive_until([&](const json::value& f) { return is_event(f, subscription); }, k_wait);
     ASSERT_TRUE(e) << logs();
-    const auto first = payload_of(*e)["seq"].get_int64();
+    const auto first = payload_of(*e, "seq").get_int64();
 
     ASSERT_EQ(kill(b_->pid, SIGSTOP), 0);
     for (int i = 0; i < 20; ++i) ids.push_back(create(a, "C" + std::to_string(i)));
@@ -240,9 +185,9 @@ TEST_F(multinode_feed, a_lagging_live_node_holds_the_trim_back_and_then_delivers
     ASSERT_EQ(kill(b_->pid, SIGCONT), 0);
     std::int64_t last = first;
     for (std::size_t i = 1; i < ids.size(); ++i) {
-        auto ev = sock.receive_until([&](const json::value& f) { return event_of(f, subscription); }, k_wait);
+        auto ev = sock.receive_until([&](const json::value& f) { return is_event(f, subscription); }, k_wait);
         ASSERT_TRUE(ev) << "event " << i << " never arrived\n" << logs();
-        auto p = payload_of(*ev);
+        auto p = obj(obj(*ev)["payload"]);
         EXPECT_EQ(str(p["pk"]), ids[i]);
         EXPECT_GT(p["seq"].get_int64(), last);
         last = p["seq"].get_int64();
@@ -253,20 +198,17 @@ TEST_F(multinode_feed, a_lagging_live_node_holds_the_trim_back_and_then_delivers
 }
 
 TEST_F(multinode_feed, a_node_paused_past_node_timeout_while_the_other_trims_closes_its_subscribers_to_resync) {
-    start("history = 5\nnode_timeout = \"1s\"", 100);
     ws_client sock;
-    ASSERT_TRUE(sock.connect(port_b_));
-    auto sub = sock.request("cars", {{"action", "subscribe"}});
-    ASSERT_EQ(status_of(sub), 201) << dump(sub);
-    const auto subscription = str(data_of(*sub)["subscription"]);
+    const auto subscription = trim_often_and_subscribe_on_b("1s", sock);
+    ASSERT_FALSE(subscription.empty());
     http_client sse(port_b_, 10s);
     auto opened = sse.start_stream("/api/cars/events");
     ASSERT_EQ(opened.status, 200) << opened.body;
     http_client a(port_a_, 10s);
     create(a, "first");
-    auto e = sock.receive_until([&](const json::value& f) { return event_of(f, subscription); }, k_wait);
+    auto e = sock.receive_until([&](const json::value& f) { return is_event(f, subscription); }, k_wait);
     ASSERT_TRUE(e) << logs();
-    const auto first = payload_of(*e)["seq"].get_int64();
+    const auto first = payload_of(*e, "seq").get_int64();
     auto se = sse.next_event(k_wait);
     ASSERT_TRUE(se) << logs();
 
@@ -280,7 +222,7 @@ TEST_F(multinode_feed, a_node_paused_past_node_timeout_while_the_other_trims_clo
     auto closed = sock.wait_closed(k_wait);
     ASSERT_TRUE(closed) << "node B never closed the socket\n" << logs();
     EXPECT_EQ(closed->code, 4008) << closed->reason;
-    EXPECT_FALSE(sock.receive_until([&](const json::value& f) { return event_of(f, subscription); }, 0ms))
+    EXPECT_FALSE(sock.receive_until([&](const json::value& f) { return is_event(f, subscription); }, 0ms))
         << "an event after the hole";
     // The SSE stream ends, with no event after the hole either.
     EXPECT_FALSE(sse.next_event(k_wait));

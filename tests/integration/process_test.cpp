@@ -1,6 +1,6 @@
 // The `livebase` binary as users run it: CLI, config errors, SIGTERM drain and restart.
-#include "integration/child_process.hpp"
-#include "integration/server_fixture.hpp"
+#include "support/child_process.hpp"
+#include "support/test_app.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,11 +14,15 @@
 
 using namespace livebase;
 using namespace livebase::testing;
+using namespace livebase::test;
 
 namespace {
 
-void write_file(const std::filesystem::path& p, const std::string& text) {
-    std::ofstream(p) << text;
+/// test_config() on d/<db>.db written as d/<name>.toml; its path.
+std::filesystem::path write_test_config(const temp_dir& d, const std::string& name, const std::string& db) {
+    auto cfg = d.path() / (name + ".toml");
+    write_file(cfg, test_config(d.path() / (db + ".db")));
+    return cfg;
 }
 
 }  // namespace
@@ -53,8 +57,7 @@ TEST(process, invalid_config_fails_before_listening_naming_file_line_and_key) {
 
 TEST(process, check_prints_the_plan) {
     temp_dir d;
-    auto cfg = d.path() / "ok.toml";
-    write_file(cfg, test_config(d.path() / "ok.db"));
+    auto cfg = write_test_config(d, "ok", "ok");
     child c({LIVEBASE_BINARY, "check", "-c", cfg.string()}, d.path() / "check.err");
     EXPECT_EQ(c.wait_exit(std::chrono::seconds(10)), 0) << c.stderr_text();
     EXPECT_NE(c.stdout_text().find("cars"), std::string::npos) << c.stdout_text();
@@ -62,8 +65,7 @@ TEST(process, check_prints_the_plan) {
 
 TEST(process, sigterm_drains_exits_zero_and_keeps_writes) {
     temp_dir d;
-    auto cfg = d.path() / "app.toml";
-    write_file(cfg, test_config(d.path() / "app.db"));
+    auto cfg = write_test_config(d, "app", "app");
     std::string id;
     {
         child srv({LIVEBASE_BINARY, "serve", "-c", cfg.string()}, d.path() / "serve1.err");
@@ -137,8 +139,7 @@ TEST(process, sigterm_keeps_accepting_for_the_drain_period_and_answers_keep_aliv
 
 TEST(process, env_overrides_the_file) {
     temp_dir d;
-    auto cfg = d.path() / "app.toml";
-    write_file(cfg, test_config(d.path() / "file.db"));
+    auto cfg = write_test_config(d, "app", "file");
     auto url = "sqlite:" + (d.path() / "env.db").string();
     child srv({LIVEBASE_BINARY, "serve", "-c", cfg.string()}, d.path() / "env.err",
               {"LIVEBASE_STORAGE_URL=" + url});
@@ -185,8 +186,7 @@ TEST(process, tokens_and_passwords_never_reach_the_log) {
 // looked for and how to build it.
 TEST(process, startup_says_one_migration_line_and_where_the_console_is) {
     temp_dir d;
-    auto cfg = d.path() / "app.toml";
-    write_file(cfg, test_config(d.path() / "unused.db"));
+    auto cfg = write_test_config(d, "app", "unused");
     const auto db = d.path() / "fresh.db";
     const auto console = d.path() / "console";
     std::filesystem::create_directories(console);
@@ -231,8 +231,7 @@ TEST(process, startup_says_one_migration_line_and_where_the_console_is) {
 // A port in use fails at once, before the database is touched, and says how to pick another.
 TEST(process, a_busy_port_fails_before_migrations_naming_the_variable) {
     temp_dir d;
-    auto cfg = d.path() / "app.toml";
-    write_file(cfg, test_config(d.path() / "unused.db"));
+    auto cfg = write_test_config(d, "app", "unused");
     const auto db = d.path() / "never" / "made.db";
     int holder = socket(AF_INET, SOCK_STREAM, 0);
     ASSERT_GE(holder, 0);
@@ -259,8 +258,7 @@ TEST(process, a_busy_port_fails_before_migrations_naming_the_variable) {
 // `check` plans against a database that does not exist without making it (nor its directory).
 TEST(process, check_creates_no_database) {
     temp_dir d;
-    auto cfg = d.path() / "app.toml";
-    write_file(cfg, test_config(d.path() / "unused.db"));
+    auto cfg = write_test_config(d, "app", "unused");
     const auto db = d.path() / "data" / "app.db";
     child c({LIVEBASE_BINARY, "check", "-c", cfg.string()}, d.path() / "check.err",
             {"LIVEBASE_STORAGE_URL=sqlite:" + db.string()});

@@ -1,14 +1,13 @@
 // Records over REST, end to end against the real server (http.md sections 1 and 2).
-#include "integration/server_fixture.hpp"
+#include "support/test_app.hpp"
 
 #include <set>
 
 using namespace livebase;
 using namespace livebase::testing;
+using namespace livebase::test;
 
 namespace {
-json::object obj(const json::value& v) { return v.is_object() ? v.get_object() : json::object{}; }
-std::string str(const json::value& v) { return v.is_string() ? std::string(v.get_string()) : ""; }
 }  // namespace
 
 using records = server_test;

@@ -1,5 +1,5 @@
 // Concurrency and bad peers: the server keeps serving and loses no acknowledged write.
-#include "integration/server_fixture.hpp"
+#include "support/test_app.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -10,6 +10,7 @@
 
 using namespace livebase;
 using namespace livebase::testing;
+using namespace livebase::test;
 
 namespace {
 // Opens a raw socket, writes `bytes`, and drops the connection without reading.

@@ -1,5 +1,5 @@
 // GET {base}/schema, {base}/schema/realtime and the console at /_/ over a real server.
-#include "integration/server_fixture.hpp"
+#include "support/test_app.hpp"
 
 #include <fstream>
 
@@ -8,15 +8,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* k_extra = R"(
+const std::string k_extra = R"(
 [tasks.kinds.ping]
 command = ["true"]
 
-[endpoints.ping]
-path = "/api/ping"
-method = "POST"
-task = "ping"
-)";
+)" + test::endpoint_toml("ping", "POST", "ping");
 
 void write_file(const fs::path& p, std::string_view text) {
     fs::create_directories(p.parent_path());
@@ -41,9 +37,8 @@ protected:
         auto r = app_.load_config_string(cfg, "test.toml");
         ASSERT_TRUE(r) << r.error().detail;
         app_.log().set_level(log_level::warn);
-        add_actions();
-        auto s = app_.start();
-        ASSERT_TRUE(s) << s.error().detail;
+        add_test_actions();
+        start_app();
     }
 
     /// HEAD needs a client that knows the response has no body: raw bytes on a fresh connection.

@@ -1,83 +1,19 @@
 // Realtime over HTTP (http.md section 4, realtime.md "SSE"): change streams on
 // GET /api/{c}/events, resume with Last-Event-ID, REST live queries with ?observe=, and the
 // WebSocket path's HTTP side, end to end against a real app (hub, store, server).
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/buffers_to_string.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/websocket/stream.hpp>
 #include <functional>
 #include <thread>
 
-#include "integration/server_fixture.hpp"
+#include "support/test_app.hpp"
 
 using namespace livebase;
 using namespace livebase::testing;
+using namespace livebase::test;
 using namespace std::chrono_literals;
 
 namespace {
 
-json::object obj(const json::value& v) { return v.is_object() ? v.get_object() : json::object{}; }
-std::string str(const json::value& v) { return v.is_string() ? std::string(v.get_string()) : ""; }
-
-json::object data_of(const sse_event& e) {
-    auto v = parse_json(e.data);
-    return v ? obj(*v) : json::object{};
-}
-
 std::int64_t id_of(const sse_event& e) { return std::stoll(e.id); }
-
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(20ms);
-    }
-    return pred();
-}
-
-/// A minimal synchronous WebSocket client for the observe test; every read has a deadline.
-class ws_probe {
-public:
-    explicit ws_probe(std::uint16_t port) {
-        namespace net = boost::asio;
-        net::ip::tcp::resolver resolver(ioc_);
-        ws_.next_layer().connect(resolver.resolve("127.0.0.1", std::to_string(port)));
-        ws_.handshake("127.0.0.1", "/ws");
-    }
-    ~ws_probe() {
-        boost::system::error_code ec;
-        ws_.next_layer().socket().close(ec);
-    }
-    /// The next text frame as JSON, or null when none arrives within `timeout`.
-    json::value read(std::chrono::milliseconds timeout = 10s) {
-        boost::beast::flat_buffer buf;
-        bool done = false;
-        boost::system::error_code result;
-        ws_.async_read(buf, [&](boost::system::error_code ec, std::size_t) {
-            result = ec;
-            done = true;
-        });
-        ioc_.restart();
-        ioc_.run_for(timeout);
-        if (!done) {
-            boost::system::error_code ec;
-            ws_.next_layer().socket().close(ec);
-            ioc_.restart();
-            ioc_.run_for(1s);
-            return nullptr;
-        }
-        if (result) return nullptr;
-        auto v = parse_json(boost::beast::buffers_to_string(buf.data()));
-        return v ? *v : json::value();
-    }
-
-private:
-    boost::asio::io_context ioc_;
-    boost::beast::websocket::stream<boost::beast::tcp_stream> ws_{ioc_};
-};
 
 class sse_events : public ::testing::Test {
 protected:
@@ -156,12 +92,12 @@ TEST_F(sse_events, create_update_delete_arrive_with_the_change_seq_as_id) {
     EXPECT_EQ(events[0].event, "create");
     EXPECT_EQ(events[1].event, "update");
     EXPECT_EQ(events[2].event, "delete");
-    for (const auto& e : events) EXPECT_EQ(str(data_of(e)["id"]), id);
-    EXPECT_EQ(data_of(events[0])["brand"], "Ford");
-    EXPECT_EQ(data_of(events[0])["version"], 1);
-    EXPECT_EQ(data_of(events[1])["brand"], "Ford Motor");
-    EXPECT_EQ(data_of(events[1])["version"], 2);
-    EXPECT_EQ(data_of(events[2])["brand"], "Ford Motor");  // the record before deletion
+    for (const auto& e : events) EXPECT_EQ(str(data_json(e)["id"]), id);
+    EXPECT_EQ(data_json(events[0])["brand"], "Ford");
+    EXPECT_EQ(data_json(events[0])["version"], 1);
+    EXPECT_EQ(data_json(events[1])["brand"], "Ford Motor");
+    EXPECT_EQ(data_json(events[1])["version"], 2);
+    EXPECT_EQ(data_json(events[2])["brand"], "Ford Motor");  // the record before deletion
     // Ids are the change log's sequence numbers: increasing, the last one the store's last.
     EXPECT_LT(id_of(events[0]), id_of(events[1]));
     EXPECT_LT(id_of(events[1]), id_of(events[2]));
@@ -192,9 +128,9 @@ TEST_F(sse_events, records_entering_and_leaving_the_filter) {
     EXPECT_EQ(events[1].event, "delete");
     EXPECT_EQ(events[2].event, "create");
     EXPECT_EQ(events[3].event, "update");
-    for (const auto& e : events) EXPECT_EQ(str(data_of(e)["id"]), id) << e.data;
-    EXPECT_EQ(data_of(events[2])["color"], "Red");
-    EXPECT_EQ(data_of(events[3])["color"], "Blue");
+    for (const auto& e : events) EXPECT_EQ(str(data_json(e)["id"]), id) << e.data;
+    EXPECT_EQ(data_json(events[2])["color"], "Red");
+    EXPECT_EQ(data_json(events[3])["color"], "Blue");
     EXPECT_FALSE(s.next_event(300ms));
 }
 
@@ -222,7 +158,7 @@ TEST_F(sse_events, last_event_id_resumes_without_gap_or_duplicate) {
     ASSERT_EQ(events.size(), 4u);
     for (std::size_t i = 0; i < events.size(); ++i) {
         EXPECT_EQ(events[i].event, "create");
-        EXPECT_EQ(str(data_of(events[i])["id"]), ids[i + 2]) << i;
+        EXPECT_EQ(str(data_json(events[i])["id"]), ids[i + 2]) << i;
         if (i > 0) {
             EXPECT_LT(id_of(events[i - 1]), id_of(events[i]));
         }
@@ -396,7 +332,7 @@ TEST_F(sse_events, a_last_event_id_resume_over_big_records_comes_in_pages) {
     auto events = read_events(s, ids.size());
     ASSERT_EQ(events.size(), ids.size());
     for (std::size_t i = 0; i < events.size(); ++i) {
-        ASSERT_EQ(str(data_of(events[i])["id"]), ids[i]) << i;
+        ASSERT_EQ(str(data_json(events[i])["id"]), ids[i]) << i;
         if (i > 0) {
             ASSERT_LT(id_of(events[i - 1]), id_of(events[i]));
         }
@@ -405,7 +341,7 @@ TEST_F(sse_events, a_last_event_id_resume_over_big_records_comes_in_pages) {
     auto live = create(w, "things", {{"title", "After"}});
     auto tail = read_events(s, 1);
     ASSERT_EQ(tail.size(), 1u);
-    EXPECT_EQ(str(data_of(tail[0])["id"]), live);
+    EXPECT_EQ(str(data_json(tail[0])["id"]), live);
     EXPECT_FALSE(s.stream_ended());
 }
 
@@ -426,11 +362,7 @@ TEST_F(sse_events, stopping_the_app_ends_the_stream) {
 
 TEST_F(sse_events, task_changes_stream_like_records) {
     start(R"(
-[endpoints.ping]
-path = "/api/ping"
-method = "POST"
-task = "ping"
-)",
+)" + endpoint_toml("ping", "POST", "ping"),
           [](livebase::app& a) {
               ASSERT_TRUE(a.add_task_kind("ping", [](task_context&) -> result<outcome> {
                   return outcome::json_body(200, json::object{{"pong", true}});
@@ -450,7 +382,7 @@ task = "ping"
     auto first = read_events(all, 1);
     ASSERT_EQ(first.size(), 1u);
     EXPECT_EQ(first[0].event, "create");
-    auto t = data_of(first[0]);
+    auto t = data_json(first[0]);
     EXPECT_EQ(str(t["id"]), task_id);
     EXPECT_EQ(str(obj(t["links"])["self"]), "/api/tasks/" + task_id);
     EXPECT_FALSE(t.contains("lease_until"));  // internal scheduling fields stay inside
@@ -459,8 +391,8 @@ task = "ping"
     auto finished = read_events(done, 1);
     ASSERT_EQ(finished.size(), 1u);
     EXPECT_EQ(finished[0].event, "create");
-    EXPECT_EQ(str(data_of(finished[0])["state"]), "succeeded");
-    EXPECT_EQ(obj(data_of(finished[0])["result"])["pong"], true);
+    EXPECT_EQ(str(data_json(finished[0])["state"]), "succeeded");
+    EXPECT_EQ(obj(data_json(finished[0])["result"])["pong"], true);
     EXPECT_FALSE(done.next_event(300ms));
 }
 
@@ -480,8 +412,9 @@ TEST_F(sse_events, observe_registers_a_live_query_on_a_websocket) {
     create(w, "cars", {{"brand", "Ford"}, {"model", 2015}});
     create(w, "cars", {{"brand", "Opel"}, {"model", 2016}});
 
-    ws_probe ws(app_.port());
-    auto hello = obj(ws.read());
+    ws_client ws;
+    ASSERT_TRUE(ws.connect(app_.port()));
+    auto hello = obj(ws.hello());
     auto payload = obj(hello["payload"]);
     ASSERT_EQ(payload["action"], "hello") << json::serialize(hello);
     auto subscriber = str(obj(payload["data"])["subscriber"]);
@@ -502,13 +435,9 @@ TEST_F(sse_events, observe_registers_a_live_query_on_a_websocket) {
     // A matching change arrives on the socket as a diff of that observer.
     auto id = create(w, "cars", {{"brand", "Ford"}, {"model", 2020}});
     json::object diff;
-    ASSERT_TRUE(eventually([&] {
-        auto f = obj(ws.read());
-        auto p = obj(f["payload"]);
-        if (p["action"] != "observe") return false;
-        diff = p;
-        return true;
-    }));
+    auto frame = ws.receive_until([](const json::value& f) { return is_diff(f); }, k_wait);
+    ASSERT_TRUE(frame) << "no diff";
+    diff = obj(obj(*frame)["payload"]);
     EXPECT_EQ(str(diff["observer"]), observer);
     EXPECT_GT(diff["seq"].to_number<std::int64_t>(), seq);
     EXPECT_EQ(str(obj(diff["data"])["pk"]), id);

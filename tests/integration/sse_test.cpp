@@ -4,45 +4,22 @@
 #include <livebase/tasks/task.hpp>
 #include <thread>
 
-#include "integration/server_fixture.hpp"
+#include "support/test_app.hpp"
 
 using namespace livebase;
 using namespace livebase::testing;
+using namespace livebase::test;
 using namespace std::chrono_literals;
 
 namespace {
 
-json::object obj(const json::value& v) { return v.is_object() ? v.get_object() : json::object{}; }
-std::string str(const json::value& v) { return v.is_string() ? std::string(v.get_string()) : ""; }
-
-json::object task_of(const sse_event& e) {
-    auto v = parse_json(e.data);
-    return v ? obj(*v) : json::object{};
-}
-
 const header_list k_accept{{"Accept", "text/event-stream"}};
 
-class sse : public ::testing::Test {
+class sse : public app_test {
 protected:
     void SetUp() override {
-        std::string extra = R"(
-[tasks]
-workers = 2
-lease = "5s"
-
-[endpoints.steps]
-path = "/api/steps"
-method = "POST"
-task = "steps"
-
-[endpoints.hang]
-path = "/api/hang"
-method = "POST"
-task = "hang"
-)";
-        auto r = app_.load_config_string(test_config(dir_.path() / "sse.db", extra), "sse.toml");
-        ASSERT_TRUE(r) << r.error().detail;
-        app_.log().set_level(log_level::error);
+        client_timeout_ = 10s;
+        ASSERT_NO_FATAL_FAILURE(configure(k_steps_and_hang, k_public_rules, log_level::error, "sse"));
         // Five steps of progress, a little apart (progress writes are coalesced by the pool).
         ASSERT_TRUE(app_.add_task_kind("steps", [](task_context& ctx) -> result<outcome> {
             for (int i = 1; i <= 5; ++i) {
@@ -52,22 +29,9 @@ task = "hang"
             }
             return outcome::json_body(200, json::object{{"done", true}});
         }));
-        ASSERT_TRUE(app_.add_task_kind("hang", [this](task_context& ctx) -> result<outcome> {
-            ctx.progress(1);
-            for (int i = 0; i < 500 && !release_; ++i) {  // up to 10 s; stops when cancelled
-                ctx.throw_if_cancelled();
-                std::this_thread::sleep_for(20ms);
-            }
-            return outcome::json_body(200, json::object{});
-        }));
-        auto s = app_.start();
-        ASSERT_TRUE(s) << s.error().detail;
+        ASSERT_NO_FATAL_FAILURE(add_hang_kind(500));  // up to 10 s
+        start_app();
     }
-    void TearDown() override {
-        release_ = true;
-        app_.stop();
-    }
-    http_client client() { return http_client(app_.port(), 10s); }
 
     /// Submits a task through an endpoint and returns its path.
     std::string submit(const std::string& endpoint) {
@@ -90,9 +54,6 @@ task = "hang"
         return out;
     }
 
-    temp_dir dir_;
-    livebase::app app_;
-    std::atomic<bool> release_{false};
 };
 
 TEST_F(sse, snapshots_rise_until_the_task_succeeds) {
@@ -122,17 +83,17 @@ TEST_F(sse, snapshots_rise_until_the_task_succeeds) {
         last_id = id;
         EXPECT_NE(e.data, last_json) << "an unchanged snapshot was sent again";
         last_json = e.data;
-        auto t = task_of(e);
+        auto t = data_json(e);
         EXPECT_EQ(location, "/api/tasks/" + str(t["id"]));
         double p = t["progress"].is_number() ? t["progress"].to_number<double>() : 0;
         EXPECT_GE(p, last_progress);
         last_progress = p;
     }
-    auto last = task_of(events.back());
+    auto last = data_json(events.back());
     EXPECT_EQ(last["state"], "succeeded");
     EXPECT_EQ(last_progress, 100);
     for (std::size_t i = 0; i + 1 < events.size(); ++i) {
-        auto s = str(task_of(events[i])["state"]);
+        auto s = str(data_json(events[i])["state"]);
         EXPECT_TRUE(s == "pending" || s == "running") << s;
     }
     // The SSE response is the connection's last.
@@ -160,7 +121,7 @@ TEST_F(sse, a_finished_task_sends_one_snapshot) {
     ASSERT_EQ(head.status, 200);
     auto events = read_all(c);
     ASSERT_EQ(events.size(), 1u);
-    EXPECT_EQ(task_of(events[0])["state"], "succeeded");
+    EXPECT_EQ(data_json(events[0])["state"], "succeeded");
     EXPECT_TRUE(c.stream_ended());
 }
 
@@ -179,7 +140,7 @@ TEST_F(sse, a_cancelled_task_ends_the_stream) {
     auto events = read_all(c);
     EXPECT_TRUE(c.stream_ended());
     ASSERT_FALSE(events.empty());
-    EXPECT_EQ(task_of(events.back())["state"], "cancelled");
+    EXPECT_EQ(data_json(events.back())["state"], "cancelled");
 }
 
 TEST_F(sse, unknown_task_is_a_404_problem_not_a_stream) {
@@ -235,7 +196,7 @@ TEST_F(sse, stopping_the_app_ends_an_open_stream_promptly) {
     stopper.join();
     EXPECT_TRUE(c.stream_ended());
     EXPECT_LT(took, 1500ms);
-    for (const auto& e : events) EXPECT_NE(task_of(e)["state"], "succeeded");
+    for (const auto& e : events) EXPECT_NE(data_json(e)["state"], "succeeded");
 }
 
 }  // namespace

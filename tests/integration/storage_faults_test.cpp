@@ -1,7 +1,7 @@
 // A full storage (storage.max_size on SQLite; a full disk fails the same way): writes answer
 // 507 with Retry-After and a problem that says so, reads keep working, the health check says
 // "degraded", and writes resume by themselves once there is room.
-#include "integration/server_fixture.hpp"
+#include "support/test_app.hpp"
 
 #include <sched.h>
 #include <sys/mount.h>
@@ -12,13 +12,11 @@
 
 using namespace livebase;
 using namespace livebase::testing;
+using namespace livebase::test;
 
 namespace {
 
-json::object obj(const json::value& v) { return v.is_object() ? v.get_object() : json::object{}; }
-std::string str(const json::value& v) { return v.is_string() ? std::string(v.get_string()) : ""; }
-
-class storage_full : public ::testing::Test {
+class storage_full : public app_test {
 protected:
     void SetUp() override {
         LIVEBASE_SQLITE_ONLY();
@@ -30,17 +28,13 @@ protected:
         auto r = app_.load_config_string(cfg, "test.toml");
         ASSERT_TRUE(r) << r.error().detail;
         app_.log().set_level(log_level::off);
-        auto s = app_.start();
-        ASSERT_TRUE(s) << s.error().detail;
+        start_app();
     }
-    void TearDown() override { app_.stop(); }
-
-    temp_dir dir_;
-    livebase::app app_;
 };
 
 TEST_F(storage_full, writes_answer_507_reads_work_and_writes_resume_when_there_is_room) {
-    http_client c(app_.port(), std::chrono::seconds(15));
+    client_timeout_ = std::chrono::seconds(15);
+    auto c = client();
     const std::string big(40000, 'x');
     http_response refused;
     int created = 0;
@@ -83,7 +77,7 @@ TEST_F(storage_full, writes_answer_507_reads_work_and_writes_resume_when_there_i
 // A real full disk: the database lives on a 1 MiB tmpfs mounted in the test's own mount
 // namespace (needs root, as CI runs; skipped otherwise). A ballast file takes part of it; once
 // the disk is full, removing the ballast frees space and writes resume by themselves.
-class disk_full : public ::testing::Test {
+class disk_full : public app_test {
 protected:
     void SetUp() override {
         LIVEBASE_SQLITE_ONLY();
@@ -103,8 +97,7 @@ protected:
         auto r = app_.load_config_string(test_config(mnt_ / "test.db"), "test.toml");
         ASSERT_TRUE(r) << r.error().detail;
         app_.log().set_level(log_level::off);
-        auto s = app_.start();
-        ASSERT_TRUE(s) << s.error().detail;
+        ASSERT_NO_FATAL_FAILURE(start_app());
         started_ = true;
     }
     void TearDown() override {
@@ -112,11 +105,9 @@ protected:
         if (mounted_) ::umount2(mnt_.c_str(), MNT_DETACH);
     }
 
-    temp_dir dir_;
     std::filesystem::path mnt_;
     bool mounted_ = false;
     bool started_ = false;
-    livebase::app app_;
 };
 
 TEST_F(disk_full, writes_answer_507_until_space_is_freed_then_resume) {

@@ -3,8 +3,8 @@
 // (SIGSTOP'd) private PostgreSQL under a running server (503 with Retry-After within the
 // deadline, readiness 503, and writes resume by themselves after SIGCONT).
 #include "support/silent_listener.hpp"
-#include "integration/child_process.hpp"
-#include "integration/server_fixture.hpp"
+#include "support/nodes.hpp"
+#include "support/test_app.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -18,11 +18,10 @@
 
 using namespace livebase;
 using namespace livebase::testing;
+using namespace livebase::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-void write_file(const std::filesystem::path& p, const std::string& text) { std::ofstream(p) << text; }
 
 std::size_t count(const std::string& text, std::string_view what) {
     std::size_t n = 0;
@@ -33,25 +32,16 @@ std::size_t count(const std::string& text, std::string_view what) {
 using test::silent_listener;
 
 std::string outage_config(const std::string& url, const std::string& storage_extra) {
-    return R"([server]
-listen = "127.0.0.1:0"
-threads = 2
-shutdown_grace = "2s"
-drain_period = "0s"
-
-[storage]
-url = ")" + url + R"("
-)" + storage_extra + R"(
-
-[auth]
-throttle.anonymous = "unlimited"
-
-[collections.cars]
+    node_config c;
+    c.url = url;
+    c.storage = storage_extra + "\n";
+    c.rest = R"([collections.cars]
 rules.list = "public"
 rules.retrieve = "public"
 rules.create = "public"
 fields.brand = { type = "string", required = true }
 )";
+    return c.text();
 }
 
 }  // namespace

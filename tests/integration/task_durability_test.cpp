@@ -4,9 +4,8 @@
 // back so the next start runs them at once. Drives the cars example binary (C++ task kinds
 // `build_car` and `double`).
 #include "support/test_backend.hpp"
-#include "integration/child_process.hpp"
-#include "integration/server_fixture.hpp"
-
+#include "support/nodes.hpp"
+#include "support/test_app.hpp"
 
 #include <chrono>
 #include <fstream>
@@ -18,81 +17,33 @@
 
 using namespace livebase;
 using namespace livebase::testing;
+using namespace livebase::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-using steady = std::chrono::steady_clock;
-
-json::object obj(const json::value& v) { return v.is_object() ? v.get_object() : json::object{}; }
-std::string str(const json::value& v) { return v.is_string() ? std::string(v.get_string()) : ""; }
 
 /// The cars collection, its build action and the double endpoint of examples/cars/cars.toml,
 /// on a given database with given [server]/[tasks] settings.
 std::string cars_config(const std::filesystem::path& db, const std::string& server_extra,
                         const std::string& tasks) {
-    return R"([server]
-listen = "127.0.0.1:0"
-threads = 2
-drain_period = "0s"
-)" + server_extra + R"(
-
-[storage]
-url = ")" + test::storage_url(db.string()) + R"("
-
-[auth]
-throttle.anonymous = "unlimited"
-
-[tasks]
-)" + tasks + R"(
-
-[collections.cars]
-owned = true
-rules = { list = "public", retrieve = "public", create = "public", update = "public", delete = "public" }
-fields.brand = { type = "string", required = true, max_length = 100 }
-fields.make  = { type = "string", default = "" }
-fields.model = { type = "integer", min = 1886, max = 2100 }
-fields.color = { type = "string", choices = ["Blue", "Red", "Black"] }
-fields.vin   = { type = "string", unique = true }
-
-[collections.cars.actions.build]
-detail = true
-task = "build_car"
-rule = "public"
-
-[endpoints.double]
-path = "/api/double"
-method = "GET"
-task = "double"
-rule = "public"
-)";
+    node_config c;
+    c.url = storage_url(db.string());
+    c.server = "drain_period = \"0s\"\n" + server_extra + "\n";
+    c.rest = "[tasks]\n" + tasks + "\n\n" + cars_toml() + k_cars_build_action + k_double_endpoint;
+    return c.text();
 }
 
-void write_file(const std::filesystem::path& p, const std::string& text) { std::ofstream(p) << text; }
-
-/// Creates a car and starts its build; returns {car id, task id}.
-std::pair<std::string, std::string> start_build(http_client& c) {
-    auto car = c.post("/api/cars", json::object{{"brand", "Durable"}});
-    EXPECT_EQ(car.status, 201) << car.body;
-    auto car_id = str(obj(car.json())["id"]);
-    auto r = c.request("POST", "/api/cars/" + car_id + ":build", "{}");
-    EXPECT_EQ(r.status, 202) << r.body;
-    return {car_id, str(obj(r.json())["id"])};
+/// Writes cars_config() on d/x.db as d/cars.toml; its path.
+std::filesystem::path write_cars_config(const temp_dir& d, const std::string& server_extra, const std::string& tasks) {
+    auto cfg = d.path() / "cars.toml";
+    write_file(cfg, cars_config(d.path() / "x.db", server_extra, tasks));
+    return cfg;
 }
 
-/// Polls GET /api/tasks/{id} until its state is one of `states`; the last task seen.
-json::object wait_state(http_client& c, const std::string& id, std::initializer_list<std::string_view> states,
-                        std::chrono::milliseconds limit) {
-    auto deadline = steady::now() + limit;
-    json::object task;
-    while (steady::now() < deadline) {
-        task = obj(c.get("/api/tasks/" + id).json());
-        auto st = str(task["state"]);
-        for (auto s : states)
-            if (st == s) return task;
-        std::this_thread::sleep_for(20ms);
-    }
-    return task;
+/// `cars serve -c cfg` with stderr in d/<name>.err and `env`.
+child serve(const temp_dir& d, const std::filesystem::path& cfg, const std::string& name,
+            const std::vector<std::string>& env = {}) {
+    return child({LIVEBASE_CARS_BINARY, "serve", "-c", cfg.string()}, d.path() / (name + ".err"), env);
 }
 
 /// Waits for `srv` to listen, creates a car, starts its build and waits until the task runs.
@@ -112,17 +63,16 @@ void start_running_build(child& srv, std::string& car_id, std::string& task_id) 
 // expires and runs to completion as attempt 2.
 TEST(task_durability, killed_worker_task_is_requeued_after_the_lease_and_finishes) {
     temp_dir d;
-    auto cfg = d.path() / "cars.toml";
-    write_file(cfg, cars_config(d.path() / "x.db", "", "lease = \"1s\"\nworkers = 2"));
+    auto cfg = write_cars_config(d, "", "lease = \"1s\"\nworkers = 2");
     std::vector<std::string> env{"CARS_STEP_MS=300"};
     std::string car_id, task_id;
     {
-        child srv({LIVEBASE_CARS_BINARY, "serve", "-c", cfg.string()}, d.path() / "serve1.err", env);
+        auto srv = serve(d, cfg, "serve1", env);
         start_running_build(srv, car_id, task_id);
         if (::testing::Test::HasFatalFailure()) return;
         srv.kill_now();  // SIGKILL: no hand-back, the lease is left to expire
     }
-    child srv({LIVEBASE_CARS_BINARY, "serve", "-c", cfg.string()}, d.path() / "serve2.err", env);
+    auto srv = serve(d, cfg, "serve2", env);
     auto port = srv.wait_port();
     ASSERT_NE(port, 0) << srv.stderr_text();
     http_client c(port, 10s);
@@ -135,8 +85,7 @@ TEST(task_durability, killed_worker_task_is_requeued_after_the_lease_and_finishe
     EXPECT_EQ(result.status, 200) << result.body;
     EXPECT_EQ(obj(result.json())["state"], "ready");
     c.close();
-    kill(srv.pid, SIGTERM);
-    EXPECT_EQ(srv.wait_exit(15s), 0) << srv.stderr_text();
+    expect_clean_exit(srv);
 }
 
 // `serve` with no workers answers HTTP; a separate `worker` process on the same SQLite file
@@ -144,8 +93,7 @@ TEST(task_durability, killed_worker_task_is_requeued_after_the_lease_and_finishe
 // `Prefer: wait` request synchronously.
 TEST(task_durability, worker_process_runs_tasks_submitted_to_serve) {
     temp_dir d;
-    auto cfg = d.path() / "cars.toml";
-    write_file(cfg, cars_config(d.path() / "x.db", "", "workers = 0\nlease = \"5s\""));
+    auto cfg = write_cars_config(d, "", "workers = 0\nlease = \"5s\"");
     child srv({LIVEBASE_CARS_BINARY, "serve", "-c", cfg.string()}, d.path() / "serve.err");
     auto port = srv.wait_port();
     ASSERT_NE(port, 0) << srv.stderr_text();
@@ -178,12 +126,11 @@ TEST(task_durability, worker_process_runs_tasks_submitted_to_serve) {
 // after the (long) lease.
 TEST(task_durability, graceful_shutdown_hands_running_tasks_back) {
     temp_dir d;
-    auto cfg = d.path() / "cars.toml";
-    write_file(cfg, cars_config(d.path() / "x.db", "shutdown_grace = \"1s\"", "lease = \"60s\"\nworkers = 2"));
+    auto cfg = write_cars_config(d, "shutdown_grace = \"1s\"", "lease = \"60s\"\nworkers = 2");
     std::vector<std::string> env{"CARS_STEP_MS=1000"};
     std::string car_id, task_id;
     {
-        child srv({LIVEBASE_CARS_BINARY, "serve", "-c", cfg.string()}, d.path() / "serve1.err", env);
+        auto srv = serve(d, cfg, "serve1", env);
         start_running_build(srv, car_id, task_id);
         if (::testing::Test::HasFatalFailure()) return;
         auto t0 = steady::now();
@@ -191,7 +138,7 @@ TEST(task_durability, graceful_shutdown_hands_running_tasks_back) {
         EXPECT_EQ(srv.wait_exit(8s), 0) << srv.stderr_text();
         EXPECT_LT(steady::now() - t0, 5s);  // 1 s of grace, well before the 3 s build ends
     }
-    child srv({LIVEBASE_CARS_BINARY, "serve", "-c", cfg.string()}, d.path() / "serve2.err", env);
+    auto srv = serve(d, cfg, "serve2", env);
     auto port = srv.wait_port();
     ASSERT_NE(port, 0) << srv.stderr_text();
     http_client c(port, 10s);
@@ -204,8 +151,7 @@ TEST(task_durability, graceful_shutdown_hands_running_tasks_back) {
     EXPECT_EQ(task["result"], (json::value(json::object{{"car", car_id.c_str()}, {"state", "ready"}})))
         << json::serialize(task);
     c.close();
-    kill(srv.pid, SIGTERM);
-    EXPECT_EQ(srv.wait_exit(15s), 0) << srv.stderr_text();
+    expect_clean_exit(srv);
 }
 
 // Async creates under load, the server killed (SIGKILL) three times while submissions, batched
@@ -216,8 +162,7 @@ TEST(task_durability, graceful_shutdown_hands_running_tasks_back) {
 // the first attempt had created the car.
 TEST(task_durability, kills_under_async_creates_leave_every_effect_exactly_once) {
     temp_dir d;
-    auto cfg = d.path() / "cars.toml";
-    write_file(cfg, cars_config(d.path() / "x.db", "", "lease = \"1s\"\nworkers = 4"));
+    auto cfg = write_cars_config(d, "", "lease = \"1s\"\nworkers = 4");
     struct acked {
         std::string task, vin;
     };
@@ -280,6 +225,5 @@ TEST(task_durability, kills_under_async_creates_leave_every_effect_exactly_once)
         EXPECT_EQ(str(obj(car.json())["vin"]), a.vin);
     }
     c.close();
-    kill(srv.pid, SIGTERM);
-    EXPECT_EQ(srv.wait_exit(15s), 0) << srv.stderr_text();
+    expect_clean_exit(srv);
 }

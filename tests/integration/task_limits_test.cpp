@@ -1,56 +1,33 @@
 // Limits on pending tasks (tasks.max_pending_per_user / max_pending_per_address): a caller over
 // the limit gets 429 with Retry-After, and may submit again once its tasks ran.
-#include "integration/server_fixture.hpp"
+#include "support/test_app.hpp"
 
 #include <atomic>
 #include <thread>
 
 using namespace livebase;
 using namespace livebase::testing;
+using namespace livebase::test;
 
 namespace {
 
-json::object obj(const json::value& v) { return v.is_object() ? v.get_object() : json::object{}; }
-std::string str(const json::value& v) { return v.is_string() ? std::string(v.get_string()) : ""; }
-
-class task_limits : public ::testing::Test {
+class task_limits : public app_test {
 protected:
     void SetUp() override {
         LIVEBASE_REQUIRE_BACKEND();
         std::string extra = R"(
-[collections.cars.actions.build]
-detail = true
-task = "hold"
-rule = "public"
-
+)" + action_toml("build", "hold", "public") + R"(
 [tasks]
 workers = 1
 prefetch = 0
 max_pending_per_address = 2
 )";
-        auto r = app_.load_config_string(test_config(dir_.path() / "test.db", extra), "test.toml");
-        ASSERT_TRUE(r) << r.error().detail;
-        app_.log().set_level(log_level::error);
-        ASSERT_TRUE(app_.add_task_kind("hold", [this](task_context& ctx) -> result<outcome> {
-            ++started_;
-            for (int i = 0; i < 500 && !release_; ++i) {  // up to 10 s
-                ctx.throw_if_cancelled();
-                std::this_thread::sleep_for(std::chrono::milliseconds(20));
-            }
-            return outcome::json_body(200, json::object{{"held", true}});
-        }));
-        auto s = app_.start();
-        ASSERT_TRUE(s) << s.error().detail;
+        client_timeout_ = std::chrono::seconds(15);
+        ASSERT_NO_FATAL_FAILURE(configure(extra, k_public_rules, log_level::error));
+        ASSERT_NO_FATAL_FAILURE(add_hold_kind("hold", &started_));
+        start_app();
     }
-    void TearDown() override {
-        release_ = true;
-        app_.stop();
-    }
-    http_client client() { return http_client(app_.port(), std::chrono::seconds(15)); }
 
-    temp_dir dir_;
-    livebase::app app_;
-    std::atomic<bool> release_{false};
     std::atomic<int> started_{0};
 };
 

@@ -1,6 +1,6 @@
 // Asynchronous operations end to end (http.md section 3): 202 -> poll/long-poll -> 303 ->
 // result, wait=N, async endpoints and actions, progress, cancellation, command tasks.
-#include "integration/server_fixture.hpp"
+#include "support/test_app.hpp"
 
 #include <livebase/tasks/task.hpp>
 
@@ -12,13 +12,11 @@
 
 using namespace livebase;
 using namespace livebase::testing;
+using namespace livebase::test;
 
 namespace {
 
-json::object obj(const json::value& v) { return v.is_object() ? v.get_object() : json::object{}; }
-std::string str(const json::value& v) { return v.is_string() ? std::string(v.get_string()) : ""; }
-
-class tasks : public ::testing::Test {
+class tasks : public app_test {
 protected:
     void SetUp() override {
         auto script = dir_.path() / "job.sh";
@@ -34,11 +32,7 @@ protected:
 fields.name = { type = "string" }
 async.create = "always"
 
-[collections.cars.actions.build]
-detail = true
-task = "slow"
-rule = "public"
-
+)" + action_toml("build", "slow", "public") + R"(
 [tasks]
 workers = 2
 lease = "5s"
@@ -46,19 +40,10 @@ lease = "5s"
 [tasks.kinds.shell]
 command = [")" + script.string() + R"("]
 
-[endpoints.double]
-path = "/api/double"
-method = "GET"
-task = "double"
-
-[endpoints.shell]
-path = "/api/shell"
-method = "POST"
-task = "shell"
-)";
-        auto r = app_.load_config_string(test_config(dir_.path() / "tasks.db", extra), "tasks.toml");
-        ASSERT_TRUE(r) << r.error().detail;
-        app_.log().set_level(log_level::error);
+)" + endpoint_toml("double", "GET", "double") + R"(
+)" + endpoint_toml("shell", "POST", "shell");
+        client_timeout_ = std::chrono::seconds(15);
+        ASSERT_NO_FATAL_FAILURE(configure(extra, k_public_rules, log_level::error, "tasks"));
         ASSERT_TRUE(app_.add_task_kind("double", [](task_context& ctx) -> result<outcome> {
             const auto& in = ctx.input().as_object();
             if (!in.contains("foo")) return problem::validation({{"foo", {"This field is required."}}});
@@ -78,14 +63,12 @@ task = "shell"
             ctx.progress(100);
             return outcome::json_body(200, json::object{{"built", ctx.input().as_object().at("pk")}});
         }));
-        auto s = app_.start();
-        ASSERT_TRUE(s) << s.error().detail;
+        start_app();
     }
     void TearDown() override {
         release_slow_ = true;
-        app_.stop();
+        app_test::TearDown();
     }
-    http_client client() { return http_client(app_.port(), std::chrono::seconds(15)); }
 
     /// Long-polls a task until it is finished (bounded).
     http_response wait_task(http_client& c, const std::string& location) {
@@ -99,12 +82,10 @@ task = "shell"
     }
     /// Polls until the slow task reports it started (bounded).
     void wait_slow_started(int n) {
-        for (int i = 0; i < 500 && slow_started_ < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        eventually([&] { return slow_started_ >= n; }, std::chrono::seconds(5));
         ASSERT_GE(slow_started_.load(), n);
     }
 
-    temp_dir dir_;
-    livebase::app app_;
     std::atomic<bool> release_slow_{false};
     std::atomic<int> slow_started_{0};
 };

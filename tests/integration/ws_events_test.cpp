@@ -13,32 +13,23 @@
 #include <support/ws_client.hpp>
 #include <thread>
 
-#include "integration/server_fixture.hpp"
+#include "support/test_app.hpp"
 
 using namespace livebase;
 using namespace livebase::testing;
+using namespace livebase::test;
 using namespace std::chrono_literals;
 
 namespace {
 
-constexpr auto k_wait = std::chrono::milliseconds(30000);
-
-json::object obj(const json::value& v) { return v.is_object() ? v.get_object() : json::object{}; }
-
-json::object req(std::string action, json::object more = {}) {
-    more["action"] = std::move(action);
-    return more;
-}
-
-class ws_events : public ::testing::Test {
+/// The app with a "bulk" action that writes several cars in one transaction, and a REST
+/// client beside the sockets.
+class ws_events : public app_test {
 protected:
-    void SetUp() override { start(""); }
-    void TearDown() override { app_.stop(); }
+    void SetUp() override { start({}); }
 
     void start(const std::string& extra) {
-        auto r = app_.load_config_string(test_config(dir_.path() / "ws.db", extra), "ws.toml");
-        ASSERT_TRUE(r) << r.error().detail;
-        app_.log().set_level(log_level::warn);
+        ASSERT_NO_FATAL_FAILURE(configure(extra, k_public_rules, log_level::warn, "ws"));
         // Writes `n` cars in one transaction.
         action_def bulk;
         bulk.name = "bulk";
@@ -65,23 +56,15 @@ protected:
             if (!w) return std::move(w).error();
             return outcome::json_body(200, json::object{{"ids", *w}});
         }));
-        auto s = app_.start();
-        ASSERT_TRUE(s) << s.error().detail;
+        ASSERT_NO_FATAL_FAILURE(start_app());
         rest_ = std::make_unique<http_client>(app_.port(), 30s);
-    }
-
-    std::unique_ptr<ws_client> connect(ws_connect_options o = {}) {
-        auto c = std::make_unique<ws_client>();
-        auto r = c->connect(app_.port(), std::move(o));
-        EXPECT_TRUE(r) << (r ? "" : r.error().detail);
-        return c;
     }
 
     /// Subscribes and returns the subscription id ("" on failure).
     std::string subscribe(ws_client& c, const std::string& stream, json::object payload = {}) {
         payload["action"] = "subscribe";
         auto r = c.request(stream, std::move(payload));
-        EXPECT_EQ(status_of(r), 201) << (r ? json::serialize(*r) : "no reply");
+        EXPECT_EQ(status_of(r), 201) << dump(r);
         return r ? field(data_of(*r), "subscription") : "";
     }
 
@@ -117,8 +100,6 @@ protected:
         ASSERT_TRUE(e) << "barrier event missing";
     }
 
-    temp_dir dir_;
-    livebase::app app_;
     std::unique_ptr<http_client> rest_;  // made by start(): it needs the port
 };
 

@@ -2,37 +2,23 @@
 // row of the table over a real socket of a real app, request_id echo, bad frames, 1009.
 #include <support/ws_client.hpp>
 
-#include "integration/server_fixture.hpp"
+#include "support/test_app.hpp"
 
 using namespace livebase;
 using namespace livebase::testing;
+using namespace livebase::test;
 using namespace std::chrono_literals;
 
 namespace {
 
-constexpr auto k_wait = std::chrono::milliseconds(30000);
-
-json::object obj(const json::value& v) { return v.is_object() ? v.get_object() : json::object{}; }
-
-class ws_protocol : public ::testing::Test {
+/// The app with the test actions and a "stats" action that echoes its method and arguments.
+class ws_protocol : public app_test {
 protected:
     void SetUp() override { start(""); }
-    void TearDown() override { app_.stop(); }
 
     void start(const std::string& extra) {
-        auto r = app_.load_config_string(test_config(dir_.path() / "ws.db", extra), "ws.toml");
-        ASSERT_TRUE(r) << r.error().detail;
-        app_.log().set_level(log_level::warn);
-        action_def count;
-        count.name = "count";
-        count.methods = {"GET", "POST"};
-        count.rule = access_rule::public_;
-        ASSERT_TRUE(app_.add_action("cars", count, [](action_call& call) -> result<outcome> {
-            auto page = call.db.list_sync(call.collection, query{});
-            if (!page) return std::move(page).error();
-            return outcome::json_body(
-                200, json::object{{"count", page->count}, {"input", call.op.input}});
-        }));
+        ASSERT_NO_FATAL_FAILURE(configure(extra, k_public_rules, log_level::warn, "ws"));
+        add_test_actions();
         action_def stats;
         stats.name = "stats";
         stats.methods = {"GET"};
@@ -43,41 +29,13 @@ protected:
             return outcome::json_body(200,
                                       json::object{{"method", call.op.method}, {"args", args}});
         }));
-        action_def honk;
-        honk.name = "honk";
-        honk.detail = true;
-        honk.rule = access_rule::public_;
-        ASSERT_TRUE(app_.add_action("cars", honk, [](action_call& call) -> result<outcome> {
-            if (call.op.input.is_object() && call.op.input.get_object().contains("fail"))
-                return problem::conflict("asked to fail");
-            return outcome::json_body(200,
-                                      json::object{{"honked", get_string(*call.record, "brand")},
-                                                   {"input", call.op.input}});
-        }));
-        auto s = app_.start();
-        ASSERT_TRUE(s) << s.error().detail;
+        start_app();
     }
-
-    std::unique_ptr<ws_client> connect() {
-        auto c = std::make_unique<ws_client>();
-        auto r = c->connect(app_.port());
-        EXPECT_TRUE(r) << (r ? "" : r.error().detail);
-        return c;
-    }
-
-    temp_dir dir_;
-    livebase::app app_;
 };
 
 void create_car_rest(http_client& h, const std::string& brand, int model) {
     auto r = h.post("/api/cars", json::object{{"brand", brand}, {"model", model}});
     ASSERT_EQ(r.status, 201) << r.body;
-}
-
-/// {"action": a, ...more}
-json::object req(std::string action, json::object more = {}) {
-    more["action"] = std::move(action);
-    return more;
 }
 
 TEST_F(ws_protocol, hello_and_subprotocol) {

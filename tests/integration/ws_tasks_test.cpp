@@ -4,49 +4,25 @@
 #include <support/ws_client.hpp>
 #include <thread>
 
-#include "integration/server_fixture.hpp"
+#include "support/test_app.hpp"
 
 using namespace livebase;
 using namespace livebase::testing;
+using namespace livebase::test;
 using namespace std::chrono_literals;
 
 namespace {
 
-constexpr auto k_wait = std::chrono::milliseconds(30000);
-
-json::object obj(const json::value& v) { return v.is_object() ? v.get_object() : json::object{}; }
-
-json::object req(std::string action, json::object more = {}) {
-    more["action"] = std::move(action);
-    return more;
-}
-
-class ws_tasks : public ::testing::Test {
+class ws_tasks : public app_test {
 protected:
     void SetUp() override {
-        std::string extra = R"(
-[tasks]
-workers = 2
-lease = "5s"
-
-[endpoints.steps]
-path = "/api/steps"
-method = "POST"
-task = "steps"
-
-[endpoints.hang]
-path = "/api/hang"
-method = "POST"
-task = "hang"
-
+        std::string extra = std::string(k_steps_and_hang) + R"(
 [collections.jobs]
 )" + std::string(k_public_rules) + R"(
 fields.name = { type = "string", required = true }
 async.create = "always"
 )";
-        auto r = app_.load_config_string(test_config(dir_.path() / "ws.db", extra), "ws.toml");
-        ASSERT_TRUE(r) << r.error().detail;
-        app_.log().set_level(log_level::error);
+        ASSERT_NO_FATAL_FAILURE(configure(extra, k_public_rules, log_level::error, "ws"));
         ASSERT_TRUE(app_.add_task_kind("steps", [](task_context& ctx) -> result<outcome> {
             for (int i = 1; i <= 5; ++i) {
                 std::this_thread::sleep_for(100ms);
@@ -54,30 +30,11 @@ async.create = "always"
             }
             return outcome::json_body(200, json::object{{"input", ctx.input()}});
         }));
-        ASSERT_TRUE(app_.add_task_kind("hang", [this](task_context& ctx) -> result<outcome> {
-            ctx.progress(1);
-            for (int i = 0; i < 1500 && !release_; ++i) {  // up to 30 s; stops when cancelled
-                ctx.throw_if_cancelled();
-                std::this_thread::sleep_for(20ms);
-            }
-            return outcome::json_body(200, json::object{});
-        }));
+        ASSERT_NO_FATAL_FAILURE(add_hang_kind(1500));  // up to 30 s
         ASSERT_TRUE(app_.add_task_kind("internal", [](task_context&) -> result<outcome> {
             return outcome::json_body(200, json::object{});
         }));
-        auto s = app_.start();
-        ASSERT_TRUE(s) << s.error().detail;
-    }
-    void TearDown() override {
-        release_ = true;
-        app_.stop();
-    }
-
-    std::unique_ptr<ws_client> connect() {
-        auto c = std::make_unique<ws_client>();
-        auto r = c->connect(app_.port());
-        EXPECT_TRUE(r) << (r ? "" : r.error().detail);
-        return c;
+        start_app();
     }
 
     static bool finished(const json::object& task) {
@@ -104,7 +61,7 @@ async.create = "always"
     /// (when it finished before the subscription) the task as retrieved after subscribing.
     std::vector<json::object> follow_task(ws_client& c, const std::string& id) {
         auto sub = c.request("tasks", req("subscribe", {{"pk", id}}));
-        EXPECT_EQ(status_of(sub), 201) << (sub ? json::serialize(*sub) : "no reply");
+        EXPECT_EQ(status_of(sub), 201) << dump(sub);
         if (!sub) return {};
         auto now = c.request("tasks", req("retrieve", {{"pk", id}}));
         EXPECT_EQ(status_of(now), 200);
@@ -112,9 +69,6 @@ async.create = "always"
         return follow(c, field(data_of(*sub), "subscription"));
     }
 
-    temp_dir dir_;
-    livebase::app app_;
-    std::atomic<bool> release_{false};
 };
 
 TEST_F(ws_tasks, submit_then_follow_progress_to_success) {

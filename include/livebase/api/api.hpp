@@ -1,6 +1,7 @@
 #pragma once
 /// The executor of operations: rules, validation, store calls, custom actions.
-#include <livebase/api/operation.hpp>
+#include <livebase/ops/operation.hpp>
+#include <livebase/core/input.hpp>
 #include <livebase/core/log.hpp>
 #include <livebase/core/result.hpp>
 #include <livebase/core/units.hpp>
@@ -18,7 +19,10 @@
 namespace livebase {
 
 class api;
+class auth_requests;
 class authenticator;
+class idempotency_keys;
+class task_requests;
 class throttle;
 class task_queue;
 class task_waiters;
@@ -41,6 +45,10 @@ struct action_call {
     const json::object* record;  ///< the stored record for detail actions, else null
     store& db;
     api& self;
+
+    /// The request's body, read by type: `call.input().require<std::string>("color")` is the
+    /// color or the 400 problem that names the field.
+    input_reader input() const noexcept { return input_reader(op.input); }
 };
 
 /// A C++ action handler: returns the response (status, body) or a problem.
@@ -95,6 +103,11 @@ const action_def* find_action(const operation& op, const collection_def& c, outc
 /// for an action with a C++ handler.
 std::string operation_task_kind(std::string_view collection, op_kind kind, std::string_view action = {});
 
+/// "/api/cars/01J...": the path of record `id` of `collection` under `base_path` (the id
+/// percent-encoded).
+std::string record_path(std::string_view base_path, std::string_view collection,
+                        std::string_view id);
+
 /// Executes operations. Thread-safe; holds references (registry, store and logger must outlive
 /// it). Owns a small pool of threads that run C++ action handlers, which may block.
 class api {
@@ -112,7 +125,7 @@ public:
     /// Turns on tasks: `Prefer: respond-async`, async collections/actions/endpoints and
     /// /api/tasks. Without it every request runs synchronously and /api/tasks is 404.
     /// REQUIRES: before serving; the three outlive the api.
-    void enable_tasks(task_queue& queue, worker_pool& pool, task_waiters& waiters) noexcept;
+    void enable_tasks(task_queue& queue, worker_pool& pool, task_waiters& waiters);
 
     /// Turns on the auth operations (collection "auth", op_kind::action, action "login",
     /// "logout", "me" or "register"; see docs/auth.md) and the re-check of a task submitter's
@@ -200,56 +213,24 @@ private:
     /// Drops the cached credentials of a user this process just changed or deleted (before the
     /// answer; the hub does the same for every node when it reads the change).
     void forget_user(const std::string& user_id);
-    /// The auth operations (src/api/auth_door.cpp).
-    void do_auth(operation op, done_fn done);
     /// execute() without the Idempotency-Key step.
     void dispatch(operation op, done_fn done);
-    /// Idempotency-Key handling around dispatch() (src/api/idempotency.cpp).
-    void with_idempotency(operation op, done_fn done);
 
-    // Tasks (src/api/tasks_door.cpp).
-    /// The task kind `op` runs as when it must (or may and is asked to) run asynchronously;
-    /// "" to run it now.
-    std::string async_kind(const operation& op, const collection_def& c) const;
-    /// Checks that need no execution, so they fail at once instead of as a task: the refusal,
-    /// or nullopt.
-    std::optional<outcome> precheck(const operation& op, const collection_def& c) const;
-    void submit(operation op, std::string kind, json::value input, done_fn done);
-    void respond_when_finished(const std::string& task_id, bool prefer_applied,
-                               std::chrono::steady_clock::time_point deadline, done_fn done);
-    void do_tasks(operation op, done_fn done);
-    void do_endpoint(operation op, const endpoint_binding& e, done_fn done);
-    std::string tasks_path() const;
     /// Runs blocking work on the handler pool; false when the pool is full or stopping.
     bool run_blocking(std::function<void()> job);
     const registry& reg_;
     store& db_;
     logger& log_;
     std::string base_path_;
-    struct handler_pool;
+    class handler_pool;
     std::unique_ptr<handler_pool> pool_;
-    task_queue* tasks_ = nullptr;
-    worker_pool* workers_ = nullptr;
-    task_waiters* waiters_ = nullptr;
+    /// Asynchronous operations and /api/tasks, once tasks are on (src/api/task_requests.cpp).
+    std::unique_ptr<task_requests> task_ops_;
     authenticator* auth_ = nullptr;
-    bool signup_ = false;
-    /// Login (and sign-up) attempts per client address and username, and per client address;
-    /// set by enable_auth.
-    std::unique_ptr<throttle> login_throttle_;
-    rate login_rate_;          // k_login_rate unless set_login_limits() says otherwise
-    rate login_address_rate_;  // k_login_address_rate likewise
-    std::chrono::milliseconds idempotency_retention_{24 * 3600 * 1000};
-    std::atomic<std::size_t> idempotency_inserts_{0};
-    /// "<node> <boot id>": the holder of this process's pending keys.
-    std::string holder() const;
-    std::string holder_locked() const;  ///< REQUIRES: keys_mu_ held
-    /// Counts a key row held by a request in flight here (renewed by keep_keys_alive).
-    void hold_key(const std::string& row_id, bool held);
-    mutable std::mutex keys_mu_;
-    std::string node_;
-    std::string boot_;
-    std::map<std::string, int> held_keys_;
-    std::int64_t keys_renewed_ = 0;
+    /// The auth operations and their attempt limits (src/api/auth_requests.cpp).
+    std::unique_ptr<auth_requests> auth_ops_;
+    /// Idempotency-Keys around dispatch() (src/api/idempotency.cpp).
+    std::unique_ptr<idempotency_keys> keys_;
 };
 
 }  // namespace livebase

@@ -12,6 +12,40 @@
 
 namespace livebase {
 
+/// A C++ permission (collection_def::permission): asked after the collection's rules allow,
+/// with the action ("list", "retrieve", "create", "update", "patch", "delete" or a custom
+/// action's name) and the record (stored, or about to be created; null for lists and list
+/// actions). verdict::deny("why") refuses with 403 and that detail (404 for "retrieve").
+using permission_fn =
+    std::function<verdict(const principal& who, std::string_view action, const json::object* record)>;
+
+class app;
+
+/// A collection the app serves, declared in the TOML file or in code, as C++ parts attach to
+/// it (app::collection). What is attached is applied when the app starts, whether the file was
+/// loaded or the collection declared before or after; start() fails naming a collection that
+/// nothing declares, or an action that is not valid. Cheap to copy; valid as long as its app.
+class collection_handle {
+public:
+    /// Adds a permission. Several all have to allow; the first refusal answers.
+    collection_handle& permission(permission_fn fn);
+    /// Serves action `def` (`{base}/{c}:{name}`, or `{base}/{c}/{id}:{name}` when detail) with
+    /// `h`. A C++20 designated initializer reads well:
+    /// `.action({.name = "repaint", .detail = true}, repaint)`.
+    collection_handle& action(action_def def, action_handler h);
+    /// Registers a C++ task kind that this collection's actions or endpoints run (as
+    /// app::add_task_kind).
+    collection_handle& task_kind(const std::string& name, task_handler h, task_kind_options o = {});
+
+    const std::string& name() const noexcept { return name_; }
+
+private:
+    friend class app;
+    collection_handle(app& a, std::string name) : app_(&a), name_(std::move(name)) {}
+    app* app_;
+    std::string name_;
+};
+
 /// A livebase application: configuration, registry and (once started) the running server.
 /// Not thread-safe during setup; start()/stop()/wait() may be called from any one thread.
 class app {
@@ -39,6 +73,11 @@ public:
     /// Registers a C++ task kind (e.g. the `task` of an action or endpoint). Problem when the
     /// name is empty or already taken.
     result<void> add_task_kind(const std::string& name, task_handler h, task_kind_options o = {});
+
+    /// The collection `name` (declared in the TOML file or in code, before or after this
+    /// call), for C++ parts to attach to: permissions, actions, task kinds. What is attached
+    /// is applied at start; a name that nothing declares fails start() naming it.
+    collection_handle collection(std::string name);
 
     /// Opens the store, migrates (additive only), starts I/O threads and listens. Returns once
     /// listening. Problem on any startup error.
@@ -68,6 +107,7 @@ public:
     int main(int argc, char** argv);
 
 private:
+    friend class collection_handle;
     struct impl;
     std::unique_ptr<impl> impl_;
 };

@@ -41,17 +41,22 @@ bool narrow_query(const collection_def& c, const principal& who, query& q);
 /// name) with rule `r` on the stored record: hidden when the caller may not retrieve it (401
 /// instead when the caller is anonymous and the retrieve rule needs credentials); else the
 /// rule (owner: the record's owner or an admin, 403 otherwise) and then the C++ permission
-/// callback (false -> 403).
+/// callback (a refusal -> 403; its reason, if any, goes to `reason` when given).
 decision check_record(const collection_def& c, std::string_view action, access_rule r,
-                      const principal& who, const json::object& stored) noexcept;
+                      const principal& who, const json::object& stored,
+                      std::string* reason = nullptr) noexcept;
 
 /// The C++ permission callback of `c` alone (true when there is none): `action` and `record` as
 /// collection_def::permission documents them. Never throws: a throwing callback counts as "no".
 bool permission_allows(const collection_def& c, const principal& who, std::string_view action,
                        const json::object* record) noexcept;
+/// The same check with the callback's reason: allowed, or refused (a throwing callback
+/// refuses without a reason).
+verdict permission_verdict(const collection_def& c, const principal& who,
+                           std::string_view action, const json::object* record) noexcept;
 
-/// The problem of a refusal: 401 (the door adds WWW-Authenticate), 403, or the same 404 an
-/// unknown record gets.
-problem refusal_problem(decision d);
+/// The problem of a refusal: 401 (the door adds WWW-Authenticate), 403 (with `reason` as its
+/// detail when a permission gave one), or the same 404 an unknown record gets.
+problem refusal_problem(decision d, std::string_view reason = {});
 
 }  // namespace livebase

@@ -7,6 +7,8 @@
 #include <boost/json/string.hpp>
 #include <boost/json/value.hpp>
 
+#include <livebase/core/text.hpp>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -45,7 +47,4 @@ void append_json_text(std::string& out, const json::value& v);
 
 /// A double as to_json_text writes it (shortest round-trip form; "null" when not finite).
 std::string json_number_text(double d);
-
-/// True when `s` is well-formed UTF-8.
-bool valid_utf8(std::string_view s) noexcept;
 }  // namespace livebase

@@ -2,11 +2,11 @@
 /// The HTTP/1.1 server (Boost.Beast): REST door, SSE streams, health, metrics, and the hand-off
 /// of WebSocket upgrades. Beast stays out of this header.
 #include <livebase/api/api.hpp>
-#include <livebase/app/config.hpp>
 #include <livebase/core/log.hpp>
 #include <livebase/core/result.hpp>
 #include <livebase/core/units.hpp>
-#include <livebase/http/metrics.hpp>
+#include <livebase/core/metrics.hpp>
+#include <livebase/http/options.hpp>
 
 #include <cstdint>
 #include <functional>
@@ -22,7 +22,7 @@ namespace livebase {
 class authenticator;
 class hub;
 class throttle;
-struct websocket_upgrade;  // livebase/http/upgrade.hpp
+struct websocket_upgrade;  // livebase/gate/upgrade.hpp
 
 /// Credentials and throttling of the HTTP door (http.md section 5, config.md [auth]).
 struct http_auth_options {
@@ -35,6 +35,13 @@ struct http_auth_options {
     rate anonymous{120, std::chrono::minutes(1)};  ///< auth.throttle.anonymous (count 0 = unlimited)
     rate user{2000, std::chrono::minutes(1)};      ///< auth.throttle.user
     std::chrono::milliseconds token_ttl{30LL * 24 * 3600 * 1000};  ///< the session cookie's Max-Age
+};
+
+/// What the API documents describe of the server that serves them (set_api_documents).
+struct api_document_context {
+    std::string base_path;       ///< server.base_path, as routed
+    std::string websocket_path;  ///< "" without a WebSocket door
+    bool auth = false;           ///< credentials are resolved (set_auth with an authenticator)
 };
 
 /// Accepts connections on the io_context and serves them. Thread-safe to call drain()/port()
@@ -64,6 +71,13 @@ public:
     /// while draining -> 503. Without a handler the path is an ordinary unknown path (404).
     /// REQUIRES: before listen(); whatever `h` refers to outlives the server.
     void set_upgrade_handler(std::string path, std::function<void(websocket_upgrade&&)> h);
+
+    /// Serves `GET {base}/schema` (OpenAPI) and `{base}/schema/realtime` (AsyncAPI): `make`
+    /// builds a document's JSON text (realtime: the AsyncAPI one) once, at its first request;
+    /// the registry no longer changes once serving. Without it both paths answer 404.
+    /// REQUIRES: before listen().
+    void set_api_documents(
+        std::function<std::string(bool realtime, const api_document_context&)> make);
 
     /// Binds and starts accepting. Problem when the address is unusable.
     result<void> listen();

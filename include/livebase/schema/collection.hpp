@@ -46,14 +46,35 @@ struct field_def {
     on_delete_policy on_delete = on_delete_policy::restrict;
 };
 
+/// A field named `name` of type `t` (the other members at their defaults): for collections
+/// declared in code.
+field_def make_field(std::string name, field_type t, bool required = false, bool unique = false);
+
 /// A custom action (`POST /api/{c}:{name}` or `/api/{c}/{id}:{name}`), declarative part.
 /// The C++ handler, if any, lives in the api registry.
 struct action_def {
     std::string name;
     bool detail = false;                    ///< true: /{c}/{id}:{name}
     std::vector<std::string> methods{"POST"};  ///< "GET" may be added
-    std::string task;                       ///< task kind: runs as a task (issue: tasks)
+    std::string task;                       ///< task kind: the action runs as a task of it
     access_rule rule = access_rule::authenticated;
+};
+
+/// A permission's answer: allowed, or refused with the reason the client reads (the 403's
+/// detail). A bool converts to it (true: allowed; false: refused without a reason).
+struct verdict {
+    bool allowed = true;
+    std::string reason;
+
+    verdict() = default;
+    verdict(bool allow) : allowed(allow) {}  // NOLINT(google-explicit-constructor): bool is a verdict
+    static verdict allow() { return verdict(true); }
+    static verdict deny(std::string why) {
+        verdict v(false);
+        v.reason = std::move(why);
+        return v;
+    }
+    explicit operator bool() const noexcept { return allowed; }
 };
 
 /// A collection: a table of records with server-managed fields (id, created, updated, version,
@@ -73,13 +94,14 @@ struct collection_def {
     std::size_t page_size = 25;
     std::size_t max_page_size = 500;
     std::map<std::string, action_def> actions;
-    /// A C++ permission check (optional), asked after the rule allows: false refuses (403, or
-    /// 404 when it refuses "retrieve", which also hides the record from lists and streams).
+    /// A C++ permission check (optional), asked after the rule allows: a refusal answers 403
+    /// with its reason as the detail (or 404 when it refuses "retrieve", which also hides the
+    /// record from lists and streams).
     /// `action` is "list", "retrieve", "create", "update", "patch", "delete" or a custom
     /// action's name; `record` is the stored record for detail requests, the record about to
     /// be stored for "create", null for "list" and list actions. Called concurrently from
     /// several threads (and per event on the realtime thread): keep it fast and thread-safe.
-    std::function<bool(const principal& who, std::string_view action, const json::object* record)> permission;
+    std::function<verdict(const principal& who, std::string_view action, const json::object* record)> permission;
 
     const field_def* find_field(std::string_view name) const noexcept;
     access_rule rule_for(std::string_view action) const noexcept;

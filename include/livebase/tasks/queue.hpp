@@ -29,7 +29,7 @@
 /// owner, not by N). A retry goes behind the queued tasks (its key is kRetryBand +
 /// not_before). Owners are users (their id) and anonymous callers (their owner key); each may
 /// hold at most limits::max_pending_* pending tasks (429 with Retry-After beyond that).
-#include <livebase/api/operation.hpp>
+#include <livebase/ops/operation.hpp>
 #include <livebase/core/result.hpp>
 #include <livebase/store/store.hpp>
 #include <livebase/tasks/task.hpp>

@@ -1,7 +1,7 @@
 #pragma once
 /// Tasks: records of the built-in `tasks` collection, a durable queue on the same store, and
 /// the worker pool that executes them (C++ handlers and command tasks).
-#include <livebase/api/operation.hpp>
+#include <livebase/ops/operation.hpp>
 #include <livebase/core/result.hpp>
 #include <livebase/schema/collection.hpp>
 
@@ -83,7 +83,7 @@ public:
 
     /// True once cancellation was requested (DELETE /api/tasks/{id}) or the attempt timed out.
     virtual bool cancelled() const noexcept = 0;
-    /// The finisher of this attempt (api/operation.hpp): set on the operation a records task
+    /// The finisher of this attempt (ops/operation.hpp): set on the operation a records task
     /// runs, it commits the task's success together with the operation's write. Null when the
     /// context offers none (the worker then records the outcome after the handler returns).
     virtual std::shared_ptr<task_finish> finisher() { return nullptr; }

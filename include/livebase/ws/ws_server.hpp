@@ -4,8 +4,8 @@
 #include <livebase/api/api.hpp>
 #include <livebase/auth/auth.hpp>
 #include <livebase/core/log.hpp>
-#include <livebase/http/metrics.hpp>
-#include <livebase/http/upgrade.hpp>
+#include <livebase/core/metrics.hpp>
+#include <livebase/gate/upgrade.hpp>
 #include <livebase/realtime/hub.hpp>
 
 #include <chrono>

@@ -10,15 +10,7 @@ namespace {
 class api_async : public api_fixture {
 protected:
     void SetUp() override {
-        collection_def notes;
-        notes.name = "notes";
-        notes.owned = true;
-        notes.fields = {string_field("title")};
-        notes.rules = {{"list", access_rule::public_},
-                       {"retrieve", access_rule::owner},
-                       {"create", access_rule::authenticated},
-                       {"update", access_rule::owner},
-                       {"delete", access_rule::owner}};
+        auto notes = notes_collection(access_rule::owner);
         action_def touch;
         touch.name = "touch";
         touch.detail = true;

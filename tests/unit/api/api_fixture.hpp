@@ -1,7 +1,10 @@
 #pragma once
 // An api over a fresh SQLite store, optionally with tasks (queue, waiters, an in-process worker
 // pool that runs stored requests through the api, as app.cpp wires it) and an authenticator.
+#include "support/cars.hpp"
+#include "support/json_helpers.hpp"
 #include "support/test_backend.hpp"
+#include "support/wait.hpp"
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -18,6 +21,7 @@
 #include <livebase/tasks/task.hpp>
 #include <livebase/tasks/waiters.hpp>
 #include <livebase/tasks/worker_pool.hpp>
+#include <map>
 #include <memory>
 #include <random>
 #include <thread>
@@ -26,8 +30,9 @@ namespace livebase::api_test_support {
 
 using namespace std::chrono_literals;
 
-/// A bound for hangs only (Argon2id under sanitizers is slow).
-constexpr auto k_wait = 60s;
+using test::await;
+using test::eventually;
+using test::k_wait;
 
 inline principal anonymous() { return {}; }
 inline principal user(std::string id) {
@@ -42,16 +47,6 @@ inline principal admin(std::string id = "u-admin") {
     return p;
 }
 
-/// Polls `pred` every 10 ms until it holds or `limit` passed; returns its last value.
-inline bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(10ms);
-    }
-    return pred();
-}
-
 inline std::FILE* quiet_sink() {
     static std::FILE* f = std::fopen("/dev/null", "w");
     return f ? f : stderr;
@@ -62,6 +57,26 @@ inline field_def string_field(std::string name, bool required = false) {
     f.name = std::move(name);
     f.required = required;
     return f;
+}
+
+/// An owned collection `name` with one string field "title" and `rules` (unfinalized).
+inline collection_def titled(std::string name, std::map<std::string, access_rule> rules = {}) {
+    collection_def c;
+    c.name = std::move(name);
+    c.owned = true;
+    c.fields = {string_field("title")};
+    for (auto& [action, rule] : rules) c.rules[action] = rule;
+    return c;
+}
+
+/// The notes: titled, listed by everyone, created by users, changed by their owners, and
+/// retrieved under `retrieve`.
+inline collection_def notes_collection(access_rule retrieve) {
+    return titled("notes", {{"list", access_rule::public_},
+                            {"retrieve", retrieve},
+                            {"create", access_rule::authenticated},
+                            {"update", access_rule::owner},
+                            {"delete", access_rule::owner}});
 }
 
 /// The "errors" member of a validation problem body, or an empty object.
@@ -162,25 +177,9 @@ protected:
         op.who = std::move(who);
         op.input = std::move(input);
         op.path = "/api/" + op.collection + (op.id.empty() ? "" : "/" + op.id);
-        switch (kind) {
-            case op_kind::list:
-            case op_kind::retrieve:
-                op.method = "GET";
-                break;
-            case op_kind::create:
-            case op_kind::action:
-                op.method = "POST";
-                break;
-            case op_kind::replace:
-                op.method = "PUT";
-                break;
-            case op_kind::patch:
-                op.method = "PATCH";
-                break;
-            case op_kind::remove:
-                op.method = "DELETE";
-                break;
-        }
+        // The HTTP method of each op_kind, in the enum's order.
+        static constexpr const char* k_methods[] = {"GET", "GET", "POST", "PUT", "PATCH", "DELETE", "POST"};
+        op.method = k_methods[static_cast<int>(kind)];
         return op;
     }
 

@@ -327,12 +327,8 @@ INSTANTIATE_TEST_SUITE_P(rules, rule_matrix, ::testing::ValuesIn(all_params()), 
 class callback_test : public api_fixture {
 protected:
     void SetUp() override {
-        collection_def c;
-        c.name = "docs";
-        c.owned = true;
-        c.fields = {string_field("title")};
-        for (auto a : {"list", "retrieve", "create", "update", "delete"})
-            c.rules[a] = access_rule::public_;
+        auto c = titled("docs");
+        test::open_to_everyone(c);
         action_def publish;
         publish.name = "publish";
         publish.detail = true;

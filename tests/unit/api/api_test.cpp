@@ -1,4 +1,5 @@
 // The pipeline without any door: operations in, outcomes out, on a real SQLite store.
+#include "support/cars.hpp"
 #include "support/test_backend.hpp"
 #include <livebase/api/api.hpp>
 #include <livebase/schema/validate.hpp>
@@ -19,16 +20,8 @@ protected:
         std::random_device rd;
         dir_ = std::filesystem::temp_directory_path() / ("livebase-api-" + std::to_string(rd()));
         std::filesystem::create_directories(dir_);
-        collection_def cars;
-        cars.name = "cars";
+        auto cars = test::small_cars();
         cars.owned = true;
-        field_def brand;
-        brand.name = "brand";
-        brand.required = true;
-        field_def model;
-        model.name = "model";
-        model.type = field_type::integer;
-        cars.fields = {brand, model};
         ASSERT_EQ(finalize(cars), "");
         reg_.add_collection(cars);
         LIVEBASE_REQUIRE_BACKEND();

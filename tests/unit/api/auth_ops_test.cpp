@@ -9,27 +9,10 @@ using namespace livebase::api_test_support;
 
 namespace {
 
-template <class T, class F>
-result<T> await(F start) {
-    auto p = std::make_shared<std::promise<result<T>>>();
-    auto f = p->get_future();
-    start([p](result<T> r) { p->set_value(std::move(r)); });
-    if (f.wait_for(k_wait) != std::future_status::ready) return problem::internal("timed out");
-    return f.get();
-}
-
 class auth_ops : public api_fixture {
 protected:
     void SetUp() override {
-        collection_def notes;
-        notes.name = "notes";
-        notes.owned = true;
-        notes.fields = {string_field("title")};
-        notes.rules = {{"list", access_rule::public_},
-                       {"retrieve", access_rule::public_},
-                       {"create", access_rule::authenticated},
-                       {"update", access_rule::owner},
-                       {"delete", access_rule::owner}};
+        auto notes = notes_collection(access_rule::public_);
         ASSERT_EQ(finalize(notes), "");
         reg_.add_collection(notes);
         start(/*tasks=*/false, /*auth=*/true, /*signup=*/signup_);

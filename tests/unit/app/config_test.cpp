@@ -678,25 +678,18 @@ TEST(ConfigEnv, UnknownOrBadVariablesAreProblemsAndChangeNothing) {
 // ---- parse_listen -----------------------------------------------------------------------------
 
 TEST(ParseListen, Forms) {
-    auto r = parse_listen("127.0.0.1:8080");
-    ASSERT_TRUE(r.has_value());
-    EXPECT_EQ(r->first, "127.0.0.1");
-    EXPECT_EQ(r->second, 8080);
-
-    r = parse_listen(":9000");
-    ASSERT_TRUE(r.has_value());
-    EXPECT_EQ(r->first, "");
-    EXPECT_EQ(r->second, 9000);
-
-    r = parse_listen("localhost:0");
-    ASSERT_TRUE(r.has_value());
-    EXPECT_EQ(r->first, "localhost");
-    EXPECT_EQ(r->second, 0);
-
-    r = parse_listen("[::1]:65535");
-    ASSERT_TRUE(r.has_value());
-    EXPECT_EQ(r->first, "::1");
-    EXPECT_EQ(r->second, 65535);
+    struct form {
+        const char* text;
+        const char* host;
+        int port;
+    };
+    for (const auto& f : {form{"127.0.0.1:8080", "127.0.0.1", 8080}, form{":9000", "", 9000},
+                          form{"localhost:0", "localhost", 0}, form{"[::1]:65535", "::1", 65535}}) {
+        auto r = parse_listen(f.text);
+        ASSERT_TRUE(r.has_value()) << f.text;
+        EXPECT_EQ(r->first, f.host) << f.text;
+        EXPECT_EQ(r->second, f.port) << f.text;
+    }
 
     for (const char* bad : {"", "8080", "host:", ":", ":65536", ":-1", ":80x", "::1:80", "[::1]80",
                             "[::1", "[]:80", "a b:80", ":８０"}) {

@@ -1,6 +1,7 @@
 // The authenticator against a real SQLite store in a temp dir.
 #include "support/test_backend.hpp"
 #include "unit/store/store_test_support.hpp"
+#include "support/wait.hpp"
 
 #include <livebase/auth/auth.hpp>
 
@@ -16,27 +17,9 @@ namespace {
 using namespace std::chrono_literals;
 using test::temp_dir;
 
-constexpr auto k_wait = 60s;  // a bound for hangs only: Argon2id under sanitizers is slow
-
-/// Runs an async call and waits (bounded) for its answer.
-template <class T, class F>
-result<T> await(F start) {
-    auto p = std::make_shared<std::promise<result<T>>>();
-    auto f = p->get_future();
-    start([p](result<T> r) { p->set_value(std::move(r)); });
-    if (f.wait_for(k_wait) != std::future_status::ready) return problem::internal("timed out");
-    return f.get();
-}
-
-/// Polls `pred` every 5 ms until it holds or `limit` passed; returns its last value.
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 5000ms) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(5ms);
-    }
-    return pred();
-}
+using test::await;
+using test::eventually;
+using test::k_wait;
 
 std::vector<std::string> field_messages(const problem& p, std::string_view field) {
     std::vector<std::string> out;

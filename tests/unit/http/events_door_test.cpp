@@ -1,5 +1,6 @@
 // Realtime over HTTP, the policy half: REST query strings -> the hub's filter and live-query
 // JSON, and the problems a stream or live query answers before the hub sees it.
+#include "support/cars.hpp"
 #include "http/events_door.hpp"
 
 #include <gtest/gtest.h>
@@ -12,23 +13,12 @@ using namespace livebase::http_detail;
 namespace {
 
 collection_def cars() {
+    using test::make_field;
     collection_def c;
     c.name = "cars";
-    field_def brand;
-    brand.name = "brand";
-    field_def model;
-    model.name = "model";
-    model.type = field_type::integer;
-    field_def price;
-    price.name = "price";
-    price.type = field_type::number;
-    field_def sold;
-    sold.name = "sold";
-    sold.type = field_type::boolean;
-    field_def when;
-    when.name = "when";
-    when.type = field_type::datetime;
-    c.fields = {brand, model, price, sold, when};
+    c.fields = {make_field("brand", field_type::string), make_field("model", field_type::integer),
+                make_field("price", field_type::number), make_field("sold", field_type::boolean),
+                make_field("when", field_type::datetime)};
     EXPECT_EQ(finalize(c), "");
     return c;
 }

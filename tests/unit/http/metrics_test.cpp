@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include <livebase/http/metrics.hpp>
+#include <livebase/core/metrics.hpp>
 #include <set>
 #include <sstream>
 

@@ -13,44 +13,29 @@
 #include <livebase/api/api.hpp>
 #include <livebase/core/ulid.hpp>
 #include <livebase/http/server.hpp>
-#include <livebase/http/upgrade.hpp>
+#include <livebase/gate/upgrade.hpp>
 #include <livebase/store/store.hpp>
 #include <mutex>
 #include <optional>
 #include <thread>
 
+#include "support/cars.hpp"
 #include "support/http_client.hpp"
+#include "support/wait.hpp"
 
 using namespace livebase;
 using namespace std::chrono_literals;
 using livebase::testing::http_client;
 using livebase::testing::http_response;
+using livebase::test::eventually;
 
 namespace {
 
 namespace fs = std::filesystem;
 
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 3s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(10ms);
-    }
-    return pred();
-}
-
 collection_def cars_collection() {
-    collection_def c;
-    c.name = "cars";
-    field_def brand;
-    brand.name = "brand";
-    brand.required = true;
-    field_def model;
-    model.name = "model";
-    model.type = field_type::integer;
-    c.fields = {brand, model};
-    for (const char* a : {"list", "retrieve", "create", "update", "delete"})
-        c.rules[a] = access_rule::public_;
+    auto c = test::small_cars();
+    test::open_to_everyone(c);
     return c;
 }
 

@@ -29,7 +29,7 @@ protected:
         EXPECT_TRUE(f.has_value());
         return f ? std::move(f).value() : event_filter{};
     }
-    collection_def cars_ = test::cars_def();
+    collection_def cars_ = test::typed_cars();
 };
 
 TEST_F(event_filter_test, every_record_and_every_action_by_default) {

@@ -62,6 +62,13 @@ protected:
     }
 };
 
+/// How many times each sink was reset by a revocation.
+std::vector<std::size_t> revocations_of(std::initializer_list<std::shared_ptr<capturing_sink>> sinks) {
+    std::vector<std::size_t> out;
+    for (const auto& s : sinks) out.push_back(s->revocations());
+    return out;
+}
+
 TEST_F(hub_auth_test, a_user_revocation_resets_every_socket_of_that_user) {
     start();
     auto a = std::make_shared<capturing_sink>();  // u1, token t1
@@ -79,10 +86,8 @@ TEST_F(hub_auth_test, a_user_revocation_resets_every_socket_of_that_user) {
     const auto last = create(car("c3", {{"brand", "Kia"}}));
     ASSERT_TRUE(wait_seq(last));
 
-    EXPECT_EQ(a->revocations(), 1u);
-    EXPECT_EQ(b->revocations(), 1u);
-    EXPECT_EQ(c->revocations(), 0u);
-    EXPECT_EQ(d->revocations(), 0u);  // an empty user id is never "that user"
+    // An empty user id (d) is never "that user".
+    EXPECT_EQ(revocations_of({a, b, c, d}), (std::vector<std::size_t>{1, 1, 0, 0}));
     // The revoking change is matched after the reset: u1's sockets see nothing from it on.
     EXPECT_EQ(event_pks(a->frames()), (std::vector<std::string>{"c1"}));
     EXPECT_EQ(event_pks(b->frames()), (std::vector<std::string>{"c1"}));
@@ -109,9 +114,7 @@ TEST_F(hub_auth_test, a_token_revocation_resets_only_the_sockets_of_that_token) 
     create(car("c1", {{"brand", "revoke-token"}, {"notes", "t1"}}));
     const auto last = create(car("c2", {{"brand", "Ford"}}));
     ASSERT_TRUE(wait_seq(last));
-    EXPECT_EQ(a->revocations(), 1u);
-    EXPECT_EQ(b->revocations(), 0u);
-    EXPECT_EQ(c->revocations(), 0u);
+    EXPECT_EQ(revocations_of({a, b, c}), (std::vector<std::size_t>{1, 0, 0}));
     EXPECT_TRUE(event_pks(a->frames()).empty());
     EXPECT_EQ(event_pks(b->frames()), (std::vector<std::string>{"c1", "c2"}));
 }
@@ -170,6 +173,13 @@ protected:
         create(car("b2", {{"brand", "Ford"}, {"model", 2005}}, 1, "u1"));
     }
 
+    /// seed(), start(), then attaches `sink` as `who`.
+    std::string seed_and_attach(const std::shared_ptr<capturing_sink>& sink, principal who = {}) {
+        seed();
+        start();
+        return attach(sink, std::move(who));
+    }
+
     static std::vector<std::string> ids(const json::array& items) {
         std::vector<std::string> out;
         for (const auto& v : items) out.emplace_back(get_string(v.get_object(), "id"));
@@ -193,10 +203,8 @@ protected:
 const json::object k_window{{"ordering", "model"}, {"limit", 2}};
 
 TEST_F(hub_narrow_test, the_limit_counts_only_the_callers_records) {
-    seed();
-    start();
     auto s = std::make_shared<capturing_sink>();
-    auto cl = attach(s, user("u1", "t1"));
+    auto cl = seed_and_attach(s, user("u1", "t1"));
     auto o = observe(cl, k_window);
     ASSERT_TRUE(o.has_value());
     // may_see after the limit would have left an empty window over a2, a1.
@@ -227,10 +235,8 @@ TEST_F(hub_narrow_test, admins_are_not_narrowed_and_anonymous_callers_see_nothin
 }
 
 TEST_F(hub_narrow_test, other_owners_changes_never_reach_the_window) {
-    seed();
-    start();
     auto s = std::make_shared<capturing_sink>();
-    auto cl = attach(s, user("u1", "t1"));
+    auto cl = seed_and_attach(s, user("u1", "t1"));
     ASSERT_TRUE(observe(cl, k_window).has_value());
     // u2's changes, even ones that would sort into the window, send nothing to u1.
     create(car("a0", {{"brand", "Ford"}, {"model", 1999}}, 1, "u2"));
@@ -283,10 +289,8 @@ TEST_F(hub_auth_test, a_live_query_is_attached_only_by_the_clients_own_caller) {
 }
 
 TEST_F(hub_narrow_test, a_new_identity_relists_the_window) {
-    seed();
-    start();
     auto s = std::make_shared<capturing_sink>();
-    auto cl = attach(s);
+    auto cl = seed_and_attach(s);
     auto o = observe(cl, k_window);
     ASSERT_TRUE(o.has_value());
     EXPECT_TRUE(o->items.empty());
@@ -305,10 +309,8 @@ TEST_F(hub_narrow_test, a_revoked_client_loses_its_window) {
         if (get_string(ch.record, "brand") == "revoke-user") return revocation{"u1", ""};
         return std::nullopt;
     };
-    seed();
-    start();
     auto s = std::make_shared<capturing_sink>();
-    auto cl = attach(s, user("u1", "t1"));
+    auto cl = seed_and_attach(s, user("u1", "t1"));
     auto o = observe(cl, k_window);
     ASSERT_TRUE(o.has_value());
     ASSERT_EQ(o->items.size(), 2u);
@@ -329,10 +331,8 @@ TEST_F(hub_narrow_test, a_narrow_hook_replaces_the_rules) {
         return true;
     };
     may_see_ = {};
-    seed();
-    start();
     auto s = std::make_shared<capturing_sink>();
-    auto cl = attach(s);
+    auto cl = seed_and_attach(s);
     auto o = observe(cl, k_window);
     ASSERT_TRUE(o.has_value());
     EXPECT_EQ(ids(o->items), (std::vector<std::string>{"a3", "b1"}));

@@ -256,10 +256,7 @@ protected:
         return wait_answer(f);
     }
     result<void> unsubscribe(const std::string& client, const std::string& id) {
-        std::promise<result<void>> p;
-        auto f = p.get_future();
-        hub_->unsubscribe(client, id, [&p](result<void> r) { p.set_value(std::move(r)); });
-        return wait_answer(f);
+        return end(&hub::unsubscribe, client, id);
     }
     result<observed> observe(const std::string& client, json::object query, std::string collection = "cars") {
         std::promise<result<observed>> p;
@@ -269,9 +266,14 @@ protected:
         return wait_answer(f);
     }
     result<void> unobserve(const std::string& client, const std::string& id) {
+        return end(&hub::unobserve, client, id);
+    }
+    /// Calls hub_->*`stop`(client, id, callback) and waits for its answer.
+    template <class Stop>
+    result<void> end(Stop stop, const std::string& client, const std::string& id) {
         std::promise<result<void>> p;
         auto f = p.get_future();
-        hub_->unobserve(client, id, [&p](result<void> r) { p.set_value(std::move(r)); });
+        ((*hub_).*stop)(client, id, [&p](result<void> r) { p.set_value(std::move(r)); });
         return wait_answer(f);
     }
 
@@ -308,7 +310,7 @@ protected:
     }
 
     temp_dir dir_;
-    collection_def cars_ = cars_def();
+    collection_def cars_ = typed_cars();
     logger log_{stderr, log_format::text, log_level::warn};
     std::unique_ptr<store> db_;
     std::function<bool(const principal&, const collection_def&, const json::object&)> may_see_;

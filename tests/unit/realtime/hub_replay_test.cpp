@@ -34,6 +34,26 @@ protected:
         }
     }
 
+    /// A client whose sink holds every page until the test hands out room, subscribed from
+    /// seq 0; returns once its first page is held (a failed expectation when it is not).
+    std::string held_from_start(const std::shared_ptr<capturing_sink>& sink) {
+        sink->gate(true);
+        auto client = attach(sink);
+        subscribe_request req;
+        req.since = 0;
+        EXPECT_TRUE(subscribe(client, req).has_value());
+        EXPECT_TRUE(sink->wait_held());
+        return client;
+    }
+
+    /// Writes `cars` cars (brands `prefix` + n), starts the hub with pages of 10 and returns a
+    /// client held at its first replay page (held_from_start()).
+    std::string held_replay_of(int cars, const std::string& prefix, const std::shared_ptr<capturing_sink>& sink) {
+        for (int i = 0; i < cars; ++i) create(car(prefix + std::to_string(i)));
+        start(paged(10));
+        return held_from_start(sink);
+    }
+
     // Gives held when_ready() notices until the sink's replay is live (bounded).
     bool drain_until_live(capturing_sink& sink) {
         const auto until = std::chrono::steady_clock::now() + test::k_deadline;
@@ -157,12 +177,8 @@ TEST_F(hub_replay, a_slow_consumer_gets_pages_only_as_it_drains) {
     ASSERT_TRUE(subscribe(other_client, {}).has_value());
 
     auto sink = std::make_shared<capturing_sink>();
-    sink->gate(true);
-    auto client = attach(sink);
-    subscribe_request req;
-    req.since = 0;
-    ASSERT_TRUE(subscribe(client, req).has_value());
-    ASSERT_TRUE(sink->wait_held());
+    auto client = held_from_start(sink);
+    ASSERT_FALSE(HasFailure());
     EXPECT_EQ(sink->deliveries(), 1u);
     EXPECT_EQ(sink->size(), 10u);
     EXPECT_EQ(hub_->replays(), 1u);
@@ -195,15 +211,9 @@ TEST_F(hub_replay, a_slow_consumer_gets_pages_only_as_it_drains) {
 }
 
 TEST_F(hub_replay, a_history_trimmed_under_a_paused_replay_ends_it_with_a_resync) {
-    for (int i = 0; i < 60; ++i) create(car("T" + std::to_string(i)));
-    start(paged(10));
     auto sink = std::make_shared<capturing_sink>();
-    sink->gate(true);
-    auto client = attach(sink);
-    subscribe_request req;
-    req.since = 0;
-    ASSERT_TRUE(subscribe(client, req).has_value());
-    ASSERT_TRUE(sink->wait_held());
+    auto client = held_replay_of(60, "T", sink);
+    ASSERT_FALSE(HasFailure());
     ASSERT_EQ(sink->size(), 10u);
 
     auto trimmed = db_->write_sync([](write_txn& t) -> result<json::value> {
@@ -231,12 +241,8 @@ TEST_F(hub_replay, a_replay_left_more_than_max_replay_behind_ends_with_a_resync)
     o.max_replay = 50;
     start(o);
     auto sink = std::make_shared<capturing_sink>();
-    sink->gate(true);
-    auto client = attach(sink);
-    subscribe_request req;
-    req.since = 0;
-    ASSERT_TRUE(subscribe(client, req).has_value());
-    ASSERT_TRUE(sink->wait_held());
+    auto client = held_from_start(sink);
+    ASSERT_FALSE(HasFailure());
     std::int64_t last = 0;
     for (int i = 0; i < 60; ++i) last = create(car("N" + std::to_string(i)));
     ASSERT_TRUE(wait_seq(last));
@@ -250,15 +256,9 @@ TEST_F(hub_replay, each_page_is_filtered_for_the_identity_the_client_has_when_it
     may_see_ = [](const principal& who, const collection_def&, const json::object&) {
         return who.user_id != "blocked";
     };
-    for (int i = 0; i < 30; ++i) create(car("I" + std::to_string(i)));
-    start(paged(10));
     auto sink = std::make_shared<capturing_sink>();
-    sink->gate(true);
-    auto client = attach(sink);
-    subscribe_request req;
-    req.since = 0;
-    ASSERT_TRUE(subscribe(client, req).has_value());
-    ASSERT_TRUE(sink->wait_held());
+    auto client = held_replay_of(30, "I", sink);
+    ASSERT_FALSE(HasFailure());
     ASSERT_EQ(sink->size(), 10u);
 
     principal blocked;

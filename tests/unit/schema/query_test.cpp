@@ -1,6 +1,7 @@
 #include <livebase/schema/query.hpp>
 
 #include "unit/schema/cars_fixture.hpp"
+#include "support/json_helpers.hpp"
 
 #include <gtest/gtest.h>
 
@@ -9,13 +10,10 @@
 using namespace livebase;
 using livebase::schema_test::cars;
 
+using livebase::test::parse_obj;
+
 namespace {
 
-json::object obj(std::string_view text) {
-    auto v = parse_json(text);
-    EXPECT_TRUE(v && v->is_object()) << text;
-    return v ? v->as_object() : json::object{};
-}
 
 /// Parses one query string pair and returns its only filter.
 filter_term one(const collection_def& c, std::string name, std::string value) {
@@ -38,13 +36,13 @@ std::pair<std::string, std::string> params_failure(const collection_def& c, quer
 }
 
 std::pair<std::string, std::string> json_failure(const collection_def& c, std::string_view text) {
-    return failure(parse_query_json(c, obj(text)));
+    return failure(parse_query_json(c, parse_obj(text)));
 }
 
 using failed = std::pair<std::string, std::string>;
 
 json::object car(std::string id, std::string_view fields) {
-    auto o = obj(fields);
+    auto o = parse_obj(fields);
     o["id"] = id;
     return o;
 }
@@ -365,7 +363,7 @@ TEST(query_params, at_most_64_filters) {
 
 TEST(query_json, typed_filters) {
     auto c = cars();
-    auto q = parse_query_json(c, obj(R"({"filter": {"brand": "Ford", "model__gte": 2014,
+    auto q = parse_query_json(c, parse_obj(R"({"filter": {"brand": "Ford", "model__gte": 2014,
         "price__lt": 5, "sold": true, "color__in": ["Red", "Blue"], "vin__isnull": false,
         "sold_at__gt": "2026-01-01", "created__startswith": "2026"},
         "ordering": "-model,brand", "limit": 10, "offset": 5, "fields": ["brand"]})"));
@@ -384,7 +382,7 @@ TEST(query_json, typed_filters) {
 
 TEST(query_json, defaults_and_nulls) {
     auto c = cars();
-    auto q = parse_query_json(c, obj(R"({"limit": null, "filter": null})"));
+    auto q = parse_query_json(c, parse_obj(R"({"limit": null, "filter": null})"));
     ASSERT_TRUE(q.has_value());
     EXPECT_EQ(q->limit, 25u);
     EXPECT_TRUE(q->filters.empty());
@@ -395,7 +393,7 @@ TEST(query_json, unknown_members_are_refused) {
     // A misspelt member would otherwise run the query unfiltered or unlimited.
     EXPECT_EQ(json_failure(c, R"({"filters": {"brand": "Ford"}})").first, "filters");
     EXPECT_EQ(json_failure(c, R"({"limit": 2, "limt": 1})").first, "limt");
-    auto q = parse_query_json(c, obj(R"({"type": "subscribe"})"));
+    auto q = parse_query_json(c, parse_obj(R"({"type": "subscribe"})"));
     ASSERT_FALSE(q.has_value());
     EXPECT_EQ(q.error().status, 400);
     EXPECT_NE(q.error().detail.find("\"type\""), std::string::npos) << q.error().detail;
@@ -449,7 +447,7 @@ TEST(query_json, in_array_bounds) {
 
 TEST(query_json, ordering_limit_offset_errors) {
     auto c = cars();
-    auto q = parse_query_json(c, obj(R"({"ordering": ["-model", "brand"]})"));
+    auto q = parse_query_json(c, parse_obj(R"({"ordering": ["-model", "brand"]})"));
     ASSERT_TRUE(q.has_value());
     EXPECT_TRUE(q->ordering[0].descending);
     EXPECT_EQ(json_failure(c, R"({"ordering": 5})"), failed("ordering", "Must be a string or an array of strings."));
@@ -462,7 +460,7 @@ TEST(query_json, ordering_limit_offset_errors) {
     EXPECT_EQ(json_failure(c, R"({"limit": -9223372036854775808})"), failed("limit", "Must be at least 1."));
     EXPECT_EQ(json_failure(c, R"({"limit": 2.0})"), failed("limit", "Must be an integer."));
     EXPECT_EQ(json_failure(c, R"({"limit": "10"})"), failed("limit", "Must be an integer."));
-    EXPECT_EQ(parse_query_json(c, obj(R"({"limit": 18446744073709551615})"))->limit, 500u);
+    EXPECT_EQ(parse_query_json(c, parse_obj(R"({"limit": 18446744073709551615})"))->limit, 500u);
     EXPECT_EQ(json_failure(c, R"({"offset": -1})"), failed("offset", "Must not be negative."));
     EXPECT_EQ(json_failure(c, R"({"offset": 1000000001})"), failed("offset", "Must be at most 1000000000."));
     EXPECT_EQ(json_failure(c, R"({"offset": true})"), failed("offset", "Must be an integer."));
@@ -472,7 +470,7 @@ TEST(query_json, ordering_limit_offset_errors) {
 
 TEST(query_json, parse_filter_json_alone) {
     auto c = cars();
-    auto f = parse_filter_json(c, obj(R"({"brand": "Ford", "model__lt": 2000})"));
+    auto f = parse_filter_json(c, parse_obj(R"({"brand": "Ford", "model__lt": 2000})"));
     ASSERT_TRUE(f.has_value());
     EXPECT_EQ(f->size(), 2u);
     json::object many;

@@ -1,6 +1,7 @@
 #include <livebase/schema/validate.hpp>
 
 #include "unit/schema/cars_fixture.hpp"
+#include "support/json_helpers.hpp"
 
 #include <gtest/gtest.h>
 
@@ -8,13 +9,10 @@ using namespace livebase;
 using livebase::schema_test::cars;
 using livebase::schema_test::make_field;
 
+using livebase::test::parse_obj;
+
 namespace {
 
-json::object obj(std::string_view text) {
-    auto v = parse_json(text);
-    EXPECT_TRUE(v && v->is_object()) << text;
-    return v ? v->as_object() : json::object{};
-}
 
 /// The messages for `field` in a failed validation, or an empty array.
 json::array errors_of(const result<json::object>& r, std::string_view field) {
@@ -32,13 +30,13 @@ json::array msgs(std::initializer_list<std::string_view> m) {
 
 /// The only error of validating {"<field>": <value>} on top of a valid create body.
 json::array create_errors(const collection_def& c, std::string_view field, json::value v) {
-    auto body = obj(R"({"brand": "Ford"})");
+    auto body = parse_obj(R"({"brand": "Ford"})");
     body[field] = std::move(v);
     return errors_of(validate_write(c, body, write_mode::create), field);
 }
 
 json::value create_value(const collection_def& c, std::string_view field, json::value v) {
-    auto body = obj(R"({"brand": "Ford"})");
+    auto body = parse_obj(R"({"brand": "Ford"})");
     body[field] = std::move(v);
     auto r = validate_write(c, body, write_mode::create);
     EXPECT_TRUE(r.has_value()) << (r ? "" : json::serialize(r.error().to_json()));
@@ -72,7 +70,7 @@ const json::object k_stored = [] {
 
 TEST(validate_create, fills_defaults_and_nulls) {
     auto c = cars();
-    auto r = validate_write(c, obj(R"({"brand": "Ford", "model": 2014})"), write_mode::create);
+    auto r = validate_write(c, parse_obj(R"({"brand": "Ford", "model": 2014})"), write_mode::create);
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->size(), c.fields.size());
     EXPECT_EQ(r->at("brand"), "Ford");
@@ -86,7 +84,7 @@ TEST(validate_create, fills_defaults_and_nulls) {
 
 TEST(validate_create, required_and_null) {
     auto c = cars();
-    auto r = validate_write(c, obj("{}"), write_mode::create);
+    auto r = validate_write(c, parse_obj("{}"), write_mode::create);
     ASSERT_FALSE(r.has_value());
     EXPECT_EQ(r.error().status, 400);
     EXPECT_EQ(r.error().type, "/problems/validation");
@@ -100,7 +98,7 @@ TEST(validate_create, required_with_default_may_be_absent) {
     auto c = schema_test::cars_def();
     c.fields[0].default_value = json::value("Generic");
     ASSERT_EQ(finalize(c), "");
-    auto r = validate_write(c, obj("{}"), write_mode::create);
+    auto r = validate_write(c, parse_obj("{}"), write_mode::create);
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->at("brand"), "Generic");
 }
@@ -108,7 +106,7 @@ TEST(validate_create, required_with_default_may_be_absent) {
 TEST(validate_create, unknown_managed_and_read_only_keys) {
     auto c = cars();
     auto r = validate_write(
-        c, obj(R"({"brand": "Ford", "colour": "Red", "id": "x", "created": 1, "updated": [],
+        c, parse_obj(R"({"brand": "Ford", "colour": "Red", "id": "x", "created": 1, "updated": [],
                    "version": 7, "owner": "me", "rating": 99, "Brand": 1})"),
         write_mode::create);
     ASSERT_FALSE(r.has_value());
@@ -118,7 +116,7 @@ TEST(validate_create, unknown_managed_and_read_only_keys) {
     EXPECT_EQ(errors_of(r, "Brand"), msgs({"Unknown field."}));
     EXPECT_EQ(r.error().detail, "2 fields are invalid");
 
-    auto ok = validate_write(c, obj(R"({"brand": "Ford", "id": "x", "version": 7, "rating": 99})"),
+    auto ok = validate_write(c, parse_obj(R"({"brand": "Ford", "id": "x", "version": 7, "rating": 99})"),
                              write_mode::create);
     ASSERT_TRUE(ok.has_value());
     EXPECT_EQ(ok->at("rating"), 0);
@@ -150,7 +148,7 @@ TEST(validate_types, integer) {
     EXPECT_EQ(create_errors(c, "model", 9223372036854775808.0), must);
     EXPECT_EQ(create_errors(c, "model", std::uint64_t{18446744073709551615u}), must);
     // Huge numbers parsed from text become doubles.
-    auto big = validate_write(c, obj(R"({"brand": "a", "model": 123456789012345678901234567890})"),
+    auto big = validate_write(c, parse_obj(R"({"brand": "a", "model": 123456789012345678901234567890})"),
                               write_mode::create);
     EXPECT_EQ(errors_of(big, "model"), must);
 }
@@ -160,20 +158,20 @@ TEST(validate_types, integer_extremes_without_bounds) {
     c.name = "t";
     c.fields.push_back(make_field("n", field_type::integer));
     ASSERT_EQ(finalize(c), "");
-    auto r = validate_write(c, obj(R"({"n": 9223372036854775807})"), write_mode::create);
+    auto r = validate_write(c, parse_obj(R"({"n": 9223372036854775807})"), write_mode::create);
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->at("n"), INT64_MAX);
-    r = validate_write(c, obj(R"({"n": -9223372036854775808})"), write_mode::create);
+    r = validate_write(c, parse_obj(R"({"n": -9223372036854775808})"), write_mode::create);
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->at("n"), INT64_MIN);
-    r = validate_write(c, obj(R"({"n": 9223372036854775808})"), write_mode::create);
+    r = validate_write(c, parse_obj(R"({"n": 9223372036854775808})"), write_mode::create);
     EXPECT_EQ(errors_of(r, "n"), msgs({"Must be an integer."}));
-    r = validate_write(c, obj(R"({"n": -9223372036854775809})"), write_mode::create);
+    r = validate_write(c, parse_obj(R"({"n": -9223372036854775809})"), write_mode::create);
     EXPECT_EQ(errors_of(r, "n"), msgs({"Must be an integer."}));
-    r = validate_write(c, obj(R"({"n": 9007199254740992.0})"), write_mode::create);
+    r = validate_write(c, parse_obj(R"({"n": 9007199254740992.0})"), write_mode::create);
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->at("n"), 9007199254740992);
-    r = validate_write(c, obj(R"({"n": 1e17})"), write_mode::create);
+    r = validate_write(c, parse_obj(R"({"n": 1e17})"), write_mode::create);
     EXPECT_EQ(errors_of(r, "n"), msgs({"Must be an integer."}));
 }
 
@@ -185,7 +183,7 @@ TEST(validate_types, number) {
     EXPECT_EQ(create_value(c, "price", std::uint64_t{18446744073709551615u}), 18446744073709551615.0);
     EXPECT_EQ(create_errors(c, "price", "5"), msgs({"Must be a number."}));
     EXPECT_EQ(create_errors(c, "price", false), msgs({"Must be a number."}));
-    auto inf = validate_write(c, obj(R"({"brand": "a", "price": 1e400})"), write_mode::create);
+    auto inf = validate_write(c, parse_obj(R"({"brand": "a", "price": 1e400})"), write_mode::create);
     EXPECT_EQ(errors_of(inf, "price"), msgs({"Must be a number."}));
 }
 
@@ -314,7 +312,7 @@ TEST(validate_constraints, min_max) {
 
 TEST(validate_constraints, several_fields_reported_together) {
     auto c = cars();
-    auto r = validate_write(c, obj(R"({"model": "x", "color": "Green", "sold": 1})"), write_mode::create);
+    auto r = validate_write(c, parse_obj(R"({"model": "x", "color": "Green", "sold": 1})"), write_mode::create);
     ASSERT_FALSE(r.has_value());
     EXPECT_EQ(r.error().detail, "4 fields are invalid");
     EXPECT_EQ(errors_of(r, "brand"), msgs({"This field is required."}));
@@ -328,7 +326,7 @@ TEST(validate_constraints, several_fields_reported_together) {
 
 TEST(validate_replace, replaces_all_declared_fields_keeps_read_only) {
     auto c = cars();
-    auto r = validate_write(c, obj(R"({"brand": "Fiat", "rating": 1})"), write_mode::replace, &k_stored);
+    auto r = validate_write(c, parse_obj(R"({"brand": "Fiat", "rating": 1})"), write_mode::replace, &k_stored);
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->at("brand"), "Fiat");
     EXPECT_EQ(r->at("make"), "");  // back to the default
@@ -336,16 +334,16 @@ TEST(validate_replace, replaces_all_declared_fields_keeps_read_only) {
     EXPECT_TRUE(r->at("secret").is_null());
     EXPECT_EQ(r->at("rating"), 5);  // read_only: kept
     EXPECT_FALSE(r->contains("id"));
-    auto bad = validate_write(c, obj(R"({"make": "x"})"), write_mode::replace, &k_stored);
+    auto bad = validate_write(c, parse_obj(R"({"make": "x"})"), write_mode::replace, &k_stored);
     EXPECT_EQ(errors_of(bad, "brand"), msgs({"This field is required."}));
-    auto no_existing = validate_write(c, obj(R"({"brand": "Fiat"})"), write_mode::replace);
+    auto no_existing = validate_write(c, parse_obj(R"({"brand": "Fiat"})"), write_mode::replace);
     ASSERT_TRUE(no_existing.has_value());
     EXPECT_EQ(no_existing->at("rating"), 0);
 }
 
 TEST(validate_patch, merges_over_existing) {
     auto c = cars();
-    auto r = validate_write(c, obj(R"({"model": 2015, "color": null, "version": 1, "rating": 9})"),
+    auto r = validate_write(c, parse_obj(R"({"model": 2015, "color": null, "version": 1, "rating": 9})"),
                             write_mode::patch, &k_stored);
     ASSERT_TRUE(r.has_value()) << json::serialize(r.error().to_json());
     EXPECT_EQ(r->size(), c.fields.size());
@@ -360,27 +358,27 @@ TEST(validate_patch, merges_over_existing) {
 
 TEST(validate_patch, empty_patch_returns_existing_fields) {
     auto c = cars();
-    auto r = validate_write(c, obj("{}"), write_mode::patch, &k_stored);
+    auto r = validate_write(c, parse_obj("{}"), write_mode::patch, &k_stored);
     ASSERT_TRUE(r.has_value());
     for (const auto& f : c.fields) EXPECT_EQ(r->at(f.name), k_stored.at(f.name)) << f.name;
 }
 
 TEST(validate_patch, json_fields_merge_per_rfc7396) {
     auto c = cars();
-    auto r = validate_write(c, obj(R"({"extra": {"b": {"c": null, "e": 4}, "f": [1]}})"),
+    auto r = validate_write(c, parse_obj(R"({"extra": {"b": {"c": null, "e": 4}, "f": [1]}})"),
                             write_mode::patch, &k_stored);
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->at("extra"), *parse_json(R"({"a": 1, "b": {"d": 3, "e": 4}, "f": [1]})"));
-    r = validate_write(c, obj(R"({"extra": [1, 2]})"), write_mode::patch, &k_stored);
+    r = validate_write(c, parse_obj(R"({"extra": [1, 2]})"), write_mode::patch, &k_stored);
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->at("extra"), *parse_json("[1, 2]"));
-    r = validate_write(c, obj(R"({"extra": null})"), write_mode::patch, &k_stored);
+    r = validate_write(c, parse_obj(R"({"extra": null})"), write_mode::patch, &k_stored);
     ASSERT_TRUE(r.has_value());
     EXPECT_TRUE(r->at("extra").is_null());
     // Patching an object into a non-object value starts from {} and drops nulls.
     auto existing = k_stored;
     existing["extra"] = 7;
-    r = validate_write(c, obj(R"({"extra": {"x": null, "y": 1}})"), write_mode::patch, &existing);
+    r = validate_write(c, parse_obj(R"({"extra": {"x": null, "y": 1}})"), write_mode::patch, &existing);
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->at("extra"), *parse_json(R"({"y": 1})"));
 }
@@ -396,7 +394,7 @@ TEST(validate_patch, deep_json_patch_is_refused) {
 
 TEST(validate_patch, errors) {
     auto c = cars();
-    auto r = validate_write(c, obj(R"({"brand": null, "wheels": 4, "model": 1})"), write_mode::patch,
+    auto r = validate_write(c, parse_obj(R"({"brand": null, "wheels": 4, "model": 1})"), write_mode::patch,
                             &k_stored);
     ASSERT_FALSE(r.has_value());
     EXPECT_EQ(errors_of(r, "brand"), msgs({"This field may not be null."}));
@@ -407,12 +405,12 @@ TEST(validate_patch, errors) {
 TEST(validate_patch, existing_of_any_shape) {
     auto c = cars();
     json::object sparse{{"id", "x"}, {"brand", "Ford"}};  // e.g. stored before fields were added
-    auto r = validate_write(c, obj(R"({"model": 2000})"), write_mode::patch, &sparse);
+    auto r = validate_write(c, parse_obj(R"({"model": 2000})"), write_mode::patch, &sparse);
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->at("make"), "");
     EXPECT_EQ(r->at("rating"), 0);
     json::object missing_required{{"id", "x"}};
-    r = validate_write(c, obj(R"({"model": 2000})"), write_mode::patch, &missing_required);
+    r = validate_write(c, parse_obj(R"({"model": 2000})"), write_mode::patch, &missing_required);
     EXPECT_EQ(errors_of(r, "brand"), msgs({"This field is required."}));
 }
 

@@ -13,7 +13,7 @@
 namespace livebase {
 namespace {
 
-using test::cars_def;
+using test::typed_cars;
 using test::open_or_die;
 using test::temp_dir;
 
@@ -81,7 +81,7 @@ protected:
     }
 
     temp_dir dir_;
-    collection_def cars_ = cars_def();
+    collection_def cars_ = typed_cars();
     std::unique_ptr<store> db_;
 };
 
@@ -242,7 +242,7 @@ TEST(change_log_upgrade, an_old_change_log_gains_the_before_column) {
         ASSERT_EQ(sqlite3_exec(raw, sql, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
         sqlite3_close(raw);
     }
-    auto cars = cars_def();
+    auto cars = typed_cars();
     auto db = open_or_die(path);
     ASSERT_TRUE(db);
     test::migrate_or_die(*db, cars);

@@ -29,7 +29,7 @@
 namespace livebase {
 namespace {
 
-using test::cars_def;
+using test::typed_cars;
 using test::temp_dir;
 
 #define REQUIRE_POSTGRES()                                                                   \
@@ -75,7 +75,7 @@ protected:
 
     temp_dir dir_;
     std::string url_;
-    collection_def cars_ = cars_def();
+    collection_def cars_ = typed_cars();
     std::vector<std::unique_ptr<store>> nodes_;
 };
 
@@ -380,7 +380,7 @@ protected:
     std::FILE* log_file_ = std::tmpfile();
     logger log_{log_file_};
     std::string url_;
-    collection_def cars_ = cars_def();
+    collection_def cars_ = typed_cars();
     std::unique_ptr<store> db_;
     std::vector<int> stopped_;
 };
@@ -448,7 +448,7 @@ TEST_F(pg_fault_test, a_frozen_backend_answers_503_within_the_deadline_then_writ
 }
 
 TEST(pg_sql, unique_violation_detail_names_the_field) {
-    auto c = cars_def();
+    auto c = typed_cars();
     EXPECT_EQ(pg::unique_violation_field(c, "Key (f_vin)=(V1) already exists."), "vin");
     EXPECT_EQ(pg::unique_violation_field(c, "Key (id)=(A) already exists."), "id");
     EXPECT_EQ(pg::unique_violation_field(c, "Key (f_brand, f_model)=(a, 1) already exists."), "brand");

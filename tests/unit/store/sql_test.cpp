@@ -16,7 +16,7 @@ TEST(sql, quotes_identifiers) {
 }
 
 TEST(sql, maps_fields_to_columns) {
-    auto c = test::cars_def();
+    auto c = test::typed_cars();
     EXPECT_EQ(column_for(c, "id"), "id");
     EXPECT_EQ(column_for(c, "owner"), "owner");
     EXPECT_EQ(column_for(c, "brand"), "f_brand");
@@ -36,7 +36,7 @@ TEST(sql, escapes_like_patterns) {
 }
 
 TEST(sql, builds_parameterized_where) {
-    auto c = test::cars_def();
+    auto c = test::typed_cars();
     std::vector<filter_term> f{{"brand", lookup::exact, "Ford' OR 1=1 --"},
                                {"model", lookup::gte, std::int64_t{2014}},
                                {"electric", lookup::exact, true},
@@ -56,7 +56,7 @@ TEST(sql, builds_parameterized_where) {
 }
 
 TEST(sql, empty_in_and_empty_suffix) {
-    auto c = test::cars_def();
+    auto c = test::typed_cars();
     auto w = build_where(c, {{"vin", lookup::in, json::array{}}, {"brand", lookup::endswith, ""}});
     ASSERT_TRUE(w.has_value());
     EXPECT_EQ(w->sql, "0 AND \"f_brand\" IS NOT NULL");
@@ -64,13 +64,13 @@ TEST(sql, empty_in_and_empty_suffix) {
 }
 
 TEST(sql, unknown_fields_are_refused) {
-    auto c = test::cars_def();
+    auto c = test::typed_cars();
     EXPECT_FALSE(build_where(c, {{"nope", lookup::exact, "x"}}).has_value());
     EXPECT_FALSE(build_order_by(c, {{"nope", false}}).has_value());
 }
 
 TEST(sql, order_by_ends_with_id) {
-    auto c = test::cars_def();
+    auto c = test::typed_cars();
     auto o = build_order_by(c, {{"model", true}, {"brand", false}});
     ASSERT_TRUE(o.has_value());
     EXPECT_EQ(*o, " ORDER BY \"f_model\" DESC, \"f_brand\" ASC, \"id\" ASC");
@@ -79,7 +79,7 @@ TEST(sql, order_by_ends_with_id) {
 }
 
 TEST(sql, normalizes_records_like_a_round_trip) {
-    auto c = test::cars_def();
+    auto c = test::typed_cars();
     json::object rec{{"id", "a"},        {"created", "t"}, {"updated", "t"}, {"version", 1},
                      {"price", 3},       {"electric", true}, {"extra", json::object{{"k", 1}}},
                      {"unknown", "drop"}};
@@ -93,7 +93,7 @@ TEST(sql, normalizes_records_like_a_round_trip) {
 }
 
 TEST(sql, unique_violation_names_the_field) {
-    auto c = test::cars_def();
+    auto c = test::typed_cars();
     EXPECT_EQ(unique_violation_field(c, "UNIQUE constraint failed: c_cars.f_vin"), "vin");
     EXPECT_EQ(unique_violation_field(c, "UNIQUE constraint failed: c_cars.id"), "id");
     EXPECT_EQ(unique_violation_field(c, "UNIQUE constraint failed: c_cars.f_brand, c_cars.f_model"), "brand");

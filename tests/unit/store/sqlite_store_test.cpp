@@ -20,7 +20,7 @@
 namespace livebase {
 namespace {
 
-using test::cars_def;
+using test::typed_cars;
 using test::make_field;
 using test::open_or_die;
 using test::temp_dir;
@@ -70,7 +70,7 @@ protected:
     }
 
     temp_dir dir_;
-    collection_def cars_ = cars_def();
+    collection_def cars_ = typed_cars();
     std::unique_ptr<store> db_;
 };
 

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/cars.hpp"
+#include "support/temp_dir.hpp"
 #include "support/test_backend.hpp"
 
 #include <atomic>
@@ -15,40 +17,8 @@
 
 namespace livebase::test {
 
-/// A fresh directory under the system temp dir, removed with its contents on destruction.
-class temp_dir {
-public:
-    temp_dir() {
-        static std::atomic<int> counter{0};
-        std::random_device rd;
-        auto name = "livebase-store-" + std::to_string(rd()) + "-" + std::to_string(counter++) + "-" +
-                    std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
-        path_ = std::filesystem::temp_directory_path() / name;
-        std::filesystem::create_directories(path_);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-
-    const std::filesystem::path& path() const { return path_; }
-    std::string file(const std::string& name) const { return (path_ / name).string(); }
-
-private:
-    std::filesystem::path path_;
-};
-
-inline field_def make_field(std::string name, field_type t) {
-    field_def f;
-    f.name = std::move(name);
-    f.type = t;
-    return f;
-}
-
 /// cars: one field of every type, an owned collection, a unique vin and a composite index.
-inline collection_def cars_def() {
+inline collection_def typed_cars() {
     collection_def c;
     c.name = "cars";
     c.owned = true;

@@ -18,18 +18,11 @@ using test::submission;
 using test::task_store;
 using namespace std::chrono_literals;
 
-std::string id_of(const json::object& t) { return std::string(get_string(t, "id")); }
-std::string state_of(const json::object& t) { return std::string(get_string(t, "state")); }
+using test::id_of;
+using test::state_of;
 
-class batch_test : public ::testing::Test {
+class batch_test : public test::queue_fixture {
 protected:
-    batch_test() : queue_(*ts_.db, opts()) {}
-    task_queue::options opts() {
-        task_queue::options o;
-        o.jitter = false;
-        o.clock = [this] { return clock_.load(); };
-        return o;
-    }
     json::object submit(std::string kind = "k") {
         auto r = queue_.submit(submission(std::move(kind)));
         EXPECT_TRUE(r.has_value());
@@ -47,10 +40,6 @@ protected:
         });
         return p.get_future().get();
     }
-
-    task_store ts_;
-    std::atomic<std::int64_t> clock_{1'700'000'000'000};
-    task_queue queue_;
 };
 
 TEST_F(batch_test, a_batch_claims_the_oldest_due_tasks_up_to_its_size) {

@@ -15,6 +15,18 @@ using namespace std::chrono_literals;
 
 class command_test : public worker_pool_test {
 protected:
+    /// Starts the pool, submits `kind`, waits until the task says "ready", cancels it and waits
+    /// until it finished: the finished task, and how long that took from the cancel.
+    std::pair<json::object, std::chrono::steady_clock::duration> cancel_when_ready(const std::string& kind) {
+        pool_->start();
+        auto t = submit(kind);
+        EXPECT_TRUE(test::eventually([&] { return get_string(stored(t), "message") == "ready"; }));
+        auto start = std::chrono::steady_clock::now();
+        EXPECT_TRUE(queue_.cancel(t).has_value());
+        auto done = wait_finished(t);
+        return {done, std::chrono::steady_clock::now() - start};
+    }
+
     std::string script(const std::string& name, const std::string& body) {
         auto path = ts_.dir.file(name);
         std::ofstream(path) << "#!/bin/sh\n" << body;
@@ -105,14 +117,9 @@ TEST_F(command_test, a_missing_program_fails) {
 
 TEST_F(command_test, cancelling_a_sleeping_command) {
     add("sleepy", script("sleepy.sh", "echo '{\"message\": \"ready\"}'\nsleep 10\necho '{\"result\": 1}'\n"));
-    pool_->start();
-    auto t = submit("sleepy");
-    ASSERT_TRUE(test::eventually([&] { return get_string(stored(t), "message") == "ready"; }));
-    auto start = std::chrono::steady_clock::now();
-    ASSERT_TRUE(queue_.cancel(t).has_value());
-    auto done = wait_finished(t);
+    auto [done, took] = cancel_when_ready("sleepy");
     EXPECT_EQ(get_string(done, "state"), "cancelled");
-    EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+    EXPECT_LT(took, 2s);
 }
 
 TEST_F(command_test, a_command_ignoring_sigterm_is_killed_after_the_grace) {
@@ -120,13 +127,7 @@ TEST_F(command_test, a_command_ignoring_sigterm_is_killed_after_the_grace) {
                            "trap '' TERM\necho '{\"message\": \"ready\"}'\n"
                            "while true; do sleep 0.05; done\n"),
         300ms);
-    pool_->start();
-    auto t = submit("stubborn");
-    ASSERT_TRUE(test::eventually([&] { return get_string(stored(t), "message") == "ready"; }));
-    auto start = std::chrono::steady_clock::now();
-    ASSERT_TRUE(queue_.cancel(t).has_value());
-    auto done = wait_finished(t);
-    auto took = std::chrono::steady_clock::now() - start;
+    auto [done, took] = cancel_when_ready("stubborn");
     EXPECT_EQ(get_string(done, "state"), "cancelled");
     EXPECT_GE(took, 300ms);
     EXPECT_LT(took, 3s);

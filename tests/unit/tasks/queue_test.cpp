@@ -16,17 +16,15 @@ namespace {
 using test::submission;
 using test::task_store;
 
-std::string id_of(const json::object& t) { return std::string(get_string(t, "id")); }
-std::string state_of(const json::object& t) { return std::string(get_string(t, "state")); }
+using test::id_of;
+using test::state_of;
 
-class queue_test : public ::testing::Test {
+class queue_test : public test::queue_fixture {
 protected:
-    queue_test() : queue_(*ts_.db, opts()) {}
-    task_queue::options opts() {
+    queue_test() : queue_fixture(backoff_of_a_second()) {}
+    static task_queue::options backoff_of_a_second() {
         task_queue::options o;
         o.backoff_base = std::chrono::milliseconds(1000);
-        o.jitter = false;
-        o.clock = [this] { return clock_.load(); };
         return o;
     }
     json::object submit(std::string kind = "k", int max_attempts = 3) {
@@ -40,15 +38,17 @@ protected:
         EXPECT_TRUE(r && r->has_value());
         return r && *r ? **r : json::object{};
     }
+    /// Fails task `t` as worker w1 with `p`; the task after it (a failed expectation when refused).
+    json::object fail(const json::object& t, problem p, bool retryable) {
+        auto r = queue_.fail(id_of(t), "w1", std::move(p), retryable);
+        EXPECT_TRUE(r.has_value());
+        return r ? *r : json::object{};
+    }
     json::object stored(const std::string& id) {
         auto r = queue_.get(id);
         EXPECT_TRUE(r && r->has_value());
         return r && *r ? **r : json::object{};
     }
-
-    task_store ts_;
-    std::atomic<std::int64_t> clock_{1'700'000'000'000};
-    task_queue queue_;
 };
 
 TEST(tasks_collection_test, is_a_valid_owned_collection_with_indexes) {
@@ -239,12 +239,12 @@ TEST_F(queue_test, cancel_pending_and_running) {
 TEST_F(queue_test, retryable_failures_back_off_until_max_attempts) {
     auto t = submit("k", 3);
     claim();
-    auto f1 = queue_.fail(id_of(t), "w1", problem::unavailable("busy"), true);
-    ASSERT_TRUE(f1.has_value());
-    EXPECT_EQ(state_of(*f1), "pending");
-    EXPECT_EQ(get_int(*f1, "attempt"), 1);
-    EXPECT_EQ(get_int(*f1, "not_before"), clock_.load() + 1000);
-    EXPECT_TRUE(f1->at("worker").is_null());
+    auto f1 = fail(t, problem::unavailable("busy"), true);
+    ASSERT_FALSE(HasFailure());
+    EXPECT_EQ(state_of(f1), "pending");
+    EXPECT_EQ(get_int(f1, "attempt"), 1);
+    EXPECT_EQ(get_int(f1, "not_before"), clock_.load() + 1000);
+    EXPECT_TRUE(f1.at("worker").is_null());
 
     auto early = queue_.claim("w1", clock_.load() + 999, std::chrono::milliseconds(1000));
     ASSERT_TRUE(early.has_value());
@@ -252,26 +252,25 @@ TEST_F(queue_test, retryable_failures_back_off_until_max_attempts) {
     clock_ += 1000;
     auto c2 = claim();
     EXPECT_EQ(get_int(c2, "attempt"), 2);
-    auto f2 = queue_.fail(id_of(t), "w1", problem::unavailable("busy"), true);
-    ASSERT_TRUE(f2.has_value());
-    EXPECT_EQ(get_int(*f2, "not_before"), clock_.load() + 2000);
+    auto f2 = fail(t, problem::unavailable("busy"), true);
+    ASSERT_FALSE(HasFailure());
+    EXPECT_EQ(get_int(f2, "not_before"), clock_.load() + 2000);
 
     clock_ += 2000;
     EXPECT_EQ(get_int(claim(), "attempt"), 3);
-    auto f3 = queue_.fail(id_of(t), "w1", problem::unavailable("busy"), true);
-    ASSERT_TRUE(f3.has_value());
-    EXPECT_EQ(state_of(*f3), "failed");
-    EXPECT_EQ(get_int(*f3, "result_status"), 503);
-    EXPECT_EQ(get_string(f3->at("error").as_object(), "detail"), "busy");
+    auto f3 = fail(t, problem::unavailable("busy"), true);
+    ASSERT_FALSE(HasFailure());
+    EXPECT_EQ(state_of(f3), "failed");
+    EXPECT_EQ(get_int(f3, "result_status"), 503);
+    EXPECT_EQ(get_string(f3.at("error").as_object(), "detail"), "busy");
 }
 
 TEST_F(queue_test, a_non_retryable_failure_is_final) {
     auto t = submit("k", 3);
     claim();
-    auto f = queue_.fail(id_of(t), "w1", problem::internal("boom"), false);
-    ASSERT_TRUE(f.has_value());
-    EXPECT_EQ(state_of(*f), "failed");
-    EXPECT_EQ(get_int(*f, "attempt"), 1);
+    auto f = fail(t, problem::internal("boom"), false);
+    EXPECT_EQ(state_of(f), "failed");
+    EXPECT_EQ(get_int(f, "attempt"), 1);
 }
 
 TEST(backoff_test, exponential_capped_with_full_jitter) {
@@ -510,7 +509,7 @@ TEST_F(fair_queue_test, the_order_survives_a_new_queue_on_the_same_store) {
     for (int i = 0; i < 10; ++i) submit_as("big");
     for (int i = 0; i < 3; ++i) claim_one();
     // Another process (or a restart): it learns the head and the owner's last key from the store.
-    task_queue other(*ts_.db, opts());
+    task_queue other(*ts_.db, on_test_clock(backoff_of_a_second()));
     auto s = submission("k", json::object{{"n", 1}});
     s.who.user_id = "fresh";
     ASSERT_TRUE(other.submit(s));

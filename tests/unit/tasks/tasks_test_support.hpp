@@ -1,12 +1,14 @@
 #pragma once
 // Shared helpers of the tasks tests: a migrated SQLite store in a temp dir, and bounded waits.
 #include "unit/store/store_test_support.hpp"
+#include "support/wait.hpp"
 
 #include <livebase/tasks/queue.hpp>
 #include <livebase/tasks/task.hpp>
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -24,16 +26,24 @@ struct task_store {
     std::unique_ptr<store> db;
 };
 
-/// Polls `pred` every 5 ms until it holds or `limit` passed; returns its last value.
-inline bool eventually(const std::function<bool()>& pred,
-                       std::chrono::milliseconds limit = std::chrono::milliseconds(3000)) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+/// A task queue on a fresh store, without jitter, on a clock the test moves (clock_).
+class queue_fixture : public ::testing::Test {
+protected:
+    explicit queue_fixture(task_queue::options o = {}) : queue_(*ts_.db, on_test_clock(std::move(o))) {}
+    task_queue::options on_test_clock(task_queue::options o) {
+        o.jitter = false;
+        o.clock = [this] { return clock_.load(); };
+        return o;
     }
-    return pred();
-}
+
+    task_store ts_;
+    std::atomic<std::int64_t> clock_{1'700'000'000'000};
+    task_queue queue_;
+};
+
+/// A task's id and state.
+inline std::string id_of(const json::object& t) { return std::string(get_string(t, "id")); }
+inline std::string state_of(const json::object& t) { return std::string(get_string(t, "state")); }
 
 inline task_submission submission(std::string kind, json::value input = nullptr, int max_attempts = 3) {
     task_submission s;

@@ -131,11 +131,9 @@ TEST_F(worker_pool_test, retries_stop_at_max_attempts) {
 }
 
 TEST_F(worker_pool_test, an_exception_fails_without_exposing_its_message) {
-    pool_->register_handler("boom", [](task_context&) -> result<outcome> {
+    auto done = run_one("boom", [](task_context&) -> result<outcome> {
         throw std::runtime_error("secret database password");
     });
-    pool_->start();
-    auto done = wait_finished(submit("boom"));
     EXPECT_EQ(get_string(done, "state"), "failed");
     EXPECT_EQ(get_int(done, "attempt"), 1) << "not retried";
     auto err = json::serialize(done.at("error"));
@@ -144,11 +142,7 @@ TEST_F(worker_pool_test, an_exception_fails_without_exposing_its_message) {
 }
 
 TEST_F(worker_pool_test, a_returned_problem_fails_the_task_with_it) {
-    pool_->register_handler("bad", [](task_context&) -> result<outcome> {
-        return problem::unprocessable("no such car");
-    });
-    pool_->start();
-    auto done = wait_finished(submit("bad"));
+    auto done = run_one("bad", [](task_context&) -> result<outcome> { return problem::unprocessable("no such car"); });
     EXPECT_EQ(get_string(done, "state"), "failed");
     EXPECT_EQ(get_int(done, "result_status"), 422);
     EXPECT_EQ(get_string(done.at("error").as_object(), "detail"), "no such car");

@@ -50,6 +50,14 @@ protected:
         return r && *r ? **r : json::object{};
     }
     /// The task once finished; fails the test after 4 s.
+    /// Registers `handler` for `kind`, starts the pool, submits one `kind` task and waits until
+    /// it finished.
+    json::object run_one(const std::string& kind, task_handler handler) {
+        pool_->register_handler(kind, std::move(handler));
+        pool_->start();
+        return wait_finished(submit(kind));
+    }
+
     json::object wait_finished(const std::string& id) {
         json::object last;
         bool ok = test::eventually(

@@ -69,21 +69,11 @@ struct ws_session_test::listener : std::enable_shared_from_this<listener> {
 };
 
 ws_session_test::ws_session_test() {
-    collection_def cars;
-    cars.name = "cars";
-    field_def brand;
-    brand.name = "brand";
-    brand.required = true;
-    field_def model;
-    model.name = "model";
-    model.type = field_type::integer;
-    field_def notes;
-    notes.name = "notes";
-    notes.type = field_type::text;
-    cars.fields = {brand, model, notes};
+    auto cars = test::small_cars();
+    cars.fields.push_back(test::make_field("notes", field_type::text));
     cars.max_page_size = 1000;
     // The session tests write anonymously; rules are auth_ws_test's subject.
-    for (const char* a : {"list", "retrieve", "create", "update", "delete"}) cars.rules[a] = access_rule::public_;
+    test::open_to_everyone(cars);
     EXPECT_EQ(finalize(cars), "");
     reg_.add_collection(std::move(cars));
 }
@@ -163,13 +153,6 @@ double ws_session_test::gauge(const std::string& name) const {
     return -1;
 }
 
-bool ws_session_test::eventually(const std::function<bool()>& cond) {
-    auto until = std::chrono::steady_clock::now() + k_deadline;
-    while (!cond()) {
-        if (std::chrono::steady_clock::now() > until) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return true;
-}
+bool ws_session_test::eventually(const std::function<bool()>& cond) { return test::eventually(cond, k_deadline); }
 
 }  // namespace livebase::ws_test

@@ -10,8 +10,8 @@
 #include <chrono>
 #include <livebase/api/api.hpp>
 #include <livebase/auth/auth.hpp>
-#include <livebase/http/metrics.hpp>
-#include <livebase/http/upgrade.hpp>
+#include <livebase/core/metrics.hpp>
+#include <livebase/gate/upgrade.hpp>
 #include <livebase/realtime/hub.hpp>
 #include <livebase/schema/validate.hpp>
 #include <livebase/testing/ws_client.hpp>
@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "unit/store/store_test_support.hpp"
+#include "support/wait.hpp"
 
 namespace livebase::ws_test {
 
