@@ -1,11 +1,13 @@
 // The car factory: the cars collection comes from cars.toml; C++ attaches to it through its
-// handle (app.collection("cars")): a permission, two custom actions and the task kinds.
+// handle (app.collection("cars")): a permission, two custom actions, record hooks and the task
+// kinds.
 //
 //   GET|POST /api/cars:brands          -> {"brands": {"Ford": 3, ...}}   (list action)
 //   POST     /api/cars/{id}:repaint    {"color": "Red"} -> the updated car (detail action)
 //   POST     /api/cars/{id}:build      -> 202, task `build_car`: frame, paint, wheels
 //   GET      /api/double?foo=1         -> 202, task `double` -> {"result": 2}
 #include <livebase/app/app.hpp>
+#include <livebase/core/text.hpp>
 
 #include <chrono>
 #include <cstdlib>
@@ -52,6 +54,14 @@ lb::verdict keep_classics(const lb::principal& who, std::string_view action, con
     auto model = lb::get_int(*car, "model");
     if (model && *model < 1950) return lb::verdict::deny("A classic car (built before 1950) is scrapped only by an admin.");
     return lb::verdict::allow();
+}
+
+// Before a car is stored (inside its transaction): " Ford " is stored as "Ford". Returning a
+// problem instead would refuse the write.
+lb::result<void> tidy_brand(lb::record_write& w) {
+    auto& car = *w.record;
+    car["brand"] = std::string(lb::trim_space(lb::get_string(car, "brand")));
+    return {};
 }
 
 // Builds a car in three steps with progress; honours cancellation between (and within) steps.
@@ -106,7 +116,12 @@ int main(int argc, char** argv) {
         .permission(keep_classics)
         .action({.name = "brands", .methods = {"GET", "POST"}, .rule = lb::access_rule::public_}, brands)
         .action({.name = "repaint", .detail = true, .rule = lb::access_rule::authenticated}, repaint)
-        .task_kind("build_car", build_car);
+        .task_kind("build_car", build_car)
+        .before_create(tidy_brand)
+        .before_update(tidy_brand)
+        .after_delete([&app](const lb::record_write& w) {  // once the delete has committed
+            app.log().info("car scrapped", {{"id", w.stored->at("id")}, {"by", w.who.user_id}});
+        });
     if (auto r = app.add_task_kind("double", double_it); !r) return 1;
     return app.main(argc, argv);
 }

@@ -2,6 +2,7 @@
 
 #include "api/auth_requests.hpp"
 #include "api/handler_pool.hpp"
+#include "api/record_hooks.hpp"
 #include "api/idempotency.hpp"
 #include "api/task_requests.hpp"
 #include <livebase/auth/auth.hpp>
@@ -166,19 +167,6 @@ result<void> remove_record(const registry& reg, const collection_def& c, const j
                                  std::to_string(k_max_cascade_depth) + " levels.");
     if (auto r = apply_on_delete(reg, c, get_string(rec, "id"), t, depth); !r) return r;
     return t.remove(c, rec);
-}
-
-// Guards user handler code: exceptions become a logged 500.
-template <class Fn>
-outcome guarded(logger& log, const operation& op, Fn&& fn) {
-    try {
-        return fn();
-    } catch (const std::exception& e) {
-        log.error("handler failed", {{"request_id", op.request_id}, {"error", e.what()}});
-    } catch (...) {
-        log.error("handler failed", {{"request_id", op.request_id}, {"error", "unknown exception"}});
-    }
-    return outcome::from_problem(problem::internal());
 }
 
 }  // namespace
@@ -463,19 +451,62 @@ outcome api::created_outcome(const collection_def& c, const json::object& rec) c
 void api::insert_record(const collection_def& c, json::object rec, principal who,
                         std::shared_ptr<task_finish> fin, done_fn done) {
     db_.write(
-        [this, &c, rec = std::move(rec), who = std::move(who), fin](write_txn& t) -> result<json::value> {
-            if (auto r = check_refs(reg_, c, rec, t, who); !r) return std::move(r).error();
-            if (is_users(c))
-                if (auto p = username_conflict(t, get_string(rec, "username"))) return std::move(*p);
-            if (auto r = t.insert(c, rec); !r) return std::move(r).error();
-            if (auto r = finish_in(fin, t, created_outcome(c, rec)); !r) return std::move(r).error();
-            return json::value(rec);
+        [this, &c, rec = std::move(rec), who, fin](write_txn& t) -> result<json::value> {
+            if (!c.hooks.before_create.empty()) {
+                // A replayed transaction runs the hooks again, on the record as validated.
+                json::object draft = rec;
+                auto w = hook_view(who, "create", &draft, nullptr, t);
+                if (auto r = run_before_hooks(log_, c, c.hooks.before_create, w); !r) return std::move(r).error();
+                return insert_in(c, std::move(draft), who, fin, t);
+            }
+            return insert_in(c, rec, who, fin, t);
         },
-        [this, &c, fin, done = std::move(done)](result<json::value> r) {
+        [this, &c, fin, who, done = std::move(done)](result<json::value> r) {
             settle(fin, r.has_value());
             if (!r) return done(outcome::from_problem(r.error()));
+            after_write(c, c.hooks.after_create, "create", who, &r->get_object(), nullptr);
             done(created_outcome(c, r->get_object()));
         });
+}
+
+result<json::value> api::insert_in(const collection_def& c, json::object rec, const principal& who,
+                                   const std::shared_ptr<task_finish>& fin, write_txn& t) {
+    if (auto r = check_refs(reg_, c, rec, t, who); !r) return std::move(r).error();
+    if (is_users(c))
+        if (auto p = username_conflict(t, get_string(rec, "username"))) return std::move(*p);
+    if (auto r = t.insert(c, rec); !r) return std::move(r).error();
+    if (auto r = finish_in(fin, t, created_outcome(c, rec)); !r) return std::move(r).error();
+    return json::value(std::move(rec));
+}
+
+record_write api::hook_view(const principal& who, std::string_view action, json::object* record,
+                           const json::object* stored, write_txn& t) {
+    record_write w{who, action, record, stored, &t, {}};
+    w.create = [this, &who, &t](std::string_view name, const json::object& fields) -> result<json::object> {
+        const auto* c = reg_.find(name);
+        if (!c || c->built_in) {
+            log_.error("a hook created a record of a collection that is not declared", {{"collection", name}});
+            return problem::internal();
+        }
+        auto valid = validate_write(*c, fields, write_mode::create);
+        if (!valid) return std::move(valid).error();
+        auto rec = new_record(*c, who, *valid);
+        if (auto r = check_refs(reg_, *c, rec, t, who); !r) return std::move(r).error();
+        if (auto r = t.insert(*c, rec); !r) return std::move(r).error();
+        return rec;
+    };
+    return w;
+}
+
+void api::after_write(const collection_def& c, const std::vector<after_hook>& hooks, std::string action,
+                      const principal& who, const json::object* record, const json::object* stored) {
+    if (hooks.empty()) return;
+    committed_write w{who, std::move(action), std::nullopt, std::nullopt};
+    if (record) w.record = *record;
+    if (stored) w.stored = *stored;
+    schedule_after_hooks(log_, c, hooks, std::move(w), [this](std::function<void()> job) {
+        return run_blocking(std::move(job));
+    });
 }
 
 void api::do_update(operation op, const collection_def& c, std::function<void(outcome)> done) {
@@ -514,11 +545,12 @@ void api::write_update(operation op, const collection_def& c, json::object body,
     auto mode = op.kind == op_kind::patch ? write_mode::patch : write_mode::replace;
     std::string action(detail_action(op));
     auto fin = take_finish(op);
+    // The record as it was, for the after-hooks (filled on the writer thread before `done`).
+    auto was = c.hooks.after_update.empty() ? nullptr : std::make_shared<json::object>();
 
     db_.write(
-        [this, &c, id = std::move(op.id), who = std::move(op.who), action = std::move(action),
-         body = std::move(body), expected = *expected, mode, fin,
-         password_hash = std::move(password_hash)](write_txn& t) -> result<json::value> {
+        [this, &c, id = std::move(op.id), who = op.who, action, body = std::move(body), expected = *expected, mode,
+         fin, was, password_hash = std::move(password_hash)](write_txn& t) -> result<json::value> {
             auto got = t.get(c, id);
             if (!got) return std::move(got).error();
             if (!got.value()) return problem::not_found();
@@ -534,6 +566,9 @@ void api::write_update(operation op, const collection_def& c, json::object body,
             rec["version"] = get_int(stored, "version").value_or(0) + 1;
             rec["updated"] = format_timestamp(now_ms());
             if (password_hash) rec["password_hash"] = *password_hash;
+            auto w = hook_view(who, action, &rec, &stored, t);
+            if (auto r = run_before_hooks(log_, c, c.hooks.before_update, w); !r) return std::move(r).error();
+            if (was) *was = stored;
             if (auto r = check_refs(reg_, c, rec, t, who, &stored); !r) return std::move(r).error();
             if (is_users(c))
                 if (auto p = username_conflict(t, get_string(rec, "username"), id)) return std::move(*p);
@@ -546,10 +581,11 @@ void api::write_update(operation op, const collection_def& c, json::object body,
             if (auto r = finish_in(fin, t, record_outcome(200, c, rec)); !r) return std::move(r).error();
             return json::value(std::move(rec));
         },
-        [this, &c, fin, done = std::move(done)](result<json::value> r) {
+        [this, &c, fin, was, who = op.who, action, done = std::move(done)](result<json::value> r) {
             settle(fin, r.has_value());
             if (!r) return done(outcome::from_problem(r.error()));
             if (is_users(c)) forget_user(std::string(get_string(r->get_object(), "id")));
+            after_write(c, c.hooks.after_update, action, who, &r->get_object(), was.get());
             done(record_outcome(200, c, r->get_object()));
         });
 }
@@ -569,9 +605,10 @@ void api::do_remove(operation op, const collection_def& c, std::function<void(ou
     if (auto r = refuse_anonymous(c.rule_for("delete"), op.who)) return done(std::move(*r));
     auto fin = take_finish(op);
     const std::string removed = op.id;
+    auto was = c.hooks.after_delete.empty() ? nullptr : std::make_shared<json::object>();
     db_.write(
-        [this, &c, id = std::move(op.id), who = std::move(op.who), expected = op.if_match,
-         fin](write_txn& t) -> result<json::value> {
+        [this, &c, id = std::move(op.id), who = op.who, expected = op.if_match, fin,
+         was](write_txn& t) -> result<json::value> {
             auto got = t.get(c, id);
             if (!got) return std::move(got).error();
             if (!got.value()) return problem::not_found();
@@ -580,6 +617,9 @@ void api::do_remove(operation op, const collection_def& c, std::function<void(ou
             if (auto d = check_record(c, "delete", c.rule_for("delete"), who, stored, &why); d != decision::allow)
                 return refusal_problem(d, why);
             if (auto r = check_version(expected, stored); !r) return std::move(r).error();
+            auto w = hook_view(who, "delete", nullptr, &stored, t);
+            if (auto r = run_before_hooks(log_, c, c.hooks.before_delete, w); !r) return std::move(r).error();
+            if (was) *was = stored;
             // A deleted user's tokens go with it (first, so no reference to the user remains).
             if (is_users(c))
                 if (auto r = delete_tokens(t, id); !r) return std::move(r).error();
@@ -587,83 +627,13 @@ void api::do_remove(operation op, const collection_def& c, std::function<void(ou
             if (auto r = finish_in(fin, t, deleted_outcome()); !r) return std::move(r).error();
             return json::value(nullptr);
         },
-        [this, &c, removed, fin, done = std::move(done)](result<json::value> r) {
+        [this, &c, removed, fin, was, who = op.who, done = std::move(done)](result<json::value> r) {
             settle(fin, r.has_value());
             if (!r) return done(outcome::from_problem(r.error()));
             if (is_users(c)) forget_user(removed);
+            after_write(c, c.hooks.after_delete, "delete", who, nullptr, was.get());
             done(deleted_outcome());
         });
-}
-
-const action_def* find_action(const operation& op, const collection_def& c, outcome& refusal) {
-    auto it = c.actions.find(op.action);
-    bool detail = !op.id.empty();
-    if (it == c.actions.end() || it->second.detail != detail) {
-        refusal = outcome::from_problem(problem::not_found("Unknown action \"" + op.action + "\"."));
-        return nullptr;
-    }
-    const auto& def = it->second;
-    bool method_ok = false;
-    std::string allow;
-    for (const auto& m : def.methods) {
-        method_ok = method_ok || m == op.method;
-        allow += (allow.empty() ? "" : ", ") + m;
-    }
-    if (!method_ok) {
-        refusal = outcome::from_problem(problem::method_not_allowed());
-        refusal.headers.emplace_back("Allow", allow);
-        return nullptr;
-    }
-    return &def;
-}
-
-
-void api::do_action(operation op, const collection_def& c, std::function<void(outcome)> done) {
-    outcome refusal;
-    const auto* def = find_action(op, c, refusal);
-    if (!def) return done(std::move(refusal));
-    if (op.id.empty()) {
-        if (auto d = check_rule(def->rule, op.who); d != decision::allow) return done(refused(d));
-        if (auto v = permission_verdict(c, op.who, op.action, nullptr); !v)
-            return done(refused(decision::forbidden, v.reason));
-    } else if (auto r = refuse_anonymous(def->rule, op.who)) {
-        return done(std::move(*r));
-    }
-    const auto* handler = reg_.find_action_handler(c.name, op.action);
-    if (!handler) {
-        log_.error("action has no handler", {{"collection", c.name}, {"action", op.action}});
-        return done(outcome::from_problem(problem::internal()));
-    }
-
-    // The key belongs to this request and was settled before it got here: an operation the
-    // handler derives from call.op (execute_sync of a patch, say) must not claim it again,
-    // which would find the key still pending and answer 409.
-    op.idempotency_key.clear();
-    // Nor the key's finisher: the action's response is not its first write's (the key is
-    // recorded after the action; a task's finisher stays, it records the task's outcome).
-    if (!op.from_task) op.finish.reset();
-    auto shared_done = std::make_shared<std::function<void(outcome)>>(std::move(done));
-    auto invoke = [this, &c, handler, shared_done](operation op, std::optional<json::object> rec) {
-        auto job = [this, &c, handler, shared_done, op = std::move(op), rec = std::move(rec)] {
-            (*shared_done)(guarded(log_, op, [&] {
-                action_call call{op, c, rec ? &*rec : nullptr, db_, *this};
-                auto r = (*handler)(call);
-                return r ? std::move(r).value() : outcome::from_problem(r.error());
-            }));
-        };
-        if (!pool_->post(std::move(job)))
-            (*shared_done)(outcome::from_problem(problem::unavailable("The server is overloaded.")));
-    };
-    if (op.id.empty()) return invoke(std::move(op), std::nullopt);
-    db_.read([&c, rule = def->rule, op = std::move(op), invoke, shared_done](read_txn& t) mutable {
-        auto got = t.get(c, op.id);
-        if (!got) return (*shared_done)(outcome::from_problem(got.error()));
-        if (!got.value()) return (*shared_done)(outcome::from_problem(problem::not_found()));
-        std::string why;
-        if (auto d = check_record(c, op.action, rule, op.who, *got.value(), &why); d != decision::allow)
-            return (*shared_done)(refused(d, why));
-        invoke(std::move(op), std::move(*got.value()));
-    });
 }
 
 void api::set_idempotency_retention(std::chrono::milliseconds retention) noexcept {

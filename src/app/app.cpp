@@ -135,6 +135,20 @@ result<void> app::impl::build_registry() {
             return verdict::allow();
         };
     }
+    for (const auto& [name, hooks] : code_hooks) {
+        auto* c = reg.find_mutable(name);
+        if (!c)
+            return problem::bad_request("collection \"" + name +
+                                        "\": a record hook is attached to it, but neither the "
+                                        "configuration nor the code declares it");
+        auto append = [](auto& to, const auto& from) { to.insert(to.end(), from.begin(), from.end()); };
+        append(c->hooks.before_create, hooks.before_create);
+        append(c->hooks.before_update, hooks.before_update);
+        append(c->hooks.before_delete, hooks.before_delete);
+        append(c->hooks.after_create, hooks.after_create);
+        append(c->hooks.after_update, hooks.after_update);
+        append(c->hooks.after_delete, hooks.after_delete);
+    }
     for (const auto& e : cfg.endpoints) {
         std::string base = cfg.server.base_path == "/" ? "" : cfg.server.base_path;
         auto path = e.path.size() > 1 && e.path.back() == '/' ? e.path.substr(0, e.path.size() - 1) : e.path;
@@ -147,6 +161,7 @@ result<void> app::impl::build_registry() {
             return problem::bad_request("endpoints." + e.name + ".path: a collection already serves " + path);
         reg.add_endpoint({e.name, e.method, path, e.task, e.rule});
     }
+    registry_built = true;
     return {};
 }
 
@@ -609,7 +624,45 @@ result<void> app::add_task_kind(const std::string& name, task_handler h, task_ki
 
 collection_handle app::collection(std::string name) { return collection_handle(*this, std::move(name)); }
 
+bool collection_handle::attachable(std::string_view what) {
+    if (!app_->impl_->registry_built) return true;
+    app_->impl_->log.error("attached after the app started: ignored (attach before app::start())",
+                           {{"collection", name_}, {"what", what}});
+    return false;
+}
+
+template <class Hook>
+collection_handle& collection_handle::hook(Hook h, std::vector<Hook> record_hooks::*list, std::string_view what) {
+    if (!attachable(what)) return *this;
+    if (!h)
+        app_->impl_->setup_problems.push_back(
+            problem::bad_request("collection \"" + name_ + "\": an empty " + std::string(what)));
+    else
+        (app_->impl_->code_hooks[name_].*list).push_back(std::move(h));
+    return *this;
+}
+
+collection_handle& collection_handle::before_create(before_hook h) {
+    return hook(std::move(h), &record_hooks::before_create, "before_create hook");
+}
+collection_handle& collection_handle::before_update(before_hook h) {
+    return hook(std::move(h), &record_hooks::before_update, "before_update hook");
+}
+collection_handle& collection_handle::before_delete(before_hook h) {
+    return hook(std::move(h), &record_hooks::before_delete, "before_delete hook");
+}
+collection_handle& collection_handle::after_create(after_hook h) {
+    return hook(std::move(h), &record_hooks::after_create, "after_create hook");
+}
+collection_handle& collection_handle::after_update(after_hook h) {
+    return hook(std::move(h), &record_hooks::after_update, "after_update hook");
+}
+collection_handle& collection_handle::after_delete(after_hook h) {
+    return hook(std::move(h), &record_hooks::after_delete, "after_delete hook");
+}
+
 collection_handle& collection_handle::permission(permission_fn fn) {
+    if (!attachable("permission")) return *this;
     if (!fn)
         app_->impl_->setup_problems.push_back(
             problem::bad_request("collection \"" + name_ + "\": an empty permission"));
@@ -619,6 +672,7 @@ collection_handle& collection_handle::permission(permission_fn fn) {
 }
 
 collection_handle& collection_handle::action(action_def def, action_handler h) {
+    if (!attachable("action")) return *this;
     if (auto r = app_->add_action(name_, std::move(def), std::move(h)); !r)
         app_->impl_->setup_problems.push_back(std::move(r).error());
     return *this;
@@ -626,6 +680,7 @@ collection_handle& collection_handle::action(action_def def, action_handler h) {
 
 collection_handle& collection_handle::task_kind(const std::string& name, task_handler h,
                                                 task_kind_options o) {
+    if (!attachable("task kind")) return *this;
     if (auto r = app_->add_task_kind(name, std::move(h), o); !r)
         app_->impl_->setup_problems.push_back(std::move(r).error());
     return *this;

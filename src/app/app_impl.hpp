@@ -16,6 +16,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
+#include <map>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -56,6 +57,10 @@ struct app::impl {
     std::vector<code_task_kind> code_task_kinds;
     /// Permissions attached through collection handles, in the order they were attached.
     std::vector<std::pair<std::string, permission_fn>> code_permissions;
+    /// Record hooks attached through collection handles, by collection, in attach order.
+    std::map<std::string, record_hooks> code_hooks;
+    /// build_registry() ran (start() or start_worker()): attaching now would change nothing.
+    bool registry_built = false;
     /// What a collection handle could not take (a bad action or task kind): start() fails with
     /// the first.
     std::vector<problem> setup_problems;

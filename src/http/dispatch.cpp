@@ -247,7 +247,7 @@ void session::set_session_cookie(response_queue_id id, http_detail::response_par
 void session::resolve_client(const bhttp::request<bhttp::string_body>& req, slot& s) const {
     std::vector<std::string_view> xff;
     std::string_view proto;
-    if (state_->trusted.contains(peer_ip_))
+    if (state_->door.trusts(peer_ip_))
         for (const auto& f : req) {
             if (iequals(f.name_string(), "X-Forwarded-For"))
                 xff.push_back(f.value());

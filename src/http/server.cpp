@@ -130,7 +130,7 @@ void http_server::set_hub(hub& h) { impl_->state->realtime = &h; }
 void http_server::set_auth(const http_auth_options& a) {
     auto& st = *impl_->state;
     st.auth = a;
-    st.door = server_state::make_gate(st.opts, a, st.trusted);
+    st.door = server_state::make_gate(st.opts, a, st.door.options().trusted_proxies);
 }
 
 void http_server::set_upgrade_handler(std::string path,

@@ -76,16 +76,17 @@ struct server_state {
         : ioc(ioc), a(a), opts(opts), log(log), m(m), router(opts.base_path),
           console(console_options(opts)) {
         // The app's configuration was validated on load; a bad list given in code trusts no one.
+        address_set trusted;
         if (auto t = address_set::parse(opts.trusted_proxies))
             trusted = std::move(*t);
         else
             log.warn("trusted_proxies ignored", {{"error", t.error().detail}});
-        door = make_gate(opts, auth, trusted);
+        door = make_gate(opts, auth, std::move(trusted));
     }
 
     /// The gate of this server's options and credentials (set_auth rebuilds it).
     static gate make_gate(const server_options& o, const http_auth_options& a,
-                          const address_set& trusted) {
+                          address_set trusted) {
         gate_options g;
         g.auth = a.auth;
         g.limiter = a.limiter;
@@ -94,7 +95,7 @@ struct server_state {
         g.token_ttl = a.token_ttl;
         g.allowed_origins = o.cors_origins;
         g.secure_cookie = o.secure_cookie;
-        g.trusted_proxies = trusted;
+        g.trusted_proxies = std::move(trusted);
         return gate(std::move(g));
     }
 
@@ -117,7 +118,6 @@ struct server_state {
     http_auth_options auth;
     std::string websocket_path;  // "" without an upgrade handler
     const http_detail::static_files console;
-    address_set trusted;  // server.trusted_proxies (read-only once constructed)
     gate door;  // credentials, Origin, throttling, cookies (set before listen())
 
     /// The API documents, serialized once on first request (the registry no longer changes).

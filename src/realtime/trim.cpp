@@ -56,7 +56,7 @@ void hub::impl::start_trim(steady::time_point now) {
             auto undelivered = t.changes_after(delivered, 1);
             if (!undelivered) return std::move(undelivered).error();
             if (!undelivered->empty()) cutoff = std::min(cutoff, undelivered->front().ts);
-            auto n = t.trim_changes(keep, cutoff);
+            auto n = t.trim_changes(keep, cutoff, delivered);
             if (!n) return std::move(n).error();
             // Held back: another node's position kept rows the history limit would drop.
             const bool held = delivered < own && *newest > delivered &&

@@ -41,7 +41,7 @@ result<std::int64_t> history_floor(sql_runner& db, const change_log_sql& sql) {
 }
 
 result<std::size_t> trim_changes(sql_runner& db, const change_log_sql& sql, std::uint64_t keep,
-                                 std::int64_t older_than_ms) {
+                                 std::int64_t older_than_ms, std::int64_t keep_after) {
     auto newest = db.scalar(sql.newest, {});
     if (!newest) return std::move(newest).error();
     const std::int64_t last = newest->value_or(0);
@@ -65,8 +65,8 @@ result<std::size_t> trim_changes(sql_runner& db, const change_log_sql& sql, std:
     if (!by_count) return std::move(by_count).error();
     auto first_young = db.scalar(sql.young, {older_than_ms});
     if (!first_young) return std::move(first_young).error();
-    const std::int64_t cut =
-        std::min(std::max(by_count->value_or(0), first_young->value_or(last + 1) - 1), last - 1);
+    const std::int64_t cut = std::min(
+        {std::max(by_count->value_or(0), first_young->value_or(last + 1) - 1), last - 1, keep_after});
     auto floor = history_floor(db, sql);
     if (!floor) return std::move(floor).error();
     if (cut <= *floor) return std::size_t{0};

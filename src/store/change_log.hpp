@@ -50,9 +50,11 @@ result<std::int64_t> history_floor(sql_runner& db, const change_log_sql& sql);
 /// Deletes the oldest rows so that at most `keep` remain, and every row with ts <
 /// `older_than_ms`; never the newest row, so the sequence keeps counting. Only a prefix of the
 /// log goes, even when the clock went back (the floor must mean "everything above is here").
-/// Raises the history floor. Returns rows deleted.
+/// Never cuts past `keep_after`: on PostgreSQL each statement sees rows committed after the
+/// caller read its position, so "keep the newest N" alone could drop what a lagging node still
+/// needs. Raises the history floor. Returns rows deleted.
 result<std::size_t> trim_changes(sql_runner& db, const change_log_sql& sql, std::uint64_t keep,
-                                 std::int64_t older_than_ms);
+                                 std::int64_t older_than_ms, std::int64_t keep_after);
 
 /// Records one node's heartbeat and delivered position in `_livebase_nodes` (node, delivered,
 /// seen), forgets the nodes not seen since `alive_since_ms`, and returns the smallest delivered

@@ -18,7 +18,7 @@ public:
         return p_;
     }
     result<void> remove(const collection_def&, const json::object&) override { return p_; }
-    result<std::size_t> trim_changes(std::uint64_t, std::int64_t) override { return p_; }
+    result<std::size_t> trim_changes(std::uint64_t, std::int64_t, std::int64_t) override { return p_; }
     result<node_positions> node_heartbeat(std::int64_t, std::int64_t, std::int64_t, std::int64_t) override {
         return p_;
     }

@@ -205,6 +205,15 @@ private:
     /// in the same transaction.
     void insert_record(const collection_def& c, json::object rec, principal who,
                        std::shared_ptr<task_finish> fin, done_fn done);
+    /// insert_record's work inside the write transaction (after the before-hooks).
+    result<json::value> insert_in(const collection_def& c, json::object rec, const principal& who,
+                                  const std::shared_ptr<task_finish>& fin, write_txn& t);
+    /// The record_write a before-hook of a write of `who` in `t` sees.
+    record_write hook_view(const principal& who, std::string_view action, json::object* record,
+                           const json::object* stored, write_txn& t);
+    /// Queues a committed write's after-hooks on the handler pool.
+    void after_write(const collection_def& c, const std::vector<after_hook>& hooks, std::string action,
+                     const principal& who, const json::object* record, const json::object* stored);
     /// 201 with the record and its Location.
     outcome created_outcome(const collection_def& c, const json::object& rec) const;
     /// Runs Argon2id for a password given to the users collection on the handler pool, then

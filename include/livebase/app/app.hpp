@@ -9,6 +9,8 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace livebase {
 
@@ -24,7 +26,8 @@ class app;
 /// A collection the app serves, declared in the TOML file or in code, as C++ parts attach to
 /// it (app::collection). What is attached is applied when the app starts, whether the file was
 /// loaded or the collection declared before or after; start() fails naming a collection that
-/// nothing declares, or an action that is not valid. Cheap to copy; valid as long as its app.
+/// nothing declares, or an action that is not valid. Attaching after start() changes nothing
+/// and logs an error saying so. Cheap to copy; valid as long as its app.
 class collection_handle {
 public:
     /// Adds a permission. Several all have to allow; the first refusal answers.
@@ -37,11 +40,25 @@ public:
     /// app::add_task_kind).
     collection_handle& task_kind(const std::string& name, task_handler h, task_kind_options o = {});
 
+    /// Record hooks (record_write, before_hook, after_hook; docs/embedding.md). Before-hooks run
+    /// inside the write's transaction and may change the record or refuse the write; after-hooks
+    /// run once it committed. "update" covers full replaces and patches.
+    collection_handle& before_create(before_hook h);
+    collection_handle& before_update(before_hook h);
+    collection_handle& before_delete(before_hook h);
+    collection_handle& after_create(after_hook h);
+    collection_handle& after_update(after_hook h);
+    collection_handle& after_delete(after_hook h);
+
     const std::string& name() const noexcept { return name_; }
 
 private:
     friend class app;
     collection_handle(app& a, std::string name) : app_(&a), name_(std::move(name)) {}
+    /// False (and logged) once the app has started: what is attached then would be ignored.
+    bool attachable(std::string_view what);
+    template <class Hook>
+    collection_handle& hook(Hook h, std::vector<Hook> record_hooks::*list, std::string_view what);
     app* app_;
     std::string name_;
 };
@@ -75,7 +92,7 @@ public:
     result<void> add_task_kind(const std::string& name, task_handler h, task_kind_options o = {});
 
     /// The collection `name` (declared in the TOML file or in code, before or after this
-    /// call), for C++ parts to attach to: permissions, actions, task kinds. What is attached
+    /// call), for C++ parts to attach to: permissions, actions, task kinds, record hooks. What is attached
     /// is applied at start; a name that nothing declares fails start() naming it.
     collection_handle collection(std::string name);
 

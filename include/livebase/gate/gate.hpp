@@ -71,6 +71,8 @@ public:
     /// X-Forwarded-Proto (the nearest proxy's) says whether it came over https.
     client_view client(std::string_view peer, const std::vector<std::string_view>& forwarded_for,
                        std::string_view forwarded_proto) const;
+    /// Whether `peer` is a trusted proxy (its X-Forwarded-* headers are read at all).
+    bool trusts(std::string_view peer) const { return o_.trusted_proxies.contains(peer); }
     /// Whether a request of `c` counts as https (server.secure_cookie, or the proxy says so).
     bool https(const client_view& c) const noexcept { return o_.secure_cookie || c.https; }
 

@@ -2,6 +2,7 @@
 /// Declarations of collections and their fields: what the config file and the C++ API build.
 #include <livebase/core/json.hpp>
 #include <livebase/core/principal.hpp>
+#include <livebase/core/result.hpp>
 
 #include <functional>
 #include <map>
@@ -77,6 +78,47 @@ struct verdict {
     explicit operator bool() const noexcept { return allowed; }
 };
 
+class write_txn;
+
+/// A record write as its hooks see it (collection_handle::before_create and the others).
+struct record_write {
+    const principal& who;
+    /// "create", "update" (a full replace), "patch" or "delete".
+    std::string_view action;
+    /// create, update, patch: the record about to be stored. A before-hook may change its
+    /// declared fields, read-only ones included; they are validated again after the hooks, and
+    /// the managed fields (id, created, updated, version, owner) keep their values. Null for
+    /// delete.
+    json::object* record = nullptr;
+    /// update, patch, delete: the record as it was stored. Null for create.
+    const json::object* stored = nullptr;
+    /// Before-hooks: the write's own transaction, to read other records or write more in the
+    /// same commit (both commit, or neither). Null in after-hooks.
+    write_txn* txn = nullptr;
+    /// Before-hooks: creates a record of a declared collection in this same transaction (an
+    /// audit entry, a follow-up), owned by `who` where that collection is owned. `fields` are
+    /// validated like a client's body (a 400 problem names them), without rules, permissions or
+    /// hooks; returns the stored record. Empty in after-hooks. Like `txn`, valid only while the
+    /// hook runs.
+    std::function<result<json::object>(std::string_view collection, const json::object& fields)> create;
+};
+
+/// Runs inside the write's transaction on the store's writer thread, after the rules, the
+/// permission and validation allowed it. An error answers the request (a 4xx problem reaches
+/// the client as it is) and nothing is written. Keep it short (every write waits for it) and
+/// free of effects outside the transaction: a transaction the store retries runs it again.
+using before_hook = std::function<result<void>(record_write& w)>;
+/// Runs once the write has committed, on the api's handler threads: it never delays the
+/// answer or the writer. Hooks of different writes may run concurrently and out of order.
+using after_hook = std::function<void(const record_write& w)>;
+
+/// A collection's record hooks, run in the order they were attached. "update" hooks run for
+/// full replaces and patches alike.
+struct record_hooks {
+    std::vector<before_hook> before_create, before_update, before_delete;
+    std::vector<after_hook> after_create, after_update, after_delete;
+};
+
 /// A collection: a table of records with server-managed fields (id, created, updated, version,
 /// owner) next to the declared ones.
 struct collection_def {
@@ -102,6 +144,8 @@ struct collection_def {
     /// be stored for "create", null for "list" and list actions. Called concurrently from
     /// several threads (and per event on the realtime thread): keep it fast and thread-safe.
     std::function<verdict(const principal& who, std::string_view action, const json::object* record)> permission;
+    /// Code run around this collection's creates, updates and deletes (record_hooks).
+    record_hooks hooks;
 
     const field_def* find_field(std::string_view name) const noexcept;
     access_rule rule_for(std::string_view action) const noexcept;

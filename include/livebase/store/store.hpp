@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -103,8 +104,11 @@ public:
     virtual result<void> remove(const collection_def& c, const json::object& before) = 0;
     /// Trims the change log (realtime.history / history_age): deletes the oldest rows so that
     /// at most `keep` remain, and every row with ts < `older_than_ms`; never the newest row, so
-    /// the sequence keeps counting. Raises history_floor() accordingly. Returns rows deleted.
-    virtual result<std::size_t> trim_changes(std::uint64_t keep, std::int64_t older_than_ms) = 0;
+    /// the sequence keeps counting, and never a row with seq > `keep_after` (the position the
+    /// caller computed `keep` from: rows committed after it must not move the cut past it).
+    /// Raises history_floor() accordingly. Returns rows deleted.
+    virtual result<std::size_t> trim_changes(std::uint64_t keep, std::int64_t older_than_ms,
+                                             std::int64_t keep_after = std::numeric_limits<std::int64_t>::max()) = 0;
     /// Cluster trimming (realtime.node_timeout): records that serve node `node` has delivered
     /// the change log up to `delivered`, as of `now_ms` (its heartbeat), forgets the nodes whose
     /// last heartbeat is older than `alive_since_ms`, and returns what the remaining nodes

@@ -278,8 +278,9 @@ result<void> pg_txn::remove(const collection_def& c, const json::object& before)
     return {};
 }
 
-result<std::size_t> pg_txn::trim_changes(std::uint64_t keep, std::int64_t older_than_ms) {
-    return store_detail::trim_changes(*this, k_log_sql, keep, older_than_ms);
+result<std::size_t> pg_txn::trim_changes(std::uint64_t keep, std::int64_t older_than_ms,
+                                             std::int64_t keep_after) {
+    return store_detail::trim_changes(*this, k_log_sql, keep, older_than_ms, keep_after);
 }
 
 result<node_positions> pg_txn::node_heartbeat(std::int64_t node, std::int64_t delivered, std::int64_t now_ms,

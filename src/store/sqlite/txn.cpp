@@ -182,8 +182,9 @@ result<std::int64_t> sqlite_txn::snapshot_seq() {
     return r->value_or(0);
 }
 
-result<std::size_t> sqlite_txn::trim_changes(std::uint64_t keep, std::int64_t older_than_ms) {
-    return store_detail::trim_changes(*this, k_log_sql, keep, older_than_ms);
+result<std::size_t> sqlite_txn::trim_changes(std::uint64_t keep, std::int64_t older_than_ms,
+                                             std::int64_t keep_after) {
+    return store_detail::trim_changes(*this, k_log_sql, keep, older_than_ms, keep_after);
 }
 
 result<node_positions> sqlite_txn::node_heartbeat(std::int64_t node, std::int64_t delivered, std::int64_t now_ms,

@@ -24,7 +24,8 @@ public:
     result<void> update(const collection_def& c, const json::object& record,
                         const json::object* before = nullptr) override;
     result<void> remove(const collection_def& c, const json::object& before) override;
-    result<std::size_t> trim_changes(std::uint64_t keep, std::int64_t older_than_ms) override;
+    result<std::size_t> trim_changes(std::uint64_t keep, std::int64_t older_than_ms,
+                                     std::int64_t keep_after) override;
     result<node_positions> node_heartbeat(std::int64_t node, std::int64_t delivered, std::int64_t now_ms,
                                           std::int64_t alive_since_ms) override;
     result<std::optional<std::int64_t>> scalar(const std::string& sql,

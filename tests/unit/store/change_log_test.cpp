@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 
 #include <future>
+#include <limits>
 
 namespace livebase {
 namespace {
@@ -68,10 +69,11 @@ protected:
         });
         ASSERT_TRUE(r.has_value()) << r.error().detail;
     }
-    result<std::size_t> trim(std::uint64_t keep, std::int64_t older_than) {
+    result<std::size_t> trim(std::uint64_t keep, std::int64_t older_than,
+                             std::int64_t keep_after = std::numeric_limits<std::int64_t>::max()) {
         std::size_t deleted = 0;
         auto r = db_->write_sync([&](write_txn& t) -> result<json::value> {
-            auto n = t.trim_changes(keep, older_than);
+            auto n = t.trim_changes(keep, older_than, keep_after);
             if (!n) return std::move(n).error();
             deleted = *n;
             return json::value(nullptr);
@@ -187,6 +189,27 @@ TEST_F(change_log_test, trim_by_count_keeps_the_newest_and_raises_the_floor) {
     insert("after", "b");
     EXPECT_EQ(db_->last_seq(), 11);
     EXPECT_EQ(changes(*db_, 9).size(), 2u);
+}
+
+// A caller computes `keep` from a position (the slowest node's delivered seq); rows committed
+// after it must not move the cut past that position, by count or by age.
+TEST_F(change_log_test, a_trim_never_cuts_past_the_position_it_is_given) {
+    for (int i = 0; i < 10; ++i) insert("R" + std::to_string(i), "b");
+    auto n = trim(2, 0, 4);
+    ASSERT_TRUE(n.has_value());
+    EXPECT_EQ(*n, 4u);
+    EXPECT_EQ(floor_of(*db_), 4);
+    ASSERT_EQ(changes(*db_, 0).size(), 6u);
+    EXPECT_EQ(changes(*db_, 0).front().seq, 5);
+
+    // By age as well: everything is old, yet only what lies at or below the position goes.
+    n = trim(1, now_ms() + 60'000, 6);
+    ASSERT_TRUE(n.has_value());
+    EXPECT_EQ(*n, 2u);
+    EXPECT_EQ(floor_of(*db_), 6);
+    // A position at or below the floor deletes nothing.
+    EXPECT_EQ(*trim(1, now_ms() + 60'000, 3), 0u);
+    EXPECT_EQ(floor_of(*db_), 6);
 }
 
 TEST_F(change_log_test, trim_by_age_deletes_a_prefix_but_never_the_newest_row) {
