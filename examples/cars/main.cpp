@@ -5,6 +5,7 @@
 //   GET|POST /api/cars:brands          -> {"brands": {"Ford": 3, ...}}   (list action)
 //   POST     /api/cars/{id}:repaint    {"color": "Red"} -> the updated car (detail action)
 //   POST     /api/cars/{id}:build      -> 202, task `build_car`: frame, paint, wheels
+//   POST     /api/cars {"build": true, ...} -> 201, and the build task enqueued with the car
 //   GET      /api/double?foo=1         -> 202, task `double` -> {"result": 2}
 #include <livebase/app/app.hpp>
 #include <livebase/core/text.hpp>
@@ -64,6 +65,18 @@ lb::result<void> tidy_brand(lb::record_write& w) {
     return {};
 }
 
+// Created with "build": true, a car's build task is enqueued in the same transaction: the car
+// and its build commit together, or neither does. The creator follows it at /api/tasks.
+lb::result<void> build_on_create(lb::record_write& w) {
+    auto& car = *w.record;
+    auto build = car.find("build");
+    if (build == car.end() || !build->value().is_bool() || !build->value().get_bool()) return {};
+    car["build"] = false;  // a request, not a state to keep
+    auto task = w.enqueue("build_car", lb::json::object{{"pk", car.at("id")}});
+    if (!task) return std::move(task).error();  // e.g. 429: too many pending tasks
+    return {};
+}
+
 // Builds a car in three steps with progress; honours cancellation between (and within) steps.
 // CARS_STEP_MS sets each step's duration (default 1500 ms).
 lb::result<lb::outcome> build_car(lb::task_context& ctx) {
@@ -118,6 +131,7 @@ int main(int argc, char** argv) {
         .action({.name = "repaint", .detail = true, .rule = lb::access_rule::authenticated}, repaint)
         .task_kind("build_car", build_car)
         .before_create(tidy_brand)
+        .before_create(build_on_create)
         .before_update(tidy_brand)
         .after_delete([&app](const lb::record_write& w) {  // once the delete has committed
             app.log().info("car scrapped", {{"id", w.stored->at("id")}, {"by", w.who.user_id}});

@@ -186,6 +186,11 @@ result<std::vector<std::string>> detail_fields(const collection_def& c, const qu
     return std::move(q->fields);
 }
 
+// The state of a write's before-hooks (what they enqueued), or null when there are none.
+std::shared_ptr<hook_tasks> hook_state(const std::vector<before_hook>& hooks) {
+    return hooks.empty() ? nullptr : std::make_shared<hook_tasks>();
+}
+
 outcome deleted_outcome() {
     outcome o;
     o.status = 204;
@@ -450,19 +455,21 @@ outcome api::created_outcome(const collection_def& c, const json::object& rec) c
 
 void api::insert_record(const collection_def& c, json::object rec, principal who,
                         std::shared_ptr<task_finish> fin, done_fn done) {
+    auto hooked = hook_state(c.hooks.before_create);
     db_.write(
-        [this, &c, rec = std::move(rec), who, fin](write_txn& t) -> result<json::value> {
-            if (!c.hooks.before_create.empty()) {
+        [this, &c, rec = std::move(rec), who, fin, hooked](write_txn& t) -> result<json::value> {
+            if (hooked) {
                 // A replayed transaction runs the hooks again, on the record as validated.
                 json::object draft = rec;
-                auto w = hook_view(who, "create", &draft, nullptr, t);
-                if (auto r = run_before_hooks(log_, c, c.hooks.before_create, w); !r) return std::move(r).error();
+                if (auto r = run_hooks(c, c.hooks.before_create, who, "create", &draft, nullptr, t, hooked); !r)
+                    return std::move(r).error();
                 return insert_in(c, std::move(draft), who, fin, t);
             }
             return insert_in(c, rec, who, fin, t);
         },
-        [this, &c, fin, who, done = std::move(done)](result<json::value> r) {
+        [this, &c, fin, who, hooked, done = std::move(done)](result<json::value> r) {
             settle(fin, r.has_value());
+            hooks_done(hooked, r.has_value());
             if (!r) return done(outcome::from_problem(r.error()));
             after_write(c, c.hooks.after_create, "create", who, &r->get_object(), nullptr);
             done(created_outcome(c, r->get_object()));
@@ -479,9 +486,26 @@ result<json::value> api::insert_in(const collection_def& c, json::object rec, co
     return json::value(std::move(rec));
 }
 
+result<void> api::run_hooks(const collection_def& c, const std::vector<before_hook>& hooks, const principal& who,
+                            std::string_view action, json::object* record, const json::object* stored,
+                            write_txn& t, const std::shared_ptr<hook_tasks>& tasks) {
+    if (hooks.empty() || !tasks) return {};
+    tasks->used = 0;
+    auto w = hook_view(who, action, record, stored, t, *tasks);
+    return run_before_hooks(log_, c, hooks, w);
+}
+
+void api::hooks_done(const std::shared_ptr<hook_tasks>& tasks, bool committed) {
+    if (tasks && task_ops_) task_ops_->enqueued(*tasks, committed);
+}
+
 record_write api::hook_view(const principal& who, std::string_view action, json::object* record,
-                           const json::object* stored, write_txn& t) {
-    record_write w{who, action, record, stored, &t, {}};
+                           const json::object* stored, write_txn& t, hook_tasks& tasks) {
+    record_write w{who, action, record, stored, &t, {}, {}};
+    if (task_ops_)
+        w.enqueue = [this, &who, &t, &tasks](std::string_view kind, json::value input) {
+            return task_ops_->enqueue_in(t, tasks, kind, std::move(input), who);
+        };
     w.create = [this, &who, &t](std::string_view name, const json::object& fields) -> result<json::object> {
         const auto* c = reg_.find(name);
         if (!c || c->built_in) {
@@ -547,10 +571,11 @@ void api::write_update(operation op, const collection_def& c, json::object body,
     auto fin = take_finish(op);
     // The record as it was, for the after-hooks (filled on the writer thread before `done`).
     auto was = c.hooks.after_update.empty() ? nullptr : std::make_shared<json::object>();
+    auto hooked = hook_state(c.hooks.before_update);
 
     db_.write(
         [this, &c, id = std::move(op.id), who = op.who, action, body = std::move(body), expected = *expected, mode,
-         fin, was, password_hash = std::move(password_hash)](write_txn& t) -> result<json::value> {
+         fin, was, hooked, password_hash = std::move(password_hash)](write_txn& t) -> result<json::value> {
             auto got = t.get(c, id);
             if (!got) return std::move(got).error();
             if (!got.value()) return problem::not_found();
@@ -566,8 +591,8 @@ void api::write_update(operation op, const collection_def& c, json::object body,
             rec["version"] = get_int(stored, "version").value_or(0) + 1;
             rec["updated"] = format_timestamp(now_ms());
             if (password_hash) rec["password_hash"] = *password_hash;
-            auto w = hook_view(who, action, &rec, &stored, t);
-            if (auto r = run_before_hooks(log_, c, c.hooks.before_update, w); !r) return std::move(r).error();
+            if (auto r = run_hooks(c, c.hooks.before_update, who, action, &rec, &stored, t, hooked); !r)
+                return std::move(r).error();
             if (was) *was = stored;
             if (auto r = check_refs(reg_, c, rec, t, who, &stored); !r) return std::move(r).error();
             if (is_users(c))
@@ -581,8 +606,9 @@ void api::write_update(operation op, const collection_def& c, json::object body,
             if (auto r = finish_in(fin, t, record_outcome(200, c, rec)); !r) return std::move(r).error();
             return json::value(std::move(rec));
         },
-        [this, &c, fin, was, who = op.who, action, done = std::move(done)](result<json::value> r) {
+        [this, &c, fin, was, hooked, who = op.who, action, done = std::move(done)](result<json::value> r) {
             settle(fin, r.has_value());
+            hooks_done(hooked, r.has_value());
             if (!r) return done(outcome::from_problem(r.error()));
             if (is_users(c)) forget_user(std::string(get_string(r->get_object(), "id")));
             after_write(c, c.hooks.after_update, action, who, &r->get_object(), was.get());
@@ -606,9 +632,10 @@ void api::do_remove(operation op, const collection_def& c, std::function<void(ou
     auto fin = take_finish(op);
     const std::string removed = op.id;
     auto was = c.hooks.after_delete.empty() ? nullptr : std::make_shared<json::object>();
+    auto hooked = hook_state(c.hooks.before_delete);
     db_.write(
-        [this, &c, id = std::move(op.id), who = op.who, expected = op.if_match, fin,
-         was](write_txn& t) -> result<json::value> {
+        [this, &c, id = std::move(op.id), who = op.who, expected = op.if_match, fin, was,
+         hooked](write_txn& t) -> result<json::value> {
             auto got = t.get(c, id);
             if (!got) return std::move(got).error();
             if (!got.value()) return problem::not_found();
@@ -617,8 +644,8 @@ void api::do_remove(operation op, const collection_def& c, std::function<void(ou
             if (auto d = check_record(c, "delete", c.rule_for("delete"), who, stored, &why); d != decision::allow)
                 return refusal_problem(d, why);
             if (auto r = check_version(expected, stored); !r) return std::move(r).error();
-            auto w = hook_view(who, "delete", nullptr, &stored, t);
-            if (auto r = run_before_hooks(log_, c, c.hooks.before_delete, w); !r) return std::move(r).error();
+            if (auto r = run_hooks(c, c.hooks.before_delete, who, "delete", nullptr, &stored, t, hooked); !r)
+                return std::move(r).error();
             if (was) *was = stored;
             // A deleted user's tokens go with it (first, so no reference to the user remains).
             if (is_users(c))
@@ -627,8 +654,9 @@ void api::do_remove(operation op, const collection_def& c, std::function<void(ou
             if (auto r = finish_in(fin, t, deleted_outcome()); !r) return std::move(r).error();
             return json::value(nullptr);
         },
-        [this, &c, removed, fin, was, who = op.who, done = std::move(done)](result<json::value> r) {
+        [this, &c, removed, fin, was, hooked, who = op.who, done = std::move(done)](result<json::value> r) {
             settle(fin, r.has_value());
+            hooks_done(hooked, r.has_value());
             if (!r) return done(outcome::from_problem(r.error()));
             if (is_users(c)) forget_user(removed);
             after_write(c, c.hooks.after_delete, "delete", who, nullptr, was.get());

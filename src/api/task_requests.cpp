@@ -391,4 +391,24 @@ void task_requests::execute(operation op, done_fn done) {
     lookup_task(std::move(done), true);
 }
 
+result<json::object> task_requests::enqueue_in(write_txn& t, hook_tasks& h, std::string_view kind,
+                                               json::value input, const principal& who) {
+    auto sub = workers_.make_submission(kind, std::move(input), nullptr, who);
+    if (!sub) {
+        log_.error("a record hook enqueued a task of a kind this app does not register", {{"kind", kind}});
+        return problem::internal();
+    }
+    // The same call of a transaction the store runs again finds its entry (and its admission).
+    if (h.used == h.entries.size()) h.entries.push_back({task_queue::owner_key(*sub), false});
+    auto& e = h.entries[h.used++];
+    e.owner = task_queue::owner_key(*sub);
+    return tasks_.submit_admitted_in(t, *sub, e.admitted);
+}
+
+void task_requests::enqueued(const hook_tasks& h, bool committed) {
+    for (std::size_t i = 0; i < h.entries.size(); ++i)
+        if (h.entries[i].admitted) tasks_.settle_submission(h.entries[i].owner, committed && i < h.used);
+    if (committed && h.used > 0) tasks_.notify();
+}
+
 }  // namespace livebase

@@ -11,8 +11,21 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace livebase {
+
+/// The tasks the before-hooks of one write enqueued (record_write::enqueue), kept across the
+/// store running its transaction again.
+struct hook_tasks {
+    struct entry {
+        std::string owner;
+        bool admitted = false;
+    };
+    std::vector<entry> entries;  ///< one per enqueue call, in call order
+    std::size_t used = 0;        ///< calls in the latest run (reset before each run)
+};
 
 class task_requests {
 public:
@@ -41,6 +54,12 @@ public:
     void endpoint(operation op, const endpoint_binding& e, done_fn done);
     /// The /api/tasks resource: list, retrieve (303 to the result, long poll), result, cancel.
     void execute(operation op, done_fn done);
+    /// record_write::enqueue: a task of `kind` owned by `who`, stored in `t`. A kind this app
+    /// does not register is the app's bug (a logged 500); over the owner's pending limit, 429.
+    result<json::object> enqueue_in(write_txn& t, hook_tasks& h, std::string_view kind, json::value input,
+                                    const principal& who);
+    /// The write of `h` is over: settles the admissions and wakes the workers after a commit.
+    void enqueued(const hook_tasks& h, bool committed);
     /// api::watch_task.
     bool watch(const std::string& id, std::chrono::steady_clock::time_point deadline,
                std::function<void()> cb);

@@ -127,6 +127,12 @@ result<std::int64_t> task_queue::admit_in(write_txn& txn, const std::string& own
     return o.last;
 }
 
+result<json::object> task_queue::submit_admitted_in(write_txn& txn, const task_submission& t, bool& admitted) {
+    auto fair = admit_in(txn, owner_key(t), admitted);
+    if (!fair) return std::move(fair).error();
+    return submit_in(txn, t, now(), nullptr, *fair);
+}
+
 void task_queue::settled(const std::string& owner, bool stored) {
     std::lock_guard lock(fair_mu_);
     auto it = owners_.find(owner);

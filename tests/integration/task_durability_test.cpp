@@ -227,3 +227,51 @@ TEST(task_durability, kills_under_async_creates_leave_every_effect_exactly_once)
     c.close();
     expect_clean_exit(srv);
 }
+
+// The example's hook: a car created with "build": true has its build enqueued in the car's own
+// transaction. A create that fails after the hook ran (a duplicate vin, refused at the insert)
+// leaves no task behind.
+TEST(task_durability, a_build_requested_with_the_create_commits_with_the_car_or_not_at_all) {
+    temp_dir d;
+    node_config c;
+    c.url = storage_url((d.path() / "x.db").string());
+    c.rest = "[tasks]\nworkers = 2\n\n" +
+             cars_toml(k_public_rules, "fields.build = { type = \"boolean\", default = false, write_only = true }\n") +
+             k_cars_build_action;
+    auto cfg = d.path() / "cars.toml";
+    write_file(cfg, c.text());
+    auto srv = serve(d, cfg, "serve", {"CARS_STEP_MS=30"});
+    auto port = srv.wait_port();
+    ASSERT_NE(port, 0) << srv.stderr_text();
+    http_client h(port, 10s);
+
+    auto builds = [&] {
+        std::vector<json::object> out;
+        auto page = obj(h.get("/api/tasks?limit=100").json());
+        if (page.contains("results") && page.at("results").is_array())
+            for (const auto& t : page.at("results").get_array())
+                if (str(obj(t)["kind"]) == "build_car") out.push_back(obj(t));
+        return out;
+    };
+    auto car = h.post("/api/cars", json::object{{"brand", " Ford "}, {"vin", "V1"}, {"build", true}});
+    ASSERT_EQ(car.status, 201) << car.body;
+    const auto id = str(obj(car.json())["id"]);
+    EXPECT_EQ(str(obj(car.json())["brand"]), "Ford");  // the example's other hook tidies it
+    EXPECT_FALSE(obj(car.json()).contains("build"));   // write-only
+    auto found = builds();
+    ASSERT_EQ(found.size(), 1u) << h.get("/api/tasks").body;
+    auto task = wait_state(h, str(found[0]["id"]), {"succeeded", "failed", "cancelled"}, 15s);
+    EXPECT_EQ(str(task["state"]), "succeeded") << json::serialize(task);
+    EXPECT_EQ(task["result"], (json::value(json::object{{"car", id.c_str()}, {"state", "ready"}})))
+        << json::serialize(task);
+
+    // The same vin again: the hook enqueues, then the insert fails; the task goes with it.
+    auto dup = h.post("/api/cars", json::object{{"brand", "Kia"}, {"vin", "V1"}, {"build", true}});
+    EXPECT_EQ(dup.status, 409) << dup.body;
+    EXPECT_EQ(builds().size(), 1u);
+    // Without "build": no task.
+    ASSERT_EQ(h.post("/api/cars", json::object{{"brand", "Fiat"}}).status, 201);
+    EXPECT_EQ(builds().size(), 1u);
+    h.close();
+    expect_clean_exit(srv);
+}

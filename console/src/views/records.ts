@@ -74,9 +74,10 @@ export function recordsView(coll: CollectionDef, params: URLSearchParams): { el:
   const detailActions = coll.actions.filter((a) => a.detail);
   const rules = coll.rules ?? {};
 
-  /** The table's columns: the row menu, a short id, the declared fields, updated and owner. */
+  /** The table's columns: the row menu, a short id, the declared fields (not the write-only
+   * ones, whose values never come back), updated and owner. */
   const columns = (): string[] => {
-    const declared = coll.fields?.map((f) => f.name) ?? [];
+    const declared = coll.fields?.filter((f) => !f.writeOnly).map((f) => f.name) ?? [];
     const seen = new Set(['id', ...declared]);
     const extra: string[] = [];
     for (const r of items) for (const k of Object.keys(r)) if (!seen.has(k) && !SERVER_COLS.includes(k)) { seen.add(k); extra.push(k); }
@@ -439,7 +440,7 @@ export function recordsView(coll: CollectionDef, params: URLSearchParams): { el:
   }
 
   function fieldsOf(r: Rec): HTMLElement {
-    const fields = ['id', ...(coll.fields?.map((f) => f.name) ?? Object.keys(r).filter((k) => !SERVER_COLS.includes(k))), 'version', 'created', 'updated', 'owner'];
+    const fields = ['id', ...(coll.fields?.filter((f) => !f.writeOnly).map((f) => f.name) ?? Object.keys(r).filter((k) => !SERVER_COLS.includes(k))), 'version', 'created', 'updated', 'owner'];
     const value = (k: string): Node | string =>
       k === 'created' || k === 'updated' ? h('span', null, timeEl(r[k]), h('span', { class: 'muted small-text' }, ` ${r[k] ?? ''}`))
         : k === 'owner' ? ownerEl(r.owner)

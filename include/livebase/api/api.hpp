@@ -23,6 +23,7 @@ class auth_requests;
 class authenticator;
 class idempotency_keys;
 class task_requests;
+struct hook_tasks;
 class throttle;
 class task_queue;
 class task_waiters;
@@ -208,9 +209,16 @@ private:
     /// insert_record's work inside the write transaction (after the before-hooks).
     result<json::value> insert_in(const collection_def& c, json::object rec, const principal& who,
                                   const std::shared_ptr<task_finish>& fin, write_txn& t);
-    /// The record_write a before-hook of a write of `who` in `t` sees.
+    /// The record_write a before-hook of a write of `who` in `t` sees; its enqueues are kept
+    /// in `tasks`.
     record_write hook_view(const principal& who, std::string_view action, json::object* record,
-                           const json::object* stored, write_txn& t);
+                           const json::object* stored, write_txn& t, hook_tasks& tasks);
+    /// Runs `hooks` for a write (its state in `tasks`, reset for this run); what they enqueued
+    /// is settled by hooks_done() once the write is over.
+    result<void> run_hooks(const collection_def& c, const std::vector<before_hook>& hooks, const principal& who,
+                           std::string_view action, json::object* record, const json::object* stored,
+                           write_txn& t, const std::shared_ptr<hook_tasks>& tasks);
+    void hooks_done(const std::shared_ptr<hook_tasks>& tasks, bool committed);
     /// Queues a committed write's after-hooks on the handler pool.
     void after_write(const collection_def& c, const std::vector<after_hook>& hooks, std::string action,
                      const principal& who, const json::object* record, const json::object* stored);

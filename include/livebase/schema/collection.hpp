@@ -101,6 +101,12 @@ struct record_write {
     /// hooks; returns the stored record. Empty in after-hooks. Like `txn`, valid only while the
     /// hook runs.
     std::function<result<json::object>(std::string_view collection, const json::object& fields)> create;
+    /// Before-hooks: submits a task of `kind` with `input` in this same transaction, owned by
+    /// `who`: it is pending once the write commits and never exists if the write does not (a
+    /// refusal, a later hook's problem, a failed commit). Counts towards the owner's
+    /// pending-task limit (a 429 problem, to return as it is). Returns the stored task. Empty in
+    /// after-hooks and in apps without tasks; valid only while the hook runs.
+    std::function<result<json::object>(std::string_view kind, json::value input)> enqueue;
 };
 
 /// Runs inside the write's transaction on the store's writer thread, after the rules, the

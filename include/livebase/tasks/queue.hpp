@@ -162,6 +162,14 @@ public:
     /// store it running under that worker instead (attempt 1, started and lease set).
     static result<json::object> submit_in(write_txn& txn, const task_submission& t, std::int64_t now,
                                           const claim_slot* claimed = nullptr, std::int64_t fair = 0);
+    /// submit_in() with submit()'s admission (the owner's pending-task limit: 429; its place in
+    /// the fair claim order), inside another write's transaction (a record hook's enqueue).
+    /// `admitted` as admit_in: pass the same flag when the store runs the transaction again.
+    /// Once the transaction is over, call settle_submission() for an admitted one, and notify()
+    /// after a commit.
+    result<json::object> submit_admitted_in(write_txn& txn, const task_submission& t, bool& admitted);
+    /// The transaction of an admitted submit_admitted_in() is over: `stored` when it committed.
+    void settle_submission(const std::string& owner, bool stored) { settled(owner, stored); }
 
     /// Claims the oldest eligible pending task (not_before <= now, ordered by not_before then
     /// id) whose kind is in `kinds` (empty = any kind): it becomes running with attempt + 1,
