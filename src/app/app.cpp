@@ -379,22 +379,25 @@ result<void> app::impl::start() {
     http_opts.sse_max_pending = cfg.realtime.send_queue;  // SSE's bound is the socket's
     server = std::make_unique<http_server>(ioc, *api, http_opts, log, metrics);
     server->set_hub(*realtime);
-    http_auth_options hao;
-    hao.auth = auth.get();
-    hao.limiter = limiter.get();
-    hao.anonymous = cfg.auth.throttle_anonymous;
-    hao.user = cfg.auth.throttle_user;
-    hao.token_ttl = cfg.auth.token_ttl;
-    server->set_auth(hao);
+    // One gate for both doors: the same credentials, buckets, cookie and Origin policy.
+    gate_options door;
+    door.auth = auth.get();
+    door.limiter = limiter.get();
+    door.anonymous = cfg.auth.throttle_anonymous;
+    door.user = cfg.auth.throttle_user;
+    door.token_ttl = cfg.auth.token_ttl;
+    door.allowed_origins = cfg.server.cors_origins;
+    door.secure_cookie = cfg.server.secure_cookie;
+    if (auto t = address_set::parse(cfg.server.trusted_proxies))
+        door.trusted_proxies = std::move(*t);
+    else
+        log.warn("trusted_proxies ignored", {{"error", t.error().detail}});
+    server->set_gate(door);
     ws_options wo;
     wo.max_message = cfg.realtime.max_message;
     wo.send_queue = cfg.realtime.send_queue;
     wo.idle_timeout = cfg.server.idle_timeout;
-    wo.auth = auth.get();
-    wo.limiter = limiter.get();  // the HTTP door's: one bucket per caller across both doors
-    wo.anonymous_rate = cfg.auth.throttle_anonymous;
-    wo.user_rate = cfg.auth.throttle_user;
-    wo.allowed_origins = cfg.server.cors_origins;
+    wo.gate = std::move(door);
     wo.lanes = cfg.server.threads ? cfg.server.threads : std::max(1u, std::thread::hardware_concurrency());
     wo.deflate = cfg.realtime.deflate;
     wo.deflate_threshold = cfg.realtime.deflate_threshold;

@@ -127,11 +127,7 @@ http_server::~http_server() { close_all(); }
 
 void http_server::set_hub(hub& h) { impl_->state->realtime = &h; }
 
-void http_server::set_auth(const http_auth_options& a) {
-    auto& st = *impl_->state;
-    st.auth = a;
-    st.door = server_state::make_gate(st.opts, a, st.door.options().trusted_proxies);
-}
+void http_server::set_gate(gate_options g) { impl_->state->door = gate(std::move(g)); }
 
 void http_server::set_upgrade_handler(std::string path,
                                       std::function<void(websocket_upgrade&&)> h) {

@@ -81,18 +81,13 @@ struct server_state {
             trusted = std::move(*t);
         else
             log.warn("trusted_proxies ignored", {{"error", t.error().detail}});
-        door = make_gate(opts, auth, std::move(trusted));
+        door = make_gate(opts, std::move(trusted));
     }
 
-    /// The gate of this server's options and credentials (set_auth rebuilds it).
-    static gate make_gate(const server_options& o, const http_auth_options& a,
-                          address_set trusted) {
+    /// The gate of this server's options alone, until set_gate() replaces it: every caller
+    /// anonymous and unthrottled.
+    static gate make_gate(const server_options& o, address_set trusted) {
         gate_options g;
-        g.auth = a.auth;
-        g.limiter = a.limiter;
-        g.anonymous = a.anonymous;
-        g.user = a.user;
-        g.token_ttl = a.token_ttl;
         g.allowed_origins = o.cors_origins;
         g.secure_cookie = o.secure_cookie;
         g.trusted_proxies = std::move(trusted);
@@ -115,7 +110,6 @@ struct server_state {
     http_detail::router router;
     hub* realtime = nullptr;
     std::function<void(websocket_upgrade&&)> on_upgrade;
-    http_auth_options auth;
     std::string websocket_path;  // "" without an upgrade handler
     const http_detail::static_files console;
     gate door;  // credentials, Origin, throttling, cookies (set before listen())

@@ -118,7 +118,7 @@ void session::handle(pending_frame f) {
     }
     auto req = std::make_shared<const ws_detail::ws_request>(std::move(decoded.request));
     auto plan = ws_detail::plan_request(*req, st_->a.reg(), st_->a.base_path(),
-                                        st_->opts.auth != nullptr);
+                                        st_->door.options().auth != nullptr);
     const json::value action(req->action);
     switch (plan.kind) {
         case ws_detail::plan_kind::refuse:
@@ -240,7 +240,7 @@ void session::login(std::shared_ptr<const ws_detail::ws_request> req, ws_detail:
 
 void session::resolve_login(std::shared_ptr<const ws_detail::ws_request> req, std::string token,
                    json::object grant) {
-    authenticator* auth = st_->opts.auth;
+    authenticator* auth = st_->door.options().auth;
     if (auto hit = auth->resolve_cached(token))
         return on_login(*req, std::move(*hit), std::move(grant));
     auth->resolve(token, [self = shared_from_this(), req,

@@ -128,19 +128,7 @@ inline bool offers_subprotocol(std::string_view header) {
 /// State shared by ws_server and every session; outlives them all (each holds a shared_ptr).
 struct server_state {
     server_state(api& a, hub& h, ws_options o, logger& log, metrics& m)
-        : a(a), h(h), opts(o), log(log), m(m), door(gate_of(opts)) {}
-
-    /// The socket's gate: the HTTP door's credentials, throttle and Origin policy. The upgrade
-    /// already says whether the client came over https (server.secure_cookie included).
-    static gate gate_of(const ws_options& o) {
-        gate_options g;
-        g.auth = o.auth;
-        g.limiter = o.limiter;
-        g.anonymous = o.anonymous_rate;
-        g.user = o.user_rate;
-        g.allowed_origins = o.allowed_origins;
-        return gate(std::move(g));
-    }
+        : a(a), h(h), opts(o), log(log), m(m), door(opts.gate) {}
 
     api& a;
     hub& h;

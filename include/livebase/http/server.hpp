@@ -6,6 +6,7 @@
 #include <livebase/core/result.hpp>
 #include <livebase/core/units.hpp>
 #include <livebase/core/metrics.hpp>
+#include <livebase/gate/gate.hpp>
 #include <livebase/http/options.hpp>
 
 #include <cstdint>
@@ -24,24 +25,11 @@ class hub;
 class throttle;
 struct websocket_upgrade;  // livebase/gate/upgrade.hpp
 
-/// Credentials and throttling of the HTTP door (http.md section 5, config.md [auth]).
-struct http_auth_options {
-    /// Resolves `Authorization: Bearer` and the session cookie; null = every caller anonymous
-    /// (and {base}/auth/* answer 404 through the api).
-    authenticator* auth = nullptr;
-    /// One bucket per caller (user id, or client address when anonymous), shared with the
-    /// WebSocket door; null = no throttling.
-    throttle* limiter = nullptr;
-    rate anonymous{120, std::chrono::minutes(1)};  ///< auth.throttle.anonymous (count 0 = unlimited)
-    rate user{2000, std::chrono::minutes(1)};      ///< auth.throttle.user
-    std::chrono::milliseconds token_ttl{30LL * 24 * 3600 * 1000};  ///< the session cookie's Max-Age
-};
-
 /// What the API documents describe of the server that serves them (set_api_documents).
 struct api_document_context {
     std::string base_path;       ///< server.base_path, as routed
     std::string websocket_path;  ///< "" without a WebSocket door
-    bool auth = false;           ///< credentials are resolved (set_auth with an authenticator)
+    bool auth = false;           ///< credentials are resolved (set_gate with an authenticator)
 };
 
 /// Accepts connections on the io_context and serves them. Thread-safe to call drain()/port()
@@ -57,9 +45,12 @@ public:
     /// answer 404. REQUIRES: before listen(); `h` outlives the server (and is stopped after it).
     void set_hub(hub& h);
 
-    /// Turns on credentials and throttling. REQUIRES: before listen(); what `a` points to
-    /// outlives the server.
-    void set_auth(const http_auth_options& a);
+    /// The gate of both doors (http.md section 5, config.md [auth]): credentials, throttling,
+    /// the cookie, Origin and trusted proxies; the app hands the same options to the WebSocket
+    /// door (ws_options::gate). Without it, every caller is anonymous and unthrottled, and
+    /// server_options' cors_origins, secure_cookie and trusted_proxies apply. REQUIRES: before
+    /// listen(); what `g` points to outlives the server.
+    void set_gate(gate_options g);
 
     /// Hands WebSocket upgrades of `GET <path>` (outside the base path, e.g. "/ws") to `h`:
     /// once every earlier pipelined response on the connection is written, the connection,

@@ -5,6 +5,7 @@
 #include <livebase/auth/auth.hpp>
 #include <livebase/core/log.hpp>
 #include <livebase/core/metrics.hpp>
+#include <livebase/gate/gate.hpp>
 #include <livebase/gate/upgrade.hpp>
 #include <livebase/realtime/hub.hpp>
 
@@ -33,27 +34,20 @@ struct ws_options {
     std::size_t max_inflight = 64;              ///< requests read ahead of their replies; beyond,
                                                 ///< the session stops reading (TCP backpressure)
 
-    /// Authentication (realtime.md "auth" stream, http.md section 5). Null: no auth: every
-    /// socket is anonymous, credentials at the upgrade are ignored and the `auth` stream
-    /// answers 404 like any unknown stream. Otherwise an upgrade's `Authorization: Bearer`
-    /// token (or else its session cookie) is resolved: an invalid or expired bearer token
-    /// refuses the upgrade with 401; a stale cookie is cleared and the socket is anonymous, as
-    /// on REST. Must outlive the server.
-    authenticator* auth = nullptr;
-    /// Request throttling, one token per request frame. Share the HTTP door's instance, so that
-    /// REST and WebSocket requests of one caller drain one bucket (throttle_key). Null:
-    /// unthrottled. Must outlive the server.
-    throttle* limiter = nullptr;
-    rate anonymous_rate{};  ///< auth.throttle.anonymous, per client address; count 0 = unlimited
-    rate user_rate{};       ///< auth.throttle.user, per user; count 0 = unlimited
+    /// The gate the HTTP door uses (http_server::set_gate; realtime.md "auth" stream, http.md
+    /// section 5). Without an authenticator every socket is anonymous, credentials at the
+    /// upgrade are ignored and the `auth` stream answers 404 like any unknown stream. Otherwise
+    /// an upgrade's `Authorization: Bearer` token (or else its session cookie) is resolved: an
+    /// invalid or expired bearer token refuses the upgrade with 401; a stale cookie is cleared
+    /// and the socket is anonymous, as on REST. Each request frame takes one token of the
+    /// caller's bucket (the limiter is the HTTP door's, so both doors drain one bucket). A
+    /// browser upgrade (one with an Origin header) whose origin is neither allowed nor the
+    /// server's own host is accepted and closed at once with 1008 ("origin not allowed").
+    /// What it points to must outlive the server.
+    gate_options gate;
     /// Throttled requests in a row (no allowed request in between) after which the socket is
     /// closed with 4429; each one is answered 429 with "retry_after" before that.
     std::size_t max_throttled = 20;
-    /// server.cors_origins. A browser upgrade (one with an Origin header) whose origin is
-    /// neither listed nor the server's own host (http_detail::origin_allowed) is accepted and
-    /// closed at once with 1008 ("origin not allowed"). Upgrades without Origin (non-browser
-    /// clients) are not checked.
-    std::vector<std::string> allowed_origins;
 
     /// I/O lanes the sockets are spread over (each a strand running all its sockets' handlers;
     /// the hub hands each lane one batch of events per pass). 0: one per hardware thread. The
@@ -69,7 +63,7 @@ struct ws_options {
 };
 
 /// Serves WebSocket connections handed over by the HTTP server. Thread-safe. The api, hub,
-/// logger, metrics (and options.auth, options.limiter) must outlive it (and every session:
+/// logger, metrics (and what options.gate points to) must outlive it (and every session:
 /// sessions hold a shared state). A socket whose credentials end (the hub's
 /// event_sink::revoked(): logout, revocation, password change, disabled user) is closed with
 /// 4401.

@@ -114,7 +114,7 @@ TEST_F(ws_auth_session_test, a_revocation_from_the_log_closes_the_users_sockets_
 
 TEST_F(ws_auth_session_test, a_foreign_origin_is_closed_with_1008_before_the_hello) {
     ws_options o;
-    o.allowed_origins = {"https://app.example"};
+    o.gate.allowed_origins = {"https://app.example"};
     start(o);
     ws_connect_options evil;
     evil.headers = {{"Origin", "https://evil.example"}};
@@ -137,8 +137,8 @@ TEST_F(ws_auth_session_test, a_foreign_origin_is_closed_with_1008_before_the_hel
 TEST_F(ws_auth_session_test, throttled_frames_get_429_then_the_socket_closes_with_4429) {
     throttle limiter;
     ws_options o;
-    o.limiter = &limiter;
-    o.anonymous_rate = rate{3, std::chrono::minutes(10)};
+    o.gate.limiter = &limiter;
+    o.gate.anonymous = rate{3, std::chrono::minutes(10)};
     o.max_throttled = 5;
     start(o);
     auto c = connect();
@@ -167,9 +167,9 @@ TEST_F(ws_auth_session_test, users_have_their_own_rate) {
     with_auth_ = true;
     throttle limiter;
     ws_options o;
-    o.limiter = &limiter;
-    o.anonymous_rate = rate{1, std::chrono::minutes(10)};
-    o.user_rate = rate{0, std::chrono::minutes(1)};  // unlimited
+    o.gate.limiter = &limiter;
+    o.gate.anonymous = rate{1, std::chrono::minutes(10)};
+    o.gate.user = rate{0, std::chrono::minutes(1)};  // unlimited
     start(o);
     auto [id, token] = user_with_token("ann");
     auto c = connect_bearer(token);

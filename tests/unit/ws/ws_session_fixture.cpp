@@ -92,7 +92,7 @@ void ws_session_test::start(ws_options o, hub_options ho) {
     if (with_auth_) {
         auth_ = std::make_unique<authenticator>(*db_, auth_settings{}, log_);
         api_->enable_auth(*auth_, false);
-        o.auth = auth_.get();
+        o.gate.auth = auth_.get();
     }
     hub_hooks hooks;
     hooks.find_collection = [this](std::string_view name) { return reg_.find(name); };
