@@ -482,7 +482,9 @@ result<json::value> api::insert_in(const collection_def& c, json::object rec, co
     if (is_users(c))
         if (auto p = username_conflict(t, get_string(rec, "username"))) return std::move(*p);
     if (auto r = t.insert(c, rec); !r) return std::move(r).error();
-    if (auto r = finish_in(fin, t, created_outcome(c, rec)); !r) return std::move(r).error();
+    // The outcome (a presented copy of the record) only when a task finishes with this write.
+    if (fin)
+        if (auto r = finish_in(fin, t, created_outcome(c, rec)); !r) return std::move(r).error();
     return json::value(std::move(rec));
 }
 
@@ -514,10 +516,9 @@ record_write api::hook_view(const principal& who, std::string_view action, json:
         }
         auto valid = validate_write(*c, fields, write_mode::create);
         if (!valid) return std::move(valid).error();
-        auto rec = new_record(*c, who, *valid);
-        if (auto r = check_refs(reg_, *c, rec, t, who); !r) return std::move(r).error();
-        if (auto r = t.insert(*c, rec); !r) return std::move(r).error();
-        return rec;
+        auto stored = insert_in(*c, new_record(*c, who, *valid), who, nullptr, t);
+        if (!stored) return std::move(stored).error();
+        return std::move(stored->get_object());
     };
     return w;
 }
