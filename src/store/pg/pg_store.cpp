@@ -110,7 +110,8 @@ public:
     result<std::int64_t> finish_commit(std::int64_t committed) override {
         if (auto r = conn_->exec("SELECT 1"); !r) return std::move(r).error();
         commit_sent_ = false;
-        if (reach_ && reach_->full()) reach_->set_full(false);
+        // Only a commit that wrote rows shows there is room again (an idle claim commits anyway).
+        if (reach_ && reach_->full() && txn_.writes() > 0) reach_->set_full(false);
         return std::max(committed, txn_.appended_last());
     }
     void rollback() override {

@@ -104,7 +104,8 @@ public:
     problem fail(std::string_view what, std::string_view sql = {});
     /// The problem of the last fail() (500 when none).
     const problem& last_failure() const noexcept { return last_failure_; }
-    /// True from a write refused for lack of space until a write commits again (wrote()).
+    /// True from a write refused for lack of space until a write that changes rows commits
+    /// again (wrote()).
     bool full() const noexcept { return full_.load(std::memory_order_relaxed); }
     /// A write transaction committed: ends a storage-full episode (logged).
     void wrote();

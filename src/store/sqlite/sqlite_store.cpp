@@ -65,6 +65,7 @@ public:
     result<void> begin_write(std::int64_t committed) override {
         if (conn_->damaged()) return connection::damaged_problem();  // never write into a malformed file
         txn_.set_last_appended(committed);
+        changes_at_begin_ = sqlite3_total_changes64(conn_->handle());
         return conn_->run(k_begin_immediate);
     }
     result<void> savepoint() override { return conn_->run(k_savepoint); }
@@ -78,7 +79,9 @@ public:
     void undo_to(std::int64_t mark) override { txn_.set_last_appended(mark); }
     result<std::int64_t> commit(std::int64_t committed) override {
         if (auto r = conn_->run(k_commit); !r) return std::move(r).error();
-        conn_->wrote();
+        // Only a commit that changed rows shows there is room again: an empty transaction (an
+        // idle worker's claim, a reap that found nothing) commits on a full disk too.
+        if (sqlite3_total_changes64(conn_->handle()) > changes_at_begin_) conn_->wrote();
         return std::max(committed, txn_.last_appended());
     }
     void rollback() override { (void)conn_->run(k_rollback); }
@@ -89,6 +92,7 @@ public:
 private:
     std::unique_ptr<connection> conn_;
     sqlite_txn txn_;
+    sqlite3_int64 changes_at_begin_ = 0;
 };
 
 result<std::int64_t> read_last_seq(connection& conn) {

@@ -78,6 +78,45 @@ TEST_F(sqlite_store_test, damage_found_at_runtime_stops_every_write) {
     EXPECT_FALSE(ran.load());
 }
 
+// A store past storage.max_size stays "full" through transactions that change nothing (an idle
+// worker's claim, a reap that found nothing: they commit on a full disk too) until a write that
+// changes rows commits again.
+TEST_F(sqlite_store_test, full_ends_with_a_write_that_changes_rows_not_with_an_empty_commit) {
+    if (test::on_postgres()) GTEST_SKIP() << "SQLite files only";
+    db_.reset();
+    sqlite_options o;
+    o.path = dir_.file("data/full.db");
+    o.max_size = 256 * 1024;
+    auto opened = open_sqlite_store(o);
+    ASSERT_TRUE(opened) << opened.error().detail;
+    auto db = std::move(opened).value();
+    test::migrate_or_die(*db, cars_);
+    const std::string notes(20000, 'n');
+    std::vector<json::object> stored;
+    result<json::value> refused = json::value(nullptr);
+    for (int i = 0; i < 40 && refused; ++i) {  // 256 KiB hold fewer than 13 of these
+        auto id = "01F" + std::to_string(1000 + i);
+        auto rec = car(id, {{"vin", id}, {"notes", notes}});
+        refused = insert_sync(*db, cars_, rec);
+        if (refused) stored.push_back(std::move(rec));
+    }
+    ASSERT_FALSE(refused.has_value());
+    EXPECT_EQ(refused.error().status, 507);
+    ASSERT_FALSE(stored.empty());
+    EXPECT_EQ(db->condition(), "full");
+
+    auto empty = db->write_sync([](write_txn&) -> result<json::value> { return json::value(true); });
+    ASSERT_TRUE(empty) << empty.error().detail;
+    EXPECT_EQ(db->condition(), "full") << "a commit that changed nothing ended the episode";
+
+    auto removed = db->write_sync([&](write_txn& t) -> result<json::value> {
+        if (auto r = t.remove(cars_, stored.front()); !r) return std::move(r).error();
+        return json::value(true);
+    });
+    ASSERT_TRUE(removed) << removed.error().detail;
+    EXPECT_EQ(db->condition(), "ok");
+}
+
 // The writer never checkpoints the WAL itself (below 20,000 pages): the checkpointer thread
 // copies it into the database file once it passes 1,000 pages, so the file grows while the
 // store is open, not only when it closes.
