@@ -44,6 +44,13 @@ const endpoint_binding* registry::find_endpoint(std::string_view method,
     return nullptr;
 }
 
+void registry::add_submittable_kind(std::string kind, access_rule rule) { submittable_[std::move(kind)] = rule; }
+
+const access_rule* registry::submit_rule(std::string_view kind) const noexcept {
+    auto it = submittable_.find(kind);
+    return it == submittable_.end() ? nullptr : &it->second;
+}
+
 std::string operation_task_kind(std::string_view collection, op_kind kind, std::string_view action) {
     std::string k(collection);
     if (kind == op_kind::action) {

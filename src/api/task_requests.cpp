@@ -5,6 +5,7 @@
 
 #include <livebase/api/api.hpp>
 #include <livebase/core/clock.hpp>
+#include <livebase/core/units.hpp>
 #include <livebase/schema/validate.hpp>
 #include <livebase/tasks/queue.hpp>
 #include <livebase/tasks/waiters.hpp>
@@ -213,11 +214,100 @@ void task_requests::submit(operation op, std::string kind, json::value input, do
     // the values of write_only fields and without a password hash. Only the input, which no
     // client ever reads, keeps what the worker must write.
     if (c) request = echo_of(*c, op.kind, std::move(request));
+    store_submission(std::move(op), std::move(kind), std::move(input), std::move(request), {}, std::move(done));
+}
+
+namespace {
+
+problem bad_field(std::string name, std::string detail) { return problem::bad_parameter(std::move(name), std::move(detail)); }
+
+// The longest delay a submission may ask for.
+constexpr std::int64_t k_max_delay_ms = 366LL * 24 * 3600 * 1000;
+
+// "delay": seconds (a number) or a duration ("90s", "10m", "2h").
+result<std::int64_t> delay_of(const json::value& v) {
+    std::int64_t ms = -1;
+    if (v.is_string()) {
+        auto d = parse_duration(v.get_string());
+        if (!d) return bad_field("delay", "Must be a number of seconds or a duration such as \"90s\", \"10m\" or \"2h\".");
+        ms = d->count();
+    } else if (v.is_number()) {
+        const double sec = v.to_number<double>();
+        if (!(sec >= 0) || sec * 1000 > static_cast<double>(k_max_delay_ms))
+            return bad_field("delay", "Must be from 0 to 366 days, in seconds.");
+        ms = static_cast<std::int64_t>(sec * 1000);
+    } else {
+        return bad_field("delay", "Must be a number of seconds or a duration such as \"90s\".");
+    }
+    if (ms < 0 || ms > k_max_delay_ms) return bad_field("delay", "Must be from 0 to 366 days.");
+    return ms;
+}
+
+}  // namespace
+
+void task_requests::submit_direct(operation op, done_fn done) {
+    auto fail = [&done](problem p) { done(outcome::from_problem(std::move(p))); };
+    if (!op.input.is_object()) return fail(problem::bad_request("The body must be a JSON object with a \"kind\"."));
+    const auto& body = op.input.get_object();
+    for (const auto& kv : body) {
+        const auto k = kv.key();
+        if (k != "kind" && k != "input" && k != "delay" && k != "not_before" && k != "priority")
+            return fail(bad_field(std::string(k), "Unknown field; a submission takes kind, input, delay or "
+                                                  "not_before, and priority."));
+    }
+    auto kv = body.find("kind");
+    if (kv == body.end() || !kv->value().is_string() || kv->value().get_string().empty())
+        return fail(bad_field("kind", "Must be a non-empty string."));
+    std::string kind(kv->value().get_string());
+    const access_rule* rule = reg_.submit_rule(kind);
+    // One answer for a kind that does not exist and one that is not submittable: a caller
+    // learns nothing of the app's other kinds.
+    if (!rule) return fail(bad_field("kind", "No task kind of this name may be submitted directly."));
+    if (auto d = check_rule(*rule, op.who); d != decision::allow) return done(api_detail::refused(d));
+
+    task_schedule when;
+    const std::int64_t now = now_ms();
+    auto delay = body.find("delay");
+    auto at = body.find("not_before");
+    if (delay != body.end() && at != body.end())
+        return fail(bad_field("delay", "Give delay or not_before, not both."));
+    if (delay != body.end() && !delay->value().is_null()) {
+        auto ms = delay_of(delay->value());
+        if (!ms) return fail(std::move(ms).error());
+        if (*ms > 0) when.not_before = now + *ms;
+    }
+    if (at != body.end() && !at->value().is_null()) {
+        std::optional<std::int64_t> t;
+        if (at->value().is_string()) t = parse_timestamp(at->value().get_string());
+        if (!t) return fail(bad_field("not_before", "Must be an RFC 3339 time such as \"2026-12-24T18:00:00Z\"."));
+        if (*t > now + k_max_delay_ms) return fail(bad_field("not_before", "Must be within 366 days."));
+        if (*t > now) when.not_before = *t;  // a time past runs at once
+    }
+    if (auto p = body.find("priority"); p != body.end() && !p->value().is_null()) {
+        const auto& v = p->value();
+        const bool integral = v.is_int64() || v.is_uint64() ||
+                              (v.is_double() && v.get_double() == static_cast<double>(static_cast<std::int64_t>(v.get_double())));
+        const auto n = integral ? v.to_number<double>() : 0.0;
+        if (!integral || n < task_queue::kMinPriority || n > task_queue::kMaxPriority)
+            return fail(bad_field("priority", "Must be an integer from " + std::to_string(task_queue::kMinPriority) +
+                                              " to " + std::to_string(task_queue::kMaxPriority) + "."));
+        when.priority = static_cast<int>(n);
+    }
+    json::value input = nullptr;
+    if (auto in = body.find("input"); in != body.end()) input = in->value();
+    auto request = request_to_json(op, op.query);
+    store_submission(std::move(op), std::move(kind), std::move(input), std::move(request), when, std::move(done));
+}
+
+void task_requests::store_submission(operation op, std::string kind, json::value input, json::object request,
+                                     const task_schedule& when, done_fn done) {
     auto sub = workers_.make_submission(kind, std::move(input), std::move(request), op.who);
     if (!sub) {
         log_.error("task submission refused", {{"kind", kind}, {"detail", sub.error().detail}});
         return done(outcome::from_problem(problem::internal()));
     }
+    sub->not_before = when.not_before;
+    sub->priority = when.priority;
     bool prefer_applied = op.prefer_async;
     auto wait = std::chrono::seconds(op.prefer_wait.value_or(0));
     auto base = tasks_path();
@@ -314,11 +404,7 @@ void task_requests::execute(operation op, done_fn done) {
             done(outcome::json_body(200, std::move(page)));
         });
     }
-    if (op.kind == op_kind::create) {
-        auto o = outcome::from_problem(problem::method_not_allowed());
-        o.headers.emplace_back("Allow", "GET");
-        return done(std::move(o));
-    }
+    if (op.kind == op_kind::create) return submit_direct(std::move(op), std::move(done));
     if (op.kind == op_kind::replace || op.kind == op_kind::patch || op.kind == op_kind::action) {
         auto o = outcome::from_problem(problem::method_not_allowed());
         o.headers.emplace_back("Allow", "GET, DELETE");

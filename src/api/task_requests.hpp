@@ -27,6 +27,12 @@ struct hook_tasks {
     std::size_t used = 0;        ///< calls in the latest run (reset before each run)
 };
 
+/// When and before whom a directly submitted task runs (POST {base}/tasks).
+struct task_schedule {
+    std::int64_t not_before = 0;  ///< ms since the epoch; 0: at once
+    int priority = 0;
+};
+
 class task_requests {
 public:
     using done_fn = std::function<void(outcome)>;
@@ -50,6 +56,10 @@ public:
     /// Stores `op` as a task of `kind` (202, or with Prefer: wait the answer if it finishes in
     /// time).
     void submit(operation op, std::string kind, json::value input, done_fn done);
+    /// POST {base}/tasks: {"kind", "input", "delay" | "not_before", "priority"} for a kind that
+    /// is submittable directly (registry::submit_rule): 202 with the task; 400 for an unknown
+    /// kind or field or a bad value; 401/403 from the kind's rule.
+    void submit_direct(operation op, done_fn done);
     /// An endpoint's request: always a task.
     void endpoint(operation op, const endpoint_binding& e, done_fn done);
     /// The /api/tasks resource: list, retrieve (303 to the result, long poll), result, cancel.
@@ -65,6 +75,8 @@ public:
                std::function<void()> cb);
 
 private:
+    void store_submission(operation op, std::string kind, json::value input, json::object request,
+                          const task_schedule& when, done_fn done);
     void respond_when_finished(const std::string& task_id, bool prefer_applied,
                                std::chrono::steady_clock::time_point deadline, done_fn done);
     std::string tasks_path() const;

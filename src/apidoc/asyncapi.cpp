@@ -248,8 +248,15 @@ json::object asyncapi_document(const registry& reg, const document_options& o) {
         b.request("tasks", "retrieve", json::object{{"pk", pk}}, schema_ref("livebase.task"), "A task");
         b.request("tasks", "cancel", json::object{{"pk", pk}}, schema_ref("livebase.task"), "Cancel a task");
         b.request("tasks", "submit",
-                  data_of(object_of(json::object{{"kind", {{"type", "string"}}}, {"input", json::object{}}}, {"kind"})),
-                  schema_ref("livebase.task"), "Submit a task of a kind that allows direct submission (202)");
+                  data_of(object_of(json::object{{"kind", {{"type", "string"}}},
+                                                 {"input", json::object{}},
+                                                 {"delay", {{"description", "seconds, or a duration such as \"90s\""}}},
+                                                 {"not_before", {{"type", "string"}, {"format", "date-time"}}},
+                                                 {"priority", {{"type", "integer"}}}},
+                                    {"kind"})),
+                  schema_ref("livebase.task"),
+                  "Submit a task of a kind that allows direct submission (202); delay, not_before and priority "
+                  "as POST /api/tasks takes them");
         b.request("tasks", "subscribe", json::object{{"pk", pk}},
                   object_of(json::object{{"subscription", {{"type", "string"}}}, {"seq", {{"type", "integer"}}}}, {"subscription"}),
                   "Follow a task's progress and state");

@@ -5,6 +5,7 @@
 #include "apidoc/schemas.hpp"
 
 #include <livebase/ops/operation.hpp>
+#include <livebase/tasks/queue.hpp>
 
 #include <initializer_list>
 #include <optional>
@@ -300,9 +301,45 @@ void add_collection_paths(json::object& paths, json::object& schemas, const coll
     }
 }
 
-void add_tasks_paths(json::object& paths, const document_options& o) {
+void add_tasks_paths(json::object& paths, const registry& reg, const document_options& o) {
     const std::string base = o.base_path + "/tasks";
     const json::array anyone = security_for(access_rule::public_);
+    if (!reg.submittable_kinds().empty()) {
+        // The kinds submittable directly, each with its rule ([tasks.kinds.<kind>] submit).
+        json::array kinds;
+        json::object rules;
+        bool open = false;
+        for (const auto& [kind, rule] : reg.submittable_kinds()) {
+            kinds.emplace_back(kind);
+            rules[kind] = to_string(rule);
+            open = open || rule == access_rule::public_;
+        }
+        auto op = operation_object("tasks_submit", "Submit a task of a kind that allows direct submission", "tasks",
+                                   security_for(open ? access_rule::public_ : access_rule::authenticated));
+        op["x-livebase-rules"] = std::move(rules);
+        op["parameters"] = params({"prefer", "idempotency_key"});
+        json::object props{
+            {"kind", {{"type", "string"}, {"enum", std::move(kinds)}}},
+            {"input", {{"description", "handed to the task's code"}}},
+            {"delay", {{"oneOf", json::array{json::object{{"type", "number"}, {"minimum", 0}},
+                                             json::object{{"type", "string"}}}},
+                       {"description", "seconds, or a duration such as \"90s\" or \"10m\"; at most 366 days"}}},
+            {"not_before", {{"type", "string"}, {"format", "date-time"},
+                            {"description", "not run before this time (instead of delay)"}}},
+            {"priority", {{"type", "integer"}, {"minimum", task_queue::kMinPriority},
+                          {"maximum", task_queue::kMaxPriority}, {"default", 0},
+                          {"description", "a higher one runs before every waiting task of a lower one"}}}};
+        op["requestBody"] = request_body(json::object{{"type", "object"}, {"properties", std::move(props)},
+                                                      {"required", strings({"kind"})},
+                                                      {"additionalProperties", false}},
+                                         true);
+        json::object rs{{"200", response("With Prefer: wait=N, the task's result when it finished in time",
+                                         json::object{})}};
+        rs["202"] = response("Stored: the task", schema_ref("livebase.task"));
+        add_errors(rs, {400, 401, 403, 413, 415, 429});
+        op["responses"] = std::move(rs);
+        put(paths, base, "post", std::move(op));
+    }
     {
         auto op = operation_object("tasks_list", "List the caller's tasks (admins: all)", "tasks", anyone);
         json::array ps;
@@ -482,7 +519,7 @@ json::object openapi_document(const registry& reg, const document_options& o) {
     }
     if (!reg.endpoints().empty()) tags.push_back(json::object{{"name", "endpoints"}});
     if (o.tasks) {
-        add_tasks_paths(paths, o);
+        add_tasks_paths(paths, reg, o);
         tags.push_back(json::object{{"name", "tasks"}, {"description", "asynchronous operations (http.md section 3)"}});
     }
     if (o.auth) {

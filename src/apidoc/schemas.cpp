@@ -270,6 +270,9 @@ json::object task_schema() {
         {"created", {{"type", "string"}, {"format", "date-time"}}},
         {"started", nullable_time},
         {"finished", nullable_time},
+        {"not_before", {{"type", json::array{"string", "null"}}, {"format", "date-time"},
+                        {"description", "a pending task that waits for its time (a delay, a retry's backoff) runs from then"}}},
+        {"priority", {{"type", "integer"}, {"description", "a higher one is claimed first"}}},
         {"links", {{"type", "object"},
                    {"properties", json::object{{"self", {{"type", "string"}}}, {"result", {{"type", "string"}}}}}}}};
     return json::object{{"type", "object"}, {"title", "task"}, {"properties", std::move(props)},

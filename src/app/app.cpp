@@ -161,6 +161,8 @@ result<void> app::impl::build_registry() {
             return problem::bad_request("endpoints." + e.name + ".path: a collection already serves " + path);
         reg.add_endpoint({e.name, e.method, path, e.task, e.rule});
     }
+    for (const auto& [name, k] : cfg.tasks.kinds)
+        if (k.submit) reg.add_submittable_kind(name, *k.submit);
     registry_built = true;
     return {};
 }
@@ -286,6 +288,19 @@ result<void> app::impl::open_services() {
     for (const auto& e : reg.endpoints())
         if (!workers->known_kind(e.task))
             return problem::bad_request("endpoints." + e.name + ".task: unknown task kind \"" + e.task + "\"");
+    for (const auto& [name, rule] : reg.submittable_kinds()) {
+        // A records operation's kind runs the request its input holds: submitted directly, a
+        // caller would write that request itself.
+        const auto dot = name.find_first_of(".:");
+        if (dot != std::string::npos && reg.find(std::string_view(name).substr(0, dot)))
+            return problem::bad_request("tasks.kinds." + name +
+                                        ".submit: this is a records operation's kind; submit it through its "
+                                        "collection's URL (Prefer: respond-async)");
+        if (!workers->known_kind(name))
+            return problem::bad_request("tasks.kinds." + name +
+                                        ".submit: the kind has no command and no C++ handler is registered "
+                                        "under this name");
+    }
     return {};
 }
 

@@ -363,7 +363,7 @@ void loader::read_tasks(const tvalue& v, config& cfg) const {
 task_kind_def loader::read_task_kind(const std::string& name, const tvalue& v,
                                      const std::string& path) const {
     const auto& t = expect_table(v, path);
-    check_keys(t, path, {"command", "timeout", "max_attempts", "kill_grace"});
+    check_keys(t, path, {"command", "timeout", "max_attempts", "kill_grace", "submit"});
     task_kind_def k;
     k.name = name;
     if (auto it = t.find("command"); it != t.end()) {
@@ -383,6 +383,13 @@ task_kind_def loader::read_task_kind(const std::string& name, const tvalue& v,
     if (auto it = t.find("kill_grace"); it != t.end())
         k.kill_grace =
             expect_duration(it->second, path + ".kill_grace", std::chrono::milliseconds(0));
+    if (auto it = t.find("submit"); it != t.end()) {
+        k.submit = read_rule(it->second, path + ".submit");
+        // A task belongs to its submitter; there is no record whose owner could be asked.
+        if (*k.submit == access_rule::owner)
+            fail(it->second, path + ".submit",
+                 "\"owner\" applies to records; use \"public\", \"authenticated\", \"admin\" or \"nobody\"");
+    }
     return k;
 }
 

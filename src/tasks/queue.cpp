@@ -77,7 +77,7 @@ result<void> task_queue::load_owner_in(write_txn& txn, const std::string& owner)
         h.with_count = false;
         auto first = txn.list(tasks(), h);
         if (!first) return std::move(first).error();
-        head = first->items.empty() ? 0 : int_or(first->items.front(), "fair", 0);
+        head = first->items.empty() ? 0 : turn_of(int_or(first->items.front(), "fair", 0));
     }
     std::lock_guard lock(fair_mu_);
     if (head && !head_loaded_) {
@@ -87,7 +87,7 @@ result<void> task_queue::load_owner_in(write_txn& txn, const std::string& owner)
     auto [it, fresh] = owners_.try_emplace(owner);
     if (fresh) {
         it->second.pending = count->count;
-        it->second.last = mine->items.empty() ? 0 : int_or(mine->items.front(), "fair", 0);
+        it->second.last = mine->items.empty() ? 0 : turn_of(int_or(mine->items.front(), "fair", 0));
     }
     return {};
 }
@@ -164,12 +164,12 @@ void task_queue::observe(const change& ch) {
     auto owner = stored_owner(ch.record);
     std::lock_guard lock(fair_mu_);
     // The claim head follows the tasks taken (claimed, or run at once on submission).
-    if (taken && fair && *fair < kRetryBand) head_ = std::max(head_, *fair);
+    if (taken && fair && *fair < kRetryBand) head_ = std::max(head_, turn_of(*fair));
     auto it = owners_.find(owner);
     if (it == owners_.end()) return;  // loaded from the store at its next submission
     auto& o = it->second;
     if (ch.op == "create") {
-        if (fair && *fair < kRetryBand) o.last = std::max(o.last, *fair);
+        if (fair && *fair < kRetryBand) o.last = std::max(o.last, turn_of(*fair));
         if (o.unseen > 0) --o.unseen;
     }
     if (now_pending && !was_pending) ++o.pending;
@@ -182,6 +182,10 @@ result<json::object> task_queue::submit_in(write_txn& txn, const task_submission
                                            const claim_slot* claimed, std::int64_t fair) {
     if (t.kind.empty()) return problem::bad_request("A task needs a kind.");
     if (t.max_attempts < 1) return problem::bad_request("max_attempts must be at least 1.");
+    if (t.priority < kMinPriority || t.priority > kMaxPriority)
+        return problem::bad_request("priority must be from " + std::to_string(kMinPriority) + " to " +
+                                    std::to_string(kMaxPriority) + ".");
+    const bool delayed = t.not_before > 0 && !claimed;
     auto ts = format_timestamp(now);
     // The id of a task is the capability to read and cancel it (an anonymous task's only
     // protection): all of its random bits are fresh, none follows from another task's id.
@@ -205,14 +209,20 @@ result<json::object> task_queue::submit_in(write_txn& txn, const task_submission
                      {"max_attempts", t.max_attempts},
                      {"started", nullptr},
                      {"finished", nullptr},
-                     {"not_before", now},
+                     {"not_before", delayed ? t.not_before : now},
                      {"lease_until", nullptr},
                      {"worker", nullptr},
                      {"cancel_requested", false},
                      {"timeout_ms", static_cast<std::int64_t>(t.timeout.count())},
-                     {"fair", fair}};
+                     {"fair", delayed ? kRetryBand + t.not_before : claim_key(fair, t.priority)},
+                     {"priority", t.priority}};
     auto owner = owner_key(t);
     rec["owner"] = owner.empty() ? json::value(nullptr) : json::value(std::move(owner));
+    if (!t.schedule.empty()) {
+        rec["schedule"] = t.schedule;
+        rec["tick"] = format_timestamp(t.tick);
+        rec["schedule_tick"] = t.schedule + "@" + std::to_string(t.tick);
+    }
     if (claimed) {
         rec["state"] = to_string(task_state::running);
         rec["attempt"] = 1;
@@ -246,7 +256,7 @@ void task_queue::submit_async(const task_submission& t, done_fn done,
     auto at = now();
     task_intake* intake = intake_.load();
     std::optional<claim_slot> slot;
-    if (intake) slot = intake->reserve(t.kind);
+    if (intake && t.not_before == 0) slot = intake->reserve(t.kind);
     auto owner = std::make_shared<std::string>(owner_key(t));
     auto admitted = std::make_shared<bool>(false);
     store_.write(
@@ -283,11 +293,16 @@ result<std::optional<json::object>> task_queue::claim(const std::string& worker_
 
 result<std::vector<json::object>> task_queue::claim_batch(const std::string& worker_id, std::int64_t now,
                                                           std::chrono::milliseconds lease,
-                                                          const std::vector<std::string>& kinds, std::size_t max) {
+                                                          const std::vector<std::string>& kinds, std::size_t max,
+                                                          std::int64_t* next_due) {
     std::vector<json::object> out;
+    if (next_due) *next_due = 0;
     if (max == 0) return out;
     query q;
     q.filters.push_back(term("state", lookup::exact, json::value("pending")));
+    // The bound on the claim key ends the index range at the first delayed or retried task not
+    // due yet: a claim never reads through the tasks waiting for later.
+    q.filters.push_back(term("fair", lookup::lte, json::value(kRetryBand + now)));
     q.filters.push_back(term("not_before", lookup::lte, json::value(now)));
     if (!kinds.empty()) {
         json::array names;
@@ -314,6 +329,19 @@ result<std::vector<json::object>> task_queue::claim_batch(const std::string& wor
             touch(t, now);
             if (auto w = txn.update(tasks(), t, &before); !w) return std::move(w).error();
             claimed.emplace_back(std::move(t));
+        }
+        if (next_due && claimed.size() < max) {
+            // The earliest task of these kinds waiting for its time: the caller wakes then.
+            query d;
+            d.filters.push_back(term("state", lookup::exact, json::value("pending")));
+            d.filters.push_back(term("fair", lookup::gt, json::value(kRetryBand + now)));
+            if (!kinds.empty()) d.filters.push_back(q.filters.back());
+            d.ordering = {order_term{"fair", false}};
+            d.limit = 1;
+            d.with_count = false;
+            auto first = txn.list(tasks(), d);
+            if (!first) return std::move(first).error();
+            if (!first->items.empty()) *next_due = int_or(first->items.front(), "fair", 0) - kRetryBand;
         }
         return json::value(std::move(claimed));
     });

@@ -1,5 +1,8 @@
 #include <livebase/tasks/task.hpp>
 
+#include <livebase/core/clock.hpp>
+#include <livebase/tasks/queue.hpp>
+
 #include <cmath>
 
 #include <array>
@@ -39,11 +42,16 @@ collection_def build_tasks_collection() {
         make_field("cancel_requested", field_type::boolean),
         make_field("timeout_ms", field_type::integer),
         make_field("fair", field_type::integer),
+        make_field("priority", field_type::integer),
+        make_field("schedule", field_type::string),
+        make_field("tick", field_type::datetime),
+        make_field("schedule_tick", field_type::string, false, true),
     };
     c.fields[1].choices = {json::value("pending"), json::value("running"), json::value("succeeded"),
                            json::value("failed"), json::value("cancelled")};
     // Claims read the first due rows of (state, fair, id) in index order (`fair`: the claim
-    // order that takes owners in turn, see task_queue); reaping and purging find expired
+    // key, by priority then the owners' turns, then delayed and retried tasks by due time; see
+    // task_queue); reaping and purging find expired
     // leases and old finished tasks; lists and counts of one owner's tasks by state use the
     // last.
     c.indexes = {{"state", "fair", "id"}, {"state", "lease_until"}, {"state", "finished"},
@@ -106,6 +114,18 @@ json::object present_task(const json::object& stored, std::string_view base_path
     out["max_attempts"] = field_or_null(stored, "max_attempts");
     for (std::string_view k : {"owner", "created", "started", "finished"})
         out[k] = field_or_null(stored, k);
+    // A task waiting for its time says when it may run (a delayed submission, a retry's
+    // backoff): those wait in the due band of the claim order.
+    auto not_before = get_int(stored, "not_before");
+    auto key = get_int(stored, "fair");
+    out["not_before"] = get_string(stored, "state") == "pending" && not_before && key &&
+                                *key >= task_queue::kRetryBand
+                            ? json::value(format_timestamp(*not_before))
+                            : json::value(nullptr);
+    out["priority"] = get_int(stored, "priority").value_or(0);
+    // A task a schedule made: the schedule and the tick it is for.
+    out["schedule"] = field_or_null(stored, "schedule");
+    out["tick"] = field_or_null(stored, "tick");
     // The address an anonymous task is known by stays on the server.
     if (out["owner"].is_string() && out["owner"].get_string().starts_with(k_anonymous_owner_prefix))
         out["owner"] = nullptr;

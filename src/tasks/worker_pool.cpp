@@ -330,14 +330,15 @@ void worker_pool::worker_main() {
             continue;
         }
         const auto now = steady::now();
-        const bool due = backlog_ || work_gen_ != claimed_gen_ || now >= last_claim_ + options_.poll_interval;
+        const auto next_poll = std::min(last_claim_ + options_.poll_interval, next_due_);
+        const bool due = backlog_ || work_gen_ != claimed_gen_ || now >= next_poll;
         std::size_t want = idle_ > reserved_ ? idle_ - reserved_ : 0;
         if (want > 0 && average_run_us_ < static_cast<double>(options_.prefetch_below.count())) want += options_.prefetch;
         if (!claiming_ && due && want > 0) {
             claim_for_idle(lock, want);
             continue;
         }
-        cv_.wait_until(lock, last_claim_ + options_.poll_interval);
+        cv_.wait_until(lock, next_poll);
     }
     --idle_;
 }
@@ -347,9 +348,14 @@ void worker_pool::claim_for_idle(std::unique_lock<std::mutex>& lock, std::size_t
     claimed_gen_ = work_gen_;
     last_claim_ = steady::now();
     lock.unlock();
-    auto claimed = queue_.claim_batch(prefix_, now_ms(), options_.lease, kind_names_, want);
+    std::int64_t next_due = 0;
+    const std::int64_t wall = now_ms();
+    auto claimed = queue_.claim_batch(prefix_, wall, options_.lease, kind_names_, want, &next_due);
     lock.lock();
     claiming_ = false;
+    // A delayed task (or a retry) due before the next poll wakes the idle workers on time.
+    next_due_ = next_due > 0 && claimed ? last_claim_ + std::chrono::milliseconds(std::max<std::int64_t>(next_due - wall, 0))
+                                        : steady::time_point::max();
     if (!claimed) {
         // Wait for the next wake-up or poll rather than retrying at once.
         backlog_ = false;

@@ -232,21 +232,36 @@ request_plan records_plan(const ws_request& r, const collection_def& c, std::str
 
 /// `submit`: a kind bound by an [endpoints.*] entry runs through that endpoint, exactly as a
 /// request to its path would.
-request_plan submit_plan(const ws_request& r, const registry& reg) {
+request_plan submit_plan(const ws_request& r, const registry& reg, std::string_view base) {
     auto data = data_object(r);
     if (!data) return refuse(std::move(data).error());
     auto kind = get_string(*data, "kind");
     if (kind.empty())
         return refuse(problem::bad_parameter("data.kind", "Must be a non-empty string."));
+    if (reg.submit_rule(kind)) {
+        // A kind submittable directly: as POST {base}/tasks with `data` as its body (the api
+        // checks the kind's rule and the fields).
+        request_plan plan;
+        plan.kind = plan_kind::execute;
+        plan.op.kind = op_kind::create;
+        plan.op.method = "POST";
+        plan.op.collection = "tasks";
+        plan.op.path = collection_path(base, "tasks");
+        plan.op.input = std::move(*data);
+        return plan;
+    }
+    for (std::string_view k : {"delay", "not_before", "priority"})
+        if (data->contains(k))
+            return refuse(problem::bad_parameter(
+                "data." + std::string(k), "Only kinds submittable directly ([tasks.kinds.<kind>] submit) take it."));
     const endpoint_binding* e = nullptr;
     for (const auto& b : reg.endpoints())
         if (b.task == kind) {
             e = &b;
             break;
         }
-    if (!e)
-        return refuse(
-            problem::not_found("Task kind " + quoted(kind) + " cannot be submitted directly."));
+    if (!e)  // as POST {base}/tasks answers: nothing told of the app's other kinds
+        return refuse(problem::bad_parameter("data.kind", "No task kind of this name may be submitted directly."));
     json::value input = nullptr;
     if (auto it = data->find("input"); it != data->end()) input = it->value();
     request_plan plan;
@@ -285,7 +300,7 @@ request_plan tasks_plan(const ws_request& r, const registry& reg, std::string_vi
     if (a == "cancel") return detail_plan(r, op_kind::remove, "DELETE", base);
     if (a == "subscribe") return subscribe_plan(r, "tasks");
     if (a == "unsubscribe") return handle_plan(r, plan_kind::unsubscribe, "subscription");
-    if (a == "submit") return submit_plan(r, reg);
+    if (a == "submit") return submit_plan(r, reg, base);
     return refuse(problem::not_found("Unknown action " + quoted(a) + "."));
 }
 

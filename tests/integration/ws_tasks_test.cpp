@@ -150,8 +150,8 @@ TEST_F(ws_tasks, an_async_create_answers_202_with_the_task) {
 TEST_F(ws_tasks, refusals) {
     auto c = connect();
     EXPECT_EQ(status_of(c->request("tasks", req("submit", {{"data", {{"kind", "internal"}}}}))),
-              404);
-    EXPECT_EQ(status_of(c->request("tasks", req("submit", {{"data", {{"kind", "nope"}}}}))), 404);
+              400);
+    EXPECT_EQ(status_of(c->request("tasks", req("submit", {{"data", {{"kind", "nope"}}}}))), 400);
     EXPECT_EQ(status_of(c->request("tasks", req("submit"))), 400);
     EXPECT_EQ(
         status_of(c->request("tasks", req("retrieve", {{"pk", "01ARZ3NDEKTSV4RRFFQ69G5FAV"}}))),

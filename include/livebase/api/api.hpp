@@ -75,10 +75,18 @@ public:
     const endpoint_binding* find_endpoint(std::string_view method, std::string_view path) const noexcept;
     const std::vector<endpoint_binding>& endpoints() const noexcept { return endpoints_; }
 
+    /// Lets callers whom `rule` admits submit tasks of `kind` directly (POST {base}/tasks, the
+    /// socket's `submit`; `[tasks.kinds.<kind>] submit` in the file).
+    void add_submittable_kind(std::string kind, access_rule rule);
+    /// The rule of a kind submittable directly, or null.
+    const access_rule* submit_rule(std::string_view kind) const noexcept;
+    const std::map<std::string, access_rule, std::less<>>& submittable_kinds() const noexcept { return submittable_; }
+
 private:
     std::map<std::string, collection_def, std::less<>> collections_;
     std::map<std::pair<std::string, std::string>, action_handler> actions_;
     std::vector<endpoint_binding> endpoints_;
+    std::map<std::string, access_rule, std::less<>> submittable_;
 };
 
 /// The built-in collection of remembered Idempotency-Keys (migrated like any collection).

@@ -49,6 +49,9 @@ struct task_kind_def {
     std::optional<std::chrono::milliseconds> timeout;
     std::optional<std::size_t> max_attempts;
     std::chrono::milliseconds kill_grace = 5s;
+    /// Who may submit it directly (POST /api/tasks, the socket's `submit`); unset: nobody.
+    /// A kind without `command` is then a C++ kind the app registers.
+    std::optional<access_rule> submit;
 };
 
 struct tasks_options {

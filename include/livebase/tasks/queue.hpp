@@ -56,6 +56,17 @@ struct task_submission {
     principal who;                          ///< owner = who.owner_key() (null when "")
     int max_attempts = 3;                   ///< >= 1
     std::chrono::milliseconds timeout{10 * 60 * 1000};  ///< per attempt
+    /// Milliseconds since the epoch before which no worker takes it (0: at once). A task with
+    /// a not_before waits in the due band and, once due, runs behind the tasks already
+    /// waiting, in order of not_before (as a retry does).
+    std::int64_t not_before = 0;
+    /// Set by the scheduler: the schedule's id and the tick (ms) this task is for. The tasks
+    /// collection keys (schedule, tick) uniquely: a tick never becomes two tasks.
+    std::string schedule;
+    std::int64_t tick = 0;
+    /// From kMinPriority to kMaxPriority; a higher one is claimed before every waiting task of
+    /// a lower one. The owners' turns (fair order) apply within one priority.
+    int priority = 0;
 };
 
 /// Coalesced progress of a running task; only the set members are written.
@@ -122,8 +133,22 @@ public:
         std::size_t max_pending_per_user = 10000;
         std::size_t max_pending_per_address = 10000;
     };
-    /// Keys of retried tasks start here (behind every submitted task), plus their not_before.
+    /// Keys of retried and delayed tasks start here (behind every waiting task), plus their
+    /// not_before: claims read them in due order and stop at the first one not due yet.
     static constexpr std::int64_t kRetryBand = std::int64_t{1} << 62;
+    /// A waiting task's claim key is its owner's turn less priority * kPriorityStep.
+    static constexpr std::int64_t kPriorityStep = std::int64_t{1} << 56;
+    static constexpr int kMinPriority = -10;
+    static constexpr int kMaxPriority = 10;
+    /// The claim key of a waiting task of `priority` at the owner's turn `turn`.
+    static constexpr std::int64_t claim_key(std::int64_t turn, int priority) noexcept {
+        return turn - priority * kPriorityStep;
+    }
+    /// The owner's turn of a waiting task's claim key (below kRetryBand).
+    static constexpr std::int64_t turn_of(std::int64_t key) noexcept {
+        const std::int64_t shifted = key + kMaxPriority * kPriorityStep + kPriorityStep / 2;
+        return key - (shifted / kPriorityStep - kMaxPriority) * kPriorityStep;
+    }
 
     explicit task_queue(store& s);
     task_queue(store& s, options o);
@@ -171,16 +196,20 @@ public:
     /// The transaction of an admitted submit_admitted_in() is over: `stored` when it committed.
     void settle_submission(const std::string& owner, bool stored) { settled(owner, stored); }
 
-    /// Claims the oldest eligible pending task (not_before <= now, ordered by not_before then
-    /// id) whose kind is in `kinds` (empty = any kind): it becomes running with attempt + 1,
+    /// Claims the first eligible pending task (not_before <= now; by priority, then the
+    /// owners' turns, then due retries and delayed tasks in due order) whose kind is in `kinds`
+    /// (empty = any kind): it becomes running with attempt + 1,
     /// lease_until = now + lease, worker = worker_id, started = now. nullopt when none.
     result<std::optional<json::object>> claim(const std::string& worker_id, std::int64_t now,
                                               std::chrono::milliseconds lease,
                                               const std::vector<std::string>& kinds = {});
     /// As claim(), up to `max` tasks in one transaction (oldest first). Empty when none.
+    /// `next_due` (optional): set, when fewer than `max` were due, to the not_before of the
+    /// earliest delayed or retried task of `kinds` (0 when none), for the caller to wake then.
     result<std::vector<json::object>> claim_batch(const std::string& worker_id, std::int64_t now,
                                                   std::chrono::milliseconds lease,
-                                                  const std::vector<std::string>& kinds, std::size_t max);
+                                                  const std::vector<std::string>& kinds, std::size_t max,
+                                                  std::int64_t* next_due = nullptr);
 
     /// Renews the lease of a task `worker` runs (lease_until = clock() + lease) and writes the
     /// set members of `progress`. ours = false (and nothing written) when the task is no longer

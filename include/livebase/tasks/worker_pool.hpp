@@ -166,6 +166,8 @@ private:
     std::uint64_t work_gen_ = 0;              ///< bumped by work_available()
     std::uint64_t claimed_gen_ = ~std::uint64_t{0};  ///< work_gen_ when the last claim started
     std::chrono::steady_clock::time_point last_claim_{};
+    /// When the earliest delayed or retried task the last claim saw becomes due (max: none).
+    std::chrono::steady_clock::time_point next_due_ = std::chrono::steady_clock::time_point::max();
     bool workers_joined_ = false;             ///< set by stop(); ends the maintenance thread
     bool handing_back_ = false;               ///< set by stop() once it released running_
 };

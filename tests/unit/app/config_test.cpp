@@ -352,6 +352,16 @@ task = "y"
     EXPECT_EQ(c.endpoints[1].rule, access_rule::public_);
 }
 
+TEST(Config, TaskKindsSubmittableDirectly) {
+    auto c = load_ok("[tasks.kinds.mail]\nsubmit = \"authenticated\"\n[tasks.kinds.quiet]\ntimeout = 3\n");
+    ASSERT_TRUE(c.tasks.kinds.at("mail").submit.has_value());
+    EXPECT_EQ(*c.tasks.kinds.at("mail").submit, access_rule::authenticated);
+    EXPECT_FALSE(c.tasks.kinds.at("quiet").submit.has_value());
+    EXPECT_CONFIG_ERROR("[tasks.kinds.mail]\nsubmit = \"owner\"\n", "t.toml:2: tasks.kinds.mail.submit: \"owner\" applies to records");
+    EXPECT_CONFIG_ERROR("[tasks.kinds.mail]\nsubmit = \"everyone\"\n", "t.toml:2: tasks.kinds.mail.submit: unknown rule");
+    EXPECT_CONFIG_ERROR("[tasks.kinds.mail]\nsubmit = true\n", "t.toml:2: tasks.kinds.mail.submit");
+}
+
 TEST(Config, RealtimeDeflateSettings) {
     auto d = load_ok("");
     EXPECT_FALSE(d.realtime.deflate);

@@ -126,7 +126,8 @@ TEST_F(queue_test, submit_stores_a_pending_task_and_present_hides_internals) {
     for (auto& kv : p) keys.insert(std::string(kv.key()));
     std::set<std::string> want{"id", "kind", "state", "progress", "message", "eta", "steps", "request",
                                "result", "error", "location", "attempt", "max_attempts", "owner",
-                               "created", "started", "finished", "links"};
+                               "created", "started", "finished", "not_before", "priority", "schedule",
+                               "tick", "links"};
     EXPECT_EQ(keys, want);
     EXPECT_EQ(p.at("request"),
               (json::object{{"method", "POST"}, {"path", "/api/cars"}, {"query", ""}, {"body", {{"brand", "Ford"}}}}));
@@ -373,6 +374,89 @@ TEST_F(queue_test, claims_only_registered_kinds_oldest_first) {
     r = queue_.claim("w", clock_.load(), std::chrono::milliseconds(1000));
     ASSERT_TRUE(r && *r);
     EXPECT_EQ(id_of(**r), id_of(a2));
+}
+
+TEST(claim_key_test, the_owners_turn_survives_every_priority) {
+    for (int p = task_queue::kMinPriority; p <= task_queue::kMaxPriority; ++p)
+        for (std::int64_t turn : {std::int64_t{0}, std::int64_t{1}, std::int64_t{12345}, std::int64_t{1} << 40})
+            EXPECT_EQ(task_queue::turn_of(task_queue::claim_key(turn, p)), turn) << "priority " << p;
+    // Every priority's keys stay below the due band, a higher priority's below a lower one's.
+    EXPECT_LT(task_queue::claim_key(std::int64_t{1} << 40, task_queue::kMinPriority), task_queue::kRetryBand);
+    EXPECT_LT(task_queue::claim_key(std::int64_t{1} << 40, 1), task_queue::claim_key(0, 0));
+}
+
+TEST_F(queue_test, a_delayed_task_waits_for_its_time_and_the_claim_says_when) {
+    auto s = submission("k", json::object{{"n", 1}});
+    s.not_before = clock_.load() + 5000;
+    auto delayed = queue_.submit(s);
+    ASSERT_TRUE(delayed) << delayed.error().detail;
+    EXPECT_EQ(state_of(*delayed), "pending");
+    EXPECT_EQ(get_int(*delayed, "not_before"), s.not_before);
+    auto now_task = submit();
+
+    std::int64_t next_due = -1;
+    auto first = queue_.claim_batch("w1", clock_.load(), std::chrono::milliseconds(1000), {}, 10, &next_due);
+    ASSERT_TRUE(first);
+    ASSERT_EQ(first->size(), 1u);  // only the task without a delay
+    EXPECT_EQ(id_of(first->front()), id_of(now_task));
+    EXPECT_EQ(next_due, s.not_before);
+    // Of other kinds only: nothing to wake for.
+    auto other = queue_.claim_batch("w1", clock_.load(), std::chrono::milliseconds(1000), {"other"}, 10, &next_due);
+    ASSERT_TRUE(other);
+    EXPECT_TRUE(other->empty());
+    EXPECT_EQ(next_due, 0);
+
+    clock_ += 4999;
+    auto early = queue_.claim_batch("w1", clock_.load(), std::chrono::milliseconds(1000), {}, 10, &next_due);
+    ASSERT_TRUE(early);
+    EXPECT_TRUE(early->empty());
+    clock_ += 1;
+    auto due = queue_.claim_batch("w1", clock_.load(), std::chrono::milliseconds(1000), {}, 10, &next_due);
+    ASSERT_TRUE(due);
+    ASSERT_EQ(due->size(), 1u);
+    EXPECT_EQ(id_of(due->front()), id_of(*delayed));
+    EXPECT_EQ(next_due, 0);  // none left waiting
+}
+
+TEST_F(queue_test, due_delayed_tasks_run_in_due_order_behind_the_waiting_ones) {
+    std::vector<std::string> delayed;
+    for (int i = 3; i >= 1; --i) {  // submitted last-due first
+        auto s = submission("k");
+        s.not_before = clock_.load() + i * 1000;
+        auto r = queue_.submit(s);
+        ASSERT_TRUE(r);
+        delayed.insert(delayed.begin(), id_of(*r));
+    }
+    clock_ += 3000;  // all three due
+    auto waiting = submit();
+    auto claimed = queue_.claim_batch("w1", clock_.load(), std::chrono::milliseconds(1000), {}, 10);
+    ASSERT_TRUE(claimed);
+    ASSERT_EQ(claimed->size(), 4u);
+    EXPECT_EQ(id_of((*claimed)[0]), id_of(waiting));
+    for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(id_of((*claimed)[i + 1]), delayed[i]);
+}
+
+TEST_F(queue_test, a_higher_priority_is_claimed_before_every_waiting_task_of_a_lower_one) {
+    std::vector<std::string> plain;
+    for (int i = 0; i < 5; ++i) plain.push_back(id_of(submit()));
+    auto low = submission("k");
+    low.priority = -2;
+    auto high = submission("k");
+    high.priority = 3;
+    auto low_task = queue_.submit(low);
+    auto high_task = queue_.submit(high);
+    ASSERT_TRUE(low_task && high_task);
+    EXPECT_EQ(get_int(*high_task, "priority"), 3);
+    auto bad = submission("k");
+    bad.priority = task_queue::kMaxPriority + 1;
+    EXPECT_EQ(queue_.submit(bad).error().status, 400);
+
+    auto claimed = queue_.claim_batch("w1", clock_.load(), std::chrono::milliseconds(1000), {}, 10);
+    ASSERT_TRUE(claimed);
+    ASSERT_EQ(claimed->size(), 7u);
+    EXPECT_EQ(id_of(claimed->front()), id_of(*high_task));
+    for (std::size_t i = 0; i < plain.size(); ++i) EXPECT_EQ(id_of((*claimed)[i + 1]), plain[i]);
+    EXPECT_EQ(id_of(claimed->back()), id_of(*low_task));
 }
 
 TEST_F(queue_test, every_state_change_is_in_the_change_log) {

@@ -40,6 +40,7 @@ protected:
         g.path = "/api/report";
         g.task = "report";
         reg_.add_endpoint(g);
+        reg_.add_submittable_kind("mail", access_rule::authenticated);
     }
 
     request_plan plan(const std::string& frame, bool auth = false) {
@@ -417,7 +418,19 @@ TEST_F(ws_plan, tasks_stream) {
     auto unknown =
         plan(R"({"stream":"tasks","payload":{"action":"submit","data":{"kind":"mine"}}})");
     ASSERT_EQ(unknown.kind, plan_kind::refuse);
-    EXPECT_EQ(unknown.refusal.status, 404);
+    EXPECT_EQ(unknown.refusal.status, 400);
+    // A kind submittable directly: POST /api/tasks with `data` as the body.
+    auto direct = plan(
+        R"({"stream":"tasks","payload":{"action":"submit","data":{"kind":"mail","input":1,"delay":5,"priority":2}}})");
+    ASSERT_EQ(direct.kind, plan_kind::execute) << direct.refusal.detail;
+    EXPECT_EQ(direct.op.kind, op_kind::create);
+    EXPECT_EQ(direct.op.collection, "tasks");
+    EXPECT_EQ(direct.op.path, "/api/tasks");
+    EXPECT_EQ(direct.op.input, (json::object{{"kind", "mail"}, {"input", 1}, {"delay", 5}, {"priority", 2}}));
+    // An endpoint's kind takes no schedule.
+    auto timed = plan(R"({"stream":"tasks","payload":{"action":"submit","data":{"kind":"double","delay":5}}})");
+    ASSERT_EQ(timed.kind, plan_kind::refuse);
+    EXPECT_EQ(timed.refusal.status, 400);
     auto no_kind = plan(R"({"stream":"tasks","payload":{"action":"submit","data":{}}})");
     ASSERT_EQ(no_kind.kind, plan_kind::refuse);
     EXPECT_EQ(no_kind.refusal.status, 400);
