@@ -17,7 +17,7 @@ cxx=${FUZZ_CXX:-clang++-14}
 jobs=${FUZZ_JOBS:-$(nproc)}
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-  targets=(config_fuzz query_params_fuzz record_fuzz ws_frame_fuzz credentials_fuzz http_request_fuzz ws_wire_fuzz)
+  targets=(config_fuzz query_params_fuzz record_fuzz ws_frame_fuzz credentials_fuzz http_request_fuzz ws_wire_fuzz cron_fuzz)
 fi
 
 echo "=== fuzz: configure $build_dir"

@@ -23,6 +23,7 @@ run_packages=(
   libsqlite3-dev libtoml11-dev libcli11-dev libsodium-dev libpq-dev
   zlib1g-dev        # permessage-deflate (realtime.deflate)
   libjemalloc-dev   # the server's allocator (a third less CPU per task than glibc's malloc)
+  libhowardhinnant-date-dev tzdata   # schedules' time zones
   curl python3
 )
 test_packages=(

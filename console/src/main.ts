@@ -118,8 +118,9 @@ function renderNav(): void {
     h(
       'ul',
       null,
-      // The built-in users collection is admin-only: list it for admins.
-      schema.collections.filter((c) => c.name !== 'users' || state.user?.admin).map((c) =>
+      // The built-in users collection is admin-only: list it for admins. Schedules (admin-only
+      // too) are under System.
+      schema.collections.filter((c) => c.name !== 'schedules' && (c.name !== 'users' || state.user?.admin)).map((c) =>
         h('li', null, link(`#/c/${encodeURIComponent(c.name)}`, c.name, `nav-collection-${c.name}`, r.name === 'collection' && r.arg === c.name)),
       ),
     ),
@@ -138,6 +139,9 @@ function renderNav(): void {
     h('h4', null, 'System'),
     h('ul', null,
       h('li', null, link('#/tasks', 'Tasks', 'nav-tasks', r.name === 'tasks')),
+      state.user?.admin && schema.collections.some((c) => c.name === 'schedules')
+        ? h('li', null, link('#/c/schedules', 'Schedules', 'nav-schedules', r.name === 'collection' && r.arg === 'schedules'))
+        : null,
       h('li', null, link('#/ws', 'WebSocket console', 'nav-ws', r.name === 'ws'))),
   );
 }
@@ -171,7 +175,7 @@ function route(): void {
       h('section', { class: 'view', 'data-testid': 'home-view' },
         h('h2', null, 'Welcome'),
         h('p', null, 'Browse a collection on the left, follow tasks, or talk to the server over the WebSocket console. Changes made anywhere appear here live.'),
-        h('ul', null, state.schema.collections.filter((c) => c.name !== 'users' || state.user?.admin)
+        h('ul', null, state.schema.collections.filter((c) => (c.name !== 'users' && c.name !== 'schedules') || state.user?.admin)
           .map((c) => h('li', null, h('a', { href: `#/c/${c.name}` }, c.name))))),
     );
   }

@@ -1,6 +1,7 @@
 #include "app/app_impl.hpp"
 #include <livebase/apidoc/documents.hpp>
 #include <livebase/auth/rules.hpp>
+#include <livebase/core/clock.hpp>
 #include <livebase/http/server.hpp>
 #include <livebase/gate/upgrade.hpp>
 #include <livebase/schema/validate.hpp>
@@ -109,6 +110,19 @@ result<void> app::impl::build_registry() {
     reg = registry{};
     // The built-in users collection is served like a declared one (admin-only rules).
     reg.add_collection(users_collection());
+    // So is the built-in schedules collection; its before-hooks check a schedule and set its
+    // next_run (docs/tasks.md "Schedules").
+    {
+        collection_def sc = schedules_collection();
+        auto prepare = [this](record_write& w) -> result<void> {
+            if (!w.record) return {};
+            return prepare_schedule(*w.record, w.stored, now_ms(),
+                                    [this](std::string_view kind) { return schedulable_kind(kind); });
+        };
+        sc.hooks.before_create.push_back(prepare);
+        sc.hooks.before_update.push_back(prepare);
+        reg.add_collection(std::move(sc));
+    }
     for (const auto& c : cfg.collections) reg.add_collection(c);
     for (const auto& c : code_collections) reg.add_collection(c);
     for (const auto& a : code_actions) {
@@ -301,16 +315,31 @@ result<void> app::impl::open_services() {
                                         ".submit: the kind has no command and no C++ handler is registered "
                                         "under this name");
     }
+    scheduler_options so;
+    so.log = &log;
+    so.make_submission = [w = workers.get()](std::string_view kind, json::value input, const principal& who) {
+        return w->make_submission(kind, std::move(input), nullptr, who);
+    };
+    schedules = std::make_unique<scheduler>(*db, *queue, so);
     return {};
 }
 
+bool app::impl::schedulable_kind(std::string_view kind) const {
+    if (!workers || !workers->known_kind(kind)) return false;
+    // A records operation's kind runs the request its input holds, which a schedule has not.
+    const auto dot = kind.find_first_of(".:");
+    return dot == std::string_view::npos || !reg.find(kind.substr(0, dot));
+}
+
 void app::impl::close_services() {
+    if (schedules) schedules->stop();
     if (workers) workers->stop();  // hands running tasks back to the queue
     if (waiters) waiters->stop();
     if (db) db->close();           // finishes queued writes: every acknowledged write is committed
     api.reset();
     auth.reset();
     limiter.reset();
+    schedules.reset();
     workers.reset();
     waiters.reset();
     queue.reset();
@@ -350,7 +379,9 @@ std::unique_ptr<hub> app::impl::make_hub() {
     // Long polls and task streams learn of every task change from the log too: those made
     // here, and those of other processes (`livebase worker`, other nodes).
     // The queue keeps its owners' pending counts and the fair claim head from the log too.
-    hooks.on_change = [a = auth.get(), w = waiters.get(), q = queue.get()](const change& ch) {
+    // A schedule changed on any node: the scheduler looks again (its next_run may be earlier).
+    hooks.on_change = [a = auth.get(), w = waiters.get(), q = queue.get(), s = schedules.get()](const change& ch) {
+        if (ch.collection == schedules_collection().name) s->poke();
         if (ch.collection == tasks_collection().name) {
             q->observe(ch);
             auto st = task_state_from_string(get_string(ch.record, "state"));
@@ -439,6 +470,7 @@ result<void> app::impl::start() {
         return p;
     }
     workers->start();
+    schedules->start();
     work.emplace(ioc.get_executor());
     gauge_timer.emplace(ioc);
     refresh_gauges(/*wait=*/true);
@@ -523,6 +555,7 @@ result<void> app::impl::start_worker() {
         return problem::bad_request("tasks.workers is 0: a worker process needs at least one worker");
     }
     workers->start();
+    schedules->start();
     work.emplace(ioc.get_executor());
     threads.emplace_back([this] { ioc.run(); });  // runs the signal handler
     started = true;

@@ -6,6 +6,7 @@
 #include <livebase/realtime/hub.hpp>
 #include <livebase/store/store.hpp>
 #include <livebase/tasks/queue.hpp>
+#include <livebase/tasks/scheduler.hpp>
 #include <livebase/tasks/waiters.hpp>
 #include <livebase/tasks/worker_pool.hpp>
 #include <livebase/ws/ws_server.hpp>
@@ -74,6 +75,7 @@ struct app::impl {
     std::unique_ptr<task_queue> queue;
     std::unique_ptr<task_waiters> waiters;
     std::unique_ptr<worker_pool> workers;
+    std::unique_ptr<scheduler> schedules;  ///< makes the tasks of the schedules' ticks
     std::unique_ptr<livebase::api> api;
     // Serve mode only. Before the io_context: sessions destroyed with its unrun handlers still
     // detach from the hub.
@@ -105,6 +107,9 @@ struct app::impl {
     /// Opens and migrates the store, builds the api and the task services (workers not started).
     result<void> open_services();
     void close_services();
+    /// Whether a schedule may start tasks of `kind`: a kind the workers run that is not a
+    /// records operation's.
+    bool schedulable_kind(std::string_view kind) const;
     result<void> start();
     result<void> start_worker();
     /// The realtime hub over the open store and registry (serve mode).

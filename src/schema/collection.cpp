@@ -266,7 +266,8 @@ async_mode collection_def::async_for(std::string_view action) const noexcept {
 
 bool is_reserved_collection_name(std::string_view name) noexcept {
     return name == "tasks" || name == "auth" || name == "health" || name == "schema" ||
-           name == "idempotency_keys" || name == "users" || name == "auth_tokens";
+           name == "idempotency_keys" || name == "users" || name == "auth_tokens" ||
+           name == "schedules";
 }
 
 bool is_managed_field(std::string_view name) noexcept {
