@@ -4,6 +4,7 @@
 //
 //   schedule_bench delayed [tasks=100000] [spread_ms=20000] [workers=4]
 //   schedule_bench priority [backlog=10000] [workers=4]
+//   schedule_bench rate [per_second=50] [seconds=10] [workers=4]
 //
 // delayed: stores `tasks` delayed no-op tasks (in transactions of 1,000) whose not_before are
 // spread evenly over `spread_ms`, starting 2 s after the last is stored; the workers run them
@@ -217,6 +218,79 @@ int priority(std::size_t backlog, std::size_t workers) {
     return ran ? 0 : 1;
 }
 
+// rate: a queue limited to `per_second` tasks per second, `workers` workers and a backlog that
+// never runs dry; counts the tasks started in each second of `seconds` (after the first, which
+// holds the bucket's burst) and prints the rate against the limit.
+int rate_limited(std::int64_t per_second, std::int64_t seconds, std::size_t workers) {
+    std::filesystem::path dir;
+    auto db = open_bench_store(dir);
+    if (auto m = db->migrate({&tasks_collection(), &task_queues_collection()}, false, false); !m) {
+        std::fprintf(stderr, "cannot migrate: %s\n", m.error().detail.c_str());
+        return 1;
+    }
+    task_queue queue(*db);
+    worker_pool_options o;
+    o.workers = workers;
+    o.worker_id = "bench";
+    o.queue = "limited";
+    o.limits.name = "limited";
+    o.limits.rate_limit = {static_cast<std::uint64_t>(per_second), std::chrono::milliseconds(1000)};
+    worker_pool pool(queue, o);
+    std::mutex mu;
+    std::vector<std::chrono::steady_clock::time_point> starts;
+    pool.register_handler("work", [&](task_context&) -> result<outcome> {
+        std::lock_guard lock(mu);
+        starts.push_back(std::chrono::steady_clock::now());
+        return outcome::json_body(200, json::object{});
+    });
+    const auto backlog = static_cast<std::size_t>(per_second * (seconds + 2) + 100);
+    for (std::size_t i = 0; i < backlog;) {
+        const std::size_t n = std::min<std::size_t>(1000, backlog - i);
+        auto r = db->write_sync([&, i, n](write_txn& t) -> result<json::value> {
+            const auto at = now_ms();
+            for (std::size_t k = 0; k < n; ++k) {
+                task_submission s;
+                s.kind = "work";
+                auto rec = task_queue::submit_in(t, s, at, nullptr, static_cast<std::int64_t>(i + k));
+                if (!rec) return std::move(rec).error();
+            }
+            return json::value(nullptr);
+        });
+        if (!r) {
+            std::fprintf(stderr, "storing failed: %s\n", r.error().detail.c_str());
+            return 1;
+        }
+        i += n;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    pool.start();
+    std::this_thread::sleep_for(std::chrono::seconds(seconds + 1));
+    pool.stop();
+    std::vector<std::size_t> per(static_cast<std::size_t>(seconds + 1), 0);
+    {
+        std::lock_guard lock(mu);
+        for (auto t : starts) {
+            auto s = std::chrono::duration_cast<std::chrono::seconds>(t - t0).count();
+            if (s >= 0 && s < static_cast<long>(per.size())) ++per[static_cast<std::size_t>(s)];
+        }
+    }
+    std::size_t total = 0;
+    std::size_t lo = SIZE_MAX, hi = 0;
+    for (std::size_t i = 1; i < per.size(); ++i) {
+        total += per[i];
+        lo = std::min(lo, per[i]);
+        hi = std::max(hi, per[i]);
+    }
+    const double measured = static_cast<double>(total) / static_cast<double>(seconds);
+    std::printf("rate: limit %lld/s, %zu workers: %.1f tasks/s over %lld s (%.1f%% of the limit; seconds from %zu "
+                "to %zu; first second %zu)\n",
+                static_cast<long long>(per_second), workers, measured, static_cast<long long>(seconds),
+                100.0 * measured / static_cast<double>(per_second), lo, hi, per[0]);
+    db.reset();
+    if (!dir.empty()) std::filesystem::remove_all(dir);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -225,6 +299,8 @@ int main(int argc, char** argv) {
     if (mode == "delayed")
         return delayed(static_cast<std::size_t>(arg(2, 100000)), arg(3, 20000), static_cast<std::size_t>(arg(4, 4)));
     if (mode == "priority") return priority(static_cast<std::size_t>(arg(2, 10000)), static_cast<std::size_t>(arg(3, 4)));
-    std::fprintf(stderr, "usage: schedule_bench delayed [tasks] [spread_ms] [workers] | priority [backlog] [workers]\n");
+    if (mode == "rate") return rate_limited(arg(2, 50), arg(3, 10), static_cast<std::size_t>(arg(4, 4)));
+    std::fprintf(stderr, "usage: schedule_bench delayed [tasks] [spread_ms] [workers] | priority [backlog] [workers] | "
+                         "rate [per_second] [seconds] [workers]\n");
     return 2;
 }

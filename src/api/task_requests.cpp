@@ -307,7 +307,7 @@ void task_requests::store_submission(operation op, std::string kind, json::value
         return done(outcome::from_problem(problem::internal()));
     }
     sub->not_before = when.not_before;
-    sub->priority = when.priority;
+    if (when.priority) sub->priority = *when.priority;
     bool prefer_applied = op.prefer_async;
     auto wait = std::chrono::seconds(op.prefer_wait.value_or(0));
     auto base = tasks_path();

@@ -30,7 +30,7 @@ struct hook_tasks {
 /// When and before whom a directly submitted task runs (POST {base}/tasks).
 struct task_schedule {
     std::int64_t not_before = 0;  ///< ms since the epoch; 0: at once
-    int priority = 0;
+    std::optional<int> priority;  ///< unset: the kind's (its queue's) priority
 };
 
 class task_requests {

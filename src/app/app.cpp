@@ -219,6 +219,7 @@ result<void> app::impl::open_services() {
     db = std::move(opened).value();
     auto collections = reg.collections();
     collections.push_back(&tasks_collection());
+    collections.push_back(&task_queues_collection());
     collections.push_back(&idempotency_collection());
     collections.push_back(&tokens_collection());
     auto plan = db->migrate(collections, /*allow_destructive=*/false, /*dry_run=*/false);
@@ -246,7 +247,46 @@ result<void> app::impl::open_services() {
     wo.shutdown_grace = std::min(cfg.server.shutdown_grace, std::chrono::milliseconds(5000));
     wo.log = &log;
     wo.on_finished = [w = waiters.get()](const std::string& id) { w->notify(id); };
-    workers = std::make_unique<worker_pool>(*queue, wo);
+    // Queues (docs/tasks.md "Queues"): the kinds that name a [tasks.queues.*] run on that
+    // queue's pool; the rest on the default pool (tasks.workers). `livebase worker --queue`
+    // serves only the queues it names.
+    kind_queue.clear();
+    for (const auto& k : code_task_kinds)
+        if (!k.options.queue.empty()) kind_queue[k.name] = k.options.queue;
+    for (const auto& [name, k] : cfg.tasks.kinds)
+        if (!k.queue.empty()) kind_queue[name] = k.queue;
+    for (const auto& [kind, q] : kind_queue)
+        if (!cfg.tasks.queues.contains(q))
+            return problem::bad_request("task kind " + kind + ": queue \"" + q +
+                                        "\" is not declared (add [tasks.queues." + q + "])");
+    auto serving = [this](const std::string& q) {
+        const auto& only = cfg.tasks.serve_queues;
+        return only.empty() || std::find(only.begin(), only.end(), q) != only.end();
+    };
+    for (const auto& q : cfg.tasks.serve_queues)
+        if (q != "default" && !cfg.tasks.queues.contains(q))
+            return problem::bad_request("--queue " + q + ": no [tasks.queues." + q + "] is declared");
+    {
+        auto main = wo;
+        if (!serving("default")) main.workers = 0;
+        main.serves = [this](std::string_view kind) { return !kind_queue.contains(std::string(kind)); };
+        workers = std::make_unique<worker_pool>(*queue, main);
+    }
+    queue_pools.clear();
+    for (const auto& [name, q] : cfg.tasks.queues) {
+        if (!serving(name) || q.workers == 0) continue;
+        auto o = wo;
+        o.workers = q.workers;
+        o.queue = name;
+        o.serves = [this, name = name](std::string_view kind) {
+            auto it = kind_queue.find(std::string(kind));
+            return it != kind_queue.end() && it->second == name;
+        };
+        o.limits.name = name;
+        o.limits.rate_limit = q.rate_limit;
+        for (const auto& [kind, most] : q.concurrency) o.limits.concurrency[kind] = most;
+        queue_pools.push_back(std::make_unique<worker_pool>(*queue, o));
+    }
     auth_settings as;
     as.token_ttl = cfg.auth.token_ttl;
     auth = std::make_unique<authenticator>(*db, as, log);
@@ -258,19 +298,8 @@ result<void> app::impl::open_services() {
     api->set_idempotency_retention(cfg.tasks.retention);
 
     // Task kinds: C++ kinds, commands from the file, and one per records operation and C++
-    // action (they run the stored request again through the same pipeline).
-    for (const auto& k : code_task_kinds) workers->register_handler(k.name, k.handler, k.options);
-    for (const auto& [name, k] : cfg.tasks.kinds) {
-        if (k.command.empty()) continue;
-        if (workers->known_kind(name)) continue;  // a C++ kind of the same name wins
-        command_kind_def def;
-        def.name = name;
-        def.command = k.command;
-        def.timeout = k.timeout;
-        if (k.max_attempts) def.max_attempts = static_cast<int>(*k.max_attempts);
-        def.kill_grace = k.kill_grace;
-        workers->register_command(std::move(def));
-    }
+    // action (they run the stored request again through the same pipeline). Every pool knows
+    // every kind (submissions ask the default pool); each claims only its queue's.
     auto run_request = [a = api.get()](task_context& ctx) -> result<outcome> {
         auto op = operation_from_request(ctx.input());
         if (!op) return std::move(op).error();
@@ -279,13 +308,39 @@ result<void> app::impl::open_services() {
         op->finish = ctx.finisher();
         return a->execute_sync(std::move(op).value());
     };
-    for (const auto* c : reg.collections()) {
-        for (auto k : {op_kind::list, op_kind::retrieve, op_kind::create, op_kind::replace,
-                       op_kind::patch, op_kind::remove})
-            workers->register_handler(operation_task_kind(c->name, k), run_request);
-        for (const auto& [name, def] : c->actions)
-            if (def.task.empty()) workers->register_handler(operation_task_kind(c->name, op_kind::action, name), run_request);
-    }
+    auto with_queue = [this](const std::string& kind, task_kind_options o) {
+        if (auto it = kind_queue.find(kind); it != kind_queue.end() && !o.priority)
+            o.priority = cfg.tasks.queues.at(it->second).priority;
+        return o;
+    };
+    auto register_kinds = [&](worker_pool& pool) {
+        for (const auto& k : code_task_kinds) pool.register_handler(k.name, k.handler, with_queue(k.name, k.options));
+        for (const auto& [name, k] : cfg.tasks.kinds) {
+            if (k.command.empty()) continue;
+            if (pool.known_kind(name)) continue;  // a C++ kind of the same name wins
+            command_kind_def def;
+            def.name = name;
+            def.command = k.command;
+            def.timeout = k.timeout;
+            if (k.max_attempts) def.max_attempts = static_cast<int>(*k.max_attempts);
+            def.kill_grace = k.kill_grace;
+            def.priority = with_queue(name, {}).priority;
+            pool.register_command(std::move(def));
+        }
+        for (const auto* c : reg.collections()) {
+            for (auto k : {op_kind::list, op_kind::retrieve, op_kind::create, op_kind::replace,
+                           op_kind::patch, op_kind::remove})
+                pool.register_handler(operation_task_kind(c->name, k), run_request);
+            for (const auto& [name, def] : c->actions)
+                if (def.task.empty()) pool.register_handler(operation_task_kind(c->name, op_kind::action, name), run_request);
+        }
+    };
+    register_kinds(*workers);
+    for (auto& p : queue_pools) register_kinds(*p);
+    for (const auto& [kind, q] : kind_queue)
+        if (!workers->known_kind(kind))
+            return problem::bad_request("tasks.kinds." + kind + ".queue: the kind has no command and no C++ handler "
+                                        "is registered under this name");
 
     // Every declared action and endpoint must be runnable.
     for (const auto* c : reg.collections()) {
@@ -333,6 +388,7 @@ bool app::impl::schedulable_kind(std::string_view kind) const {
 
 void app::impl::close_services() {
     if (schedules) schedules->stop();
+    for (auto& p : queue_pools) p->stop();
     if (workers) workers->stop();  // hands running tasks back to the queue
     if (waiters) waiters->stop();
     if (db) db->close();           // finishes queued writes: every acknowledged write is committed
@@ -340,6 +396,7 @@ void app::impl::close_services() {
     auth.reset();
     limiter.reset();
     schedules.reset();
+    queue_pools.clear();
     workers.reset();
     waiters.reset();
     queue.reset();
@@ -470,6 +527,7 @@ result<void> app::impl::start() {
         return p;
     }
     workers->start();
+    for (auto& p : queue_pools) p->start();
     schedules->start();
     work.emplace(ioc.get_executor());
     gauge_timer.emplace(ioc);
@@ -520,6 +578,35 @@ void app::impl::refresh_gauges(bool wait) {
                 metrics.set_gauge("livebase_tasks{state=\"" + std::string(to_string(state)) + "\"}",
                                   static_cast<double>(pg->count));
         }
+        // Queues: depth and running tasks by queue (the default one: the tasks of no named
+        // queue), and the tasks this process's pools started.
+        if (!cfg.tasks.queues.empty()) {
+            std::map<std::string, json::array> kinds_of;
+            for (const auto& [kind, q] : kind_queue) kinds_of[q].emplace_back(kind);
+            for (auto state : {task_state::pending, task_state::running}) {
+                const auto family = std::string(state == task_state::pending ? "livebase_queue_pending" : "livebase_queue_running");
+                query all;
+                all.filters.push_back({"state", lookup::exact, json::value(to_string(state))});
+                all.limit = 0;
+                auto total = t.list(tasks_collection(), all);
+                if (!total) continue;
+                std::int64_t named = 0;
+                for (const auto& [name, q] : cfg.tasks.queues) {
+                    std::int64_t n = 0;
+                    if (auto it = kinds_of.find(name); it != kinds_of.end()) {
+                        query q2 = all;
+                        q2.filters.push_back({"kind", lookup::in, json::value(it->second)});
+                        if (auto pg = t.list(tasks_collection(), q2)) n = pg->count;
+                    }
+                    named += n;
+                    metrics.set_gauge(family + "{queue=\"" + name + "\"}", static_cast<double>(n));
+                }
+                metrics.set_gauge(family + "{queue=\"default\"}", static_cast<double>(std::max<std::int64_t>(0, total->count - named)));
+            }
+            metrics.set_gauge("livebase_queue_started{queue=\"default\"}", static_cast<double>(workers->started()));
+            for (const auto& p : queue_pools)
+                metrics.set_gauge("livebase_queue_started{queue=\"" + p->queue() + "\"}", static_cast<double>(p->started()));
+        }
         const auto last = db->last_seq();
         metrics.set_gauge("livebase_change_log_seq", static_cast<double>(last));
         if (realtime) {
@@ -550,11 +637,18 @@ result<void> app::impl::start_worker() {
         close_services();
         return r;
     }
-    if (cfg.tasks.workers == 0) {
+    const auto& only = cfg.tasks.serve_queues;
+    auto serving = [&](const std::string& q) { return only.empty() || std::find(only.begin(), only.end(), q) != only.end(); };
+    std::size_t threads_here = serving("default") ? cfg.tasks.workers : 0;
+    for (const auto& [name, q] : cfg.tasks.queues)
+        if (serving(name)) threads_here += q.workers;
+    if (threads_here == 0) {
         close_services();
-        return problem::bad_request("tasks.workers is 0: a worker process needs at least one worker");
+        return problem::bad_request(only.empty() ? "tasks.workers is 0: a worker process needs at least one worker"
+                                                 : "the queues this worker serves (--queue) have no workers");
     }
     workers->start();
+    for (auto& p : queue_pools) p->start();
     schedules->start();
     work.emplace(ioc.get_executor());
     threads.emplace_back([this] { ioc.run(); });  // runs the signal handler

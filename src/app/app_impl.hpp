@@ -75,6 +75,10 @@ struct app::impl {
     std::unique_ptr<task_queue> queue;
     std::unique_ptr<task_waiters> waiters;
     std::unique_ptr<worker_pool> workers;
+    /// The pools of the [tasks.queues.*] this process serves (the default queue's is `workers`).
+    std::vector<std::unique_ptr<worker_pool>> queue_pools;
+    /// Kind -> the named queue that runs it (kinds not here: the default queue).
+    std::map<std::string, std::string> kind_queue;
     std::unique_ptr<scheduler> schedules;  ///< makes the tasks of the schedules' ticks
     std::unique_ptr<livebase::api> api;
     // Serve mode only. Before the io_context: sessions destroyed with its unrun handlers still

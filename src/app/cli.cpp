@@ -216,6 +216,9 @@ int app::main(int argc, char** argv) {
     cli.fallthrough(true);
     cli.add_subcommand("serve", "Serve HTTP and run in-process task workers (default)");
     auto* worker = cli.add_subcommand("worker", "Run task workers only (scale-out)");
+    std::vector<std::string> worker_queues;
+    worker->add_option("--queue", worker_queues,
+                       "Serve only this queue ([tasks.queues.NAME]; \"default\": the tasks.workers one); repeatable");
     auto* check = cli.add_subcommand("check", "Validate the configuration and database, print the plan");
     bool full_check = false;
     check->add_flag("--full", full_check, "Check every page of a SQLite database (PRAGMA integrity_check; slower)");
@@ -298,6 +301,7 @@ int app::main(int argc, char** argv) {
         if (!db) return fail(s.log, "cannot open storage", db.error());
         auto collections = s.reg.collections();
         collections.push_back(&tasks_collection());
+    collections.push_back(&task_queues_collection());
         collections.push_back(&idempotency_collection());
         collections.push_back(&tokens_collection());
         auto plan = (*db)->migrate(collections, allow_destructive, /*dry_run=*/check->parsed());
@@ -318,6 +322,7 @@ int app::main(int argc, char** argv) {
     // Signals are handled before start-up: a SIGTERM right after "listening" stops gracefully.
     handle_signals();
     if (worker->parsed()) {
+        s.cfg.tasks.serve_queues = worker_queues;
         if (auto r = start_worker(); !r) return fail(s.log, "cannot start", r.error());
         wait(/*handle_signals=*/true);
         return 0;

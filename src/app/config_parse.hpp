@@ -85,6 +85,7 @@ private:
     void read_tasks(const tvalue& v, config& cfg) const;
     task_kind_def read_task_kind(const std::string& name, const tvalue& v,
                                  const std::string& path) const;
+    task_queue_def read_task_queue(const std::string& name, const tvalue& v, const std::string& path) const;
 
     // ---- [collections] and [endpoints] (config_collections.cpp)
     /// Reads every collection, then checks the references between them and finalizes each.

@@ -343,6 +343,17 @@ void loader::read_section(std::string_view section, const tvalue& v, config& cfg
 void loader::read_tasks(const tvalue& v, config& cfg) const {
     const auto& t = expect_table(v, "tasks");
     for (const auto& [k, item] : ordered_entries(t)) {
+        if (*k == "queues") {
+            const auto& queues = expect_table(*item, "tasks.queues");
+            for (const auto& [name, qv] : ordered_entries(queues)) {
+                auto path = join_key("tasks.queues", *name);
+                if (!is_kind_name(*name) || *name == "default")
+                    fail(*qv, path, "a queue name must be letters, digits, '_', '-' or '.', and not \"default\" "
+                                    "(the queue of tasks.workers)");
+                cfg.tasks.queues[*name] = read_task_queue(*name, *qv, path);
+            }
+            continue;
+        }
         if (*k != "kinds") continue;
         const auto& kinds = expect_table(*item, "tasks.kinds");
         for (const auto& [name, kv] : ordered_entries(kinds)) {
@@ -355,15 +366,33 @@ void loader::read_tasks(const tvalue& v, config& cfg) const {
     // The scalars of [tasks], without the kinds table.
     toml::table rest;
     for (const auto& [k, item] : t) {
-        if (k != "kinds") rest.emplace(k, item);
+        if (k != "kinds" && k != "queues") rest.emplace(k, item);
     }
     read_section("tasks", tvalue(rest), cfg);
+    // Every queue a kind names is declared, and every kind a queue limits is in it.
+    for (const auto& [name, k] : cfg.tasks.kinds) {
+        if (!k.queue.empty() && !cfg.tasks.queues.contains(k.queue)) {
+            const auto& kv = t.at("kinds").as_table().at(name);
+            fail(kv.as_table().at("queue"), "tasks.kinds." + name + ".queue",
+                 "no [tasks.queues." + k.queue + "] is declared");
+        }
+    }
+    for (const auto& [qname, q] : cfg.tasks.queues) {
+        for (const auto& [kind, most] : q.concurrency) {
+            auto it = cfg.tasks.kinds.find(kind);
+            if (it == cfg.tasks.kinds.end() || it->second.queue != qname) {
+                const auto& qv = t.at("queues").as_table().at(qname).as_table().at("concurrency").as_table().at(kind);
+                fail(qv, "tasks.queues." + qname + ".concurrency." + kind,
+                     "the kind must be declared with queue = \"" + qname + "\" ([tasks.kinds." + kind + "])");
+            }
+        }
+    }
 }
 
 task_kind_def loader::read_task_kind(const std::string& name, const tvalue& v,
                                      const std::string& path) const {
     const auto& t = expect_table(v, path);
-    check_keys(t, path, {"command", "timeout", "max_attempts", "kill_grace", "submit"});
+    check_keys(t, path, {"command", "timeout", "max_attempts", "kill_grace", "submit", "queue"});
     task_kind_def k;
     k.name = name;
     if (auto it = t.find("command"); it != t.end()) {
@@ -390,7 +419,37 @@ task_kind_def loader::read_task_kind(const std::string& name, const tvalue& v,
             fail(it->second, path + ".submit",
                  "\"owner\" applies to records; use \"public\", \"authenticated\", \"admin\" or \"nobody\"");
     }
+    if (auto it = t.find("queue"); it != t.end()) {
+        k.queue = expect_string(it->second, path + ".queue");
+        if (k.queue == "default") k.queue.clear();
+    }
     return k;
+}
+
+task_queue_def loader::read_task_queue(const std::string& name, const tvalue& v, const std::string& path) const {
+    const auto& t = expect_table(v, path);
+    check_keys(t, path, {"workers", "rate_limit", "concurrency", "priority"});
+    task_queue_def q;
+    q.name = name;
+    if (auto it = t.find("workers"); it != t.end()) q.workers = expect_count(it->second, path + ".workers", 0, 1024);
+    if (auto it = t.find("rate_limit"); it != t.end()) {
+        auto r = parse_rate(expect_string(it->second, path + ".rate_limit"));
+        if (!r || r->count == 0)
+            fail(it->second, path + ".rate_limit", "expected tasks per period such as \"50/s\" or \"600/min\"");
+        q.rate_limit = *r;
+    }
+    if (auto it = t.find("concurrency"); it != t.end()) {
+        const auto& c = expect_table(it->second, path + ".concurrency");
+        for (const auto& [kind, n] : ordered_entries(c))
+            q.concurrency[*kind] = expect_count(*n, path + ".concurrency." + *kind, 1, 1'000'000);
+    }
+    if (auto it = t.find("priority"); it != t.end()) {
+        const auto key = path + ".priority";
+        if (!it->second.is_integer() || it->second.as_integer() < -10 || it->second.as_integer() > 10)
+            fail(it->second, key, "expected an integer from -10 to 10");
+        q.priority = static_cast<int>(it->second.as_integer());
+    }
+    return q;
 }
 
 }  // namespace livebase::config_detail

@@ -54,6 +54,9 @@ std::string_view base_name(std::string_view series) {
 std::string_view gauge_help(std::string_view family) {
     static constexpr std::pair<std::string_view, std::string_view> k_help[] = {
         {"livebase_tasks", "Tasks by state (pending is the queue depth), refreshed every 2 s."},
+        {"livebase_queue_pending", "Tasks waiting, by queue (its depth), refreshed every 2 s."},
+        {"livebase_queue_running", "Tasks running, by queue, on every node, refreshed every 2 s."},
+        {"livebase_queue_started", "Tasks this process started, by queue, since start (its rate: rate() of it)."},
         {"livebase_change_log_seq", "The last seq of the change log, refreshed every 2 s."},
         {"livebase_realtime_clients", "WebSocket and SSE clients attached to the realtime hub."},
         {"livebase_realtime_lag", "Changes committed but not yet fanned out to clients."},

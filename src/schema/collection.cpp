@@ -267,7 +267,7 @@ async_mode collection_def::async_for(std::string_view action) const noexcept {
 bool is_reserved_collection_name(std::string_view name) noexcept {
     return name == "tasks" || name == "auth" || name == "health" || name == "schema" ||
            name == "idempotency_keys" || name == "users" || name == "auth_tokens" ||
-           name == "schedules";
+           name == "schedules" || name == "task_queues";
 }
 
 bool is_managed_field(std::string_view name) noexcept {

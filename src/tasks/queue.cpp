@@ -8,6 +8,8 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <cmath>
+#include <map>
 #include <memory>
 #include <unordered_map>
 #include <utility>
@@ -254,9 +256,16 @@ result<json::object> task_queue::submit(const task_submission& t) {
 void task_queue::submit_async(const task_submission& t, done_fn done,
                               std::function<result<void>(write_txn&, const json::object&)> also) {
     auto at = now();
-    task_intake* intake = intake_.load();
+    task_intake* intake = nullptr;
     std::optional<claim_slot> slot;
-    if (intake && t.not_before == 0) slot = intake->reserve(t.kind);
+    if (t.not_before == 0) {
+        std::lock_guard lock(intake_mu_);
+        for (auto* in : intakes_)
+            if ((slot = in->reserve(t.kind))) {
+                intake = in;
+                break;
+            }
+    }
     auto owner = std::make_shared<std::string>(owner_key(t));
     auto admitted = std::make_shared<bool>(false);
     store_.write(
@@ -282,6 +291,16 @@ void task_queue::submit_async(const task_submission& t, done_fn done,
         });
 }
 
+void task_queue::add_intake(task_intake* intake) {
+    std::lock_guard lock(intake_mu_);
+    if (std::find(intakes_.begin(), intakes_.end(), intake) == intakes_.end()) intakes_.push_back(intake);
+}
+
+void task_queue::remove_intake(task_intake* intake) {
+    std::lock_guard lock(intake_mu_);
+    intakes_.erase(std::remove(intakes_.begin(), intakes_.end(), intake), intakes_.end());
+}
+
 result<std::optional<json::object>> task_queue::claim(const std::string& worker_id, std::int64_t now,
                                                       std::chrono::milliseconds lease,
                                                       const std::vector<std::string>& kinds) {
@@ -291,57 +310,167 @@ result<std::optional<json::object>> task_queue::claim(const std::string& worker_
     return std::optional<json::object>(std::move(r->front()));
 }
 
+namespace {
+
+// The token bucket of a rate: at most a tenth of a second's worth of tokens (at least one).
+double bucket_size(const rate& r) {
+    return std::max(1.0, static_cast<double>(r.count) * 100.0 / static_cast<double>(std::max<std::int64_t>(r.per.count(), 1)));
+}
+
+double number_or(const json::object& o, std::string_view key, double fallback) {
+    auto it = o.find(key);
+    if (it == o.end()) return fallback;
+    if (it->value().is_double()) return it->value().get_double();
+    if (it->value().is_int64()) return static_cast<double>(it->value().get_int64());
+    if (it->value().is_uint64()) return static_cast<double>(it->value().get_uint64());
+    return fallback;
+}
+
+collection_def build_task_queues_collection() {
+    collection_def c;
+    c.name = "task_queues";
+    c.built_in = true;
+    c.fields = {make_field("tokens", field_type::number), make_field("at", field_type::integer)};
+    c.rules = {{"list", access_rule::nobody},   {"retrieve", access_rule::nobody}, {"create", access_rule::nobody},
+               {"update", access_rule::nobody}, {"delete", access_rule::nobody}};
+    auto msg = finalize(c);
+    (void)msg;  // a fixed definition: checked by the unit tests
+    return c;
+}
+
+}  // namespace
+
+const collection_def& task_queues_collection() {
+    static const collection_def c = build_task_queues_collection();
+    return c;
+}
+
 result<std::vector<json::object>> task_queue::claim_batch(const std::string& worker_id, std::int64_t now,
                                                           std::chrono::milliseconds lease,
                                                           const std::vector<std::string>& kinds, std::size_t max,
-                                                          std::int64_t* next_due) {
+                                                          std::int64_t* next_due, const queue_limits* limits) {
     std::vector<json::object> out;
     if (next_due) *next_due = 0;
     if (max == 0) return out;
+    if (limits && limits->empty()) limits = nullptr;
     query q;
     q.filters.push_back(term("state", lookup::exact, json::value("pending")));
     // The bound on the claim key ends the index range at the first delayed or retried task not
     // due yet: a claim never reads through the tasks waiting for later.
     q.filters.push_back(term("fair", lookup::lte, json::value(kRetryBand + now)));
     q.filters.push_back(term("not_before", lookup::lte, json::value(now)));
+    std::optional<filter_term> kind_filter;
     if (!kinds.empty()) {
         json::array names;
         for (const auto& k : kinds) names.emplace_back(k);
-        q.filters.push_back(term("kind", lookup::in, std::move(names)));
+        kind_filter = term("kind", lookup::in, std::move(names));
+        q.filters.push_back(*kind_filter);
     }
     q.ordering = {order_term{"fair", false}, order_term{"id", false}};
-    q.limit = max;
     q.with_count = false;  // a claim needs the oldest rows, not a scan of the whole backlog
     auto r = store_.write_sync([&](write_txn& txn) -> result<json::value> {
-        auto found = txn.list_locked(tasks(), q);
-        if (!found) return std::move(found).error();
+        query cq = q;
+        std::size_t take = max;
+        // A limited queue: its row (locked until commit) holds the token bucket; the running
+        // tasks of each kind with a concurrency are counted under that lock.
+        std::optional<json::object> row;
+        double tokens = 0;
+        std::map<std::string, std::size_t, std::less<>> slots;
+        double rate_per_ms = 0;
+        if (limits) {
+            auto got = txn.get(task_queues_collection(), limits->name);
+            if (!got) return std::move(got).error();
+            row = std::move(*got);
+            if (limits->rate_limit.count > 0) {
+                const double size = bucket_size(limits->rate_limit);
+                const double per_ms = static_cast<double>(limits->rate_limit.count) /
+                                      static_cast<double>(std::max<std::int64_t>(limits->rate_limit.per.count(), 1));
+                tokens = size;
+                if (row) {
+                    const auto at = int_or(*row, "at", now);
+                    tokens = std::min(size, number_or(*row, "tokens", size) + static_cast<double>(std::max<std::int64_t>(now - at, 0)) * per_ms);
+                }
+                take = std::min<std::size_t>(take, static_cast<std::size_t>(std::max(0.0, tokens)));
+                rate_per_ms = per_ms;
+            }
+            std::size_t served = 0;  // kinds of this claim still with a free slot
+            for (const auto& [kind, most] : limits->concurrency) {
+                if (!kinds.empty() && std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) continue;
+                query running;
+                running.filters = {term("state", lookup::exact, json::value("running")),
+                                   term("kind", lookup::exact, json::value(kind))};
+                running.limit = 0;
+                auto n = txn.list(tasks(), running);
+                if (!n) return std::move(n).error();
+                const auto busy = static_cast<std::size_t>(std::max<std::int64_t>(n->count, 0));
+                slots[kind] = busy >= most ? 0 : most - busy;
+                if (slots[kind] == 0) cq.filters.push_back(term("kind", lookup::ne, json::value(kind)));
+                else ++served;
+            }
+            if (!kinds.empty() && served == 0 && slots.size() == kinds.size()) take = 0;  // every kind at its limit
+        }
         json::array claimed;
-        claimed.reserve(found->items.size());
-        for (const auto& before : found->items) {
-            // The row as read is the change log's `before` (saves the store a second read).
-            json::object t = before;
-            t["state"] = to_string(task_state::running);
-            t["attempt"] = int_or(t, "attempt", 0) + 1;
-            t["lease_until"] = now + lease.count();
-            t["worker"] = worker_id;
-            t["started"] = format_timestamp(now);
-            t["not_before"] = nullptr;
-            touch(t, now);
-            if (auto w = txn.update(tasks(), t, &before); !w) return std::move(w).error();
-            claimed.emplace_back(std::move(t));
+        // A kind that reaches its concurrency in this claim is passed over from then on: the
+        // claim reads again, without it, for the places its waiting tasks took (a few rounds at
+        // most: each one closes a kind).
+        for (int round = 0; round <= static_cast<int>(slots.size()) && claimed.size() < take; ++round) {
+            cq.limit = take - claimed.size();
+            auto found = txn.list_locked(tasks(), cq);
+            if (!found) return std::move(found).error();
+            bool passed_over = false;
+            for (const auto& before : found->items) {
+                if (!slots.empty()) {
+                    auto slot = slots.find(get_string(before, "kind"));
+                    if (slot != slots.end()) {
+                        if (slot->second == 0) {  // its last slot went to an earlier task of this claim
+                            passed_over = true;
+                            continue;
+                        }
+                        if (--slot->second == 0) cq.filters.push_back(term("kind", lookup::ne, json::value(slot->first)));
+                    }
+                }
+                // The row as read is the change log's `before` (saves the store a second read).
+                json::object t = before;
+                t["state"] = to_string(task_state::running);
+                t["attempt"] = int_or(t, "attempt", 0) + 1;
+                t["lease_until"] = now + lease.count();
+                t["worker"] = worker_id;
+                t["started"] = format_timestamp(now);
+                t["not_before"] = nullptr;
+                touch(t, now);
+                if (auto w = txn.update(tasks(), t, &before); !w) return std::move(w).error();
+                claimed.emplace_back(std::move(t));
+            }
+            if (!passed_over) break;  // the read was not short for a kind at its limit
+        }
+        // Tokens ran out before the claim was full: the next one comes at refill_at.
+        std::int64_t refill_at = 0;
+        if (rate_per_ms > 0 && claimed.size() == take && take < max)
+            refill_at = now + static_cast<std::int64_t>(
+                                  std::ceil((1.0 - (tokens - static_cast<double>(claimed.size()))) / rate_per_ms));
+        if (limits && limits->rate_limit.count > 0 && (!claimed.empty() || !row)) {
+            json::object next{{"id", limits->name},
+                              {"created", row ? json::value((*row)["created"]) : json::value(format_timestamp(now))},
+                              {"updated", format_timestamp(now)},
+                              {"version", row ? int_or(*row, "version", 0) + 1 : 1},
+                              {"tokens", tokens - static_cast<double>(claimed.size())},
+                              {"at", now}};
+            auto w = row ? txn.update(task_queues_collection(), next, &*row) : txn.insert(task_queues_collection(), next);
+            if (!w) return std::move(w).error();
         }
         if (next_due && claimed.size() < max) {
             // The earliest task of these kinds waiting for its time: the caller wakes then.
             query d;
             d.filters.push_back(term("state", lookup::exact, json::value("pending")));
             d.filters.push_back(term("fair", lookup::gt, json::value(kRetryBand + now)));
-            if (!kinds.empty()) d.filters.push_back(q.filters.back());
+            if (kind_filter) d.filters.push_back(*kind_filter);
             d.ordering = {order_term{"fair", false}};
             d.limit = 1;
             d.with_count = false;
             auto first = txn.list(tasks(), d);
             if (!first) return std::move(first).error();
             if (!first->items.empty()) *next_due = int_or(first->items.front(), "fair", 0) - kRetryBand;
+            if (refill_at > 0 && (*next_due == 0 || refill_at < *next_due)) *next_due = refill_at;
         }
         return json::value(std::move(claimed));
     });
@@ -436,7 +565,8 @@ void task_queue::notify() {
         ++generation_;
     }
     wake_cv_.notify_all();
-    if (auto* intake = intake_.load()) intake->work_available();
+    std::lock_guard lock(intake_mu_);
+    for (auto* in : intakes_) in->work_available();
 }
 
 std::uint64_t task_queue::generation() const {

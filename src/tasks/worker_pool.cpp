@@ -168,6 +168,7 @@ void worker_pool::register_command(command_kind_def def) {
     task_kind_options o;
     o.max_attempts = def.max_attempts;
     o.timeout = def.timeout;
+    o.priority = def.priority;
     auto name = def.name;
     kind_names_.push_back(name);
     kinds_[std::move(name)] = kind_entry{{}, std::move(def), o};
@@ -186,6 +187,7 @@ result<task_submission> worker_pool::make_submission(std::string_view kind, json
     s.who = who;
     s.max_attempts = std::max(1, it->second.options.max_attempts.value_or(options_.max_attempts));
     s.timeout = it->second.options.timeout.value_or(options_.timeout);
+    s.priority = it->second.options.priority.value_or(0);
     return s;
 }
 
@@ -200,9 +202,14 @@ void worker_pool::start() {
     std::lock_guard lock(lifecycle_mu_);
     if (started_) return;
     started_ = true;
+    served_.clear();
+    for (const auto& k : kind_names_)
+        if (!options_.serves || options_.serves(k)) served_.push_back(k);
+    limited_ = !options_.limits.empty();
+    if (limited_) options_.prefetch = 0;  // a claimed task counts as running: claim only what runs
     for (std::size_t i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { worker_main(); });
     maintenance_ = std::thread([this] { maintenance_main(); });
-    if (options_.workers > 0) queue_.set_intake(this);
+    if (options_.workers > 0 && !limited_) queue_.add_intake(this);
 }
 
 std::size_t worker_pool::running() const {
@@ -210,8 +217,12 @@ std::size_t worker_pool::running() const {
     return running_.size();
 }
 
+bool worker_pool::serves_kind(std::string_view kind) const {
+    return known_kind(kind) && (!options_.serves || options_.serves(kind));
+}
+
 std::optional<claim_slot> worker_pool::reserve(std::string_view kind) {
-    if (!known_kind(kind)) return std::nullopt;
+    if (limited_ || !serves_kind(kind)) return std::nullopt;
     std::lock_guard lock(mu_);
     // Tasks that may be waiting in the store go first: the submission is stored pending.
     if (stopping_ || handing_back_ || backlog_ || claiming_) return std::nullopt;
@@ -270,7 +281,7 @@ void worker_pool::stop() {
     std::lock_guard lifecycle(lifecycle_mu_);
     if (stopped_) return;
     stopped_ = true;
-    queue_.set_intake(nullptr);  // no new reservations; those in flight still arrive
+    queue_.remove_intake(this);  // no new reservations; those in flight still arrive
     std::vector<std::shared_ptr<context>> to_release;
     {
         std::unique_lock lock(mu_);
@@ -321,12 +332,19 @@ void worker_pool::worker_main() {
             }
             --idle_;
             lock.unlock();
+            started_count_.fetch_add(1, std::memory_order_relaxed);
             const auto started = steady::now();
             run_task(std::move(next.task));
             const double took = std::chrono::duration<double, std::micro>(steady::now() - started).count();
             lock.lock();
             average_run_us_ = average_run_us_ >= 1e9 ? took : 0.9 * average_run_us_ + 0.1 * took;
             ++idle_;
+            // A limited queue's finished task frees a slot: claim again now, not at the next poll.
+            if (limited_) backlog_ = true;
+            continue;
+        }
+        if (served_.empty()) {  // a pool whose kinds all belong to other queues: only delivered tasks
+            cv_.wait(lock);
             continue;
         }
         const auto now = steady::now();
@@ -350,7 +368,8 @@ void worker_pool::claim_for_idle(std::unique_lock<std::mutex>& lock, std::size_t
     lock.unlock();
     std::int64_t next_due = 0;
     const std::int64_t wall = now_ms();
-    auto claimed = queue_.claim_batch(prefix_, wall, options_.lease, kind_names_, want, &next_due);
+    auto claimed = queue_.claim_batch(prefix_, wall, options_.lease, served_, want, &next_due,
+                                      limited_ ? &options_.limits : nullptr);
     lock.lock();
     claiming_ = false;
     // A delayed task (or a retry) due before the next poll wakes the idle workers on time.

@@ -52,6 +52,18 @@ struct task_kind_def {
     /// Who may submit it directly (POST /api/tasks, the socket's `submit`); unset: nobody.
     /// A kind without `command` is then a C++ kind the app registers.
     std::optional<access_rule> submit;
+    /// The `[tasks.queues.<name>]` that runs it; "" = the default queue (`tasks.workers`).
+    std::string queue;
+};
+
+/// `[tasks.queues.<name>]`: workers of their own for the kinds that name it, with limits that
+/// hold across every process (docs/tasks.md "Queues").
+struct task_queue_def {
+    std::string name;
+    std::size_t workers = 1;             ///< threads per serve (or `livebase worker`) process
+    rate rate_limit{0, 1s};              ///< tasks started per period, all processes together; 0: none
+    std::map<std::string, std::size_t> concurrency;  ///< kind -> most running at once
+    std::optional<int> priority;         ///< its kinds' priority when a submission names none
 };
 
 struct tasks_options {
@@ -64,6 +76,10 @@ struct tasks_options {
     std::size_t max_pending_per_user = 10000;     ///< pending tasks one user may hold; 0: no limit
     std::size_t max_pending_per_address = 10000;  ///< per anonymous client address; 0: no limit
     std::map<std::string, task_kind_def> kinds;
+    std::map<std::string, task_queue_def> queues;
+    /// `livebase worker --queue NAME` (repeatable): the queues this process serves ("default"
+    /// for the default queue); empty: all of them.
+    std::vector<std::string> serve_queues;
 };
 
 struct auth_options {

@@ -164,7 +164,7 @@ bool is_managed_field(std::string_view name) noexcept;
 
 /// Names user collections may not take because built-in endpoints use them
 /// (tasks, auth, health, schema) or that are built-in collections (idempotency_keys, users,
-/// auth_tokens, schedules).
+/// auth_tokens, schedules, task_queues).
 bool is_reserved_collection_name(std::string_view name) noexcept;
 
 /// Checks a definition (names are identifiers, no duplicates, options fit the type, "owner"

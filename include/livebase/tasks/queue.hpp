@@ -31,6 +31,7 @@
 /// hold at most limits::max_pending_* pending tasks (429 with Retry-After beyond that).
 #include <livebase/ops/operation.hpp>
 #include <livebase/core/result.hpp>
+#include <livebase/core/units.hpp>
 #include <livebase/store/store.hpp>
 #include <livebase/tasks/task.hpp>
 
@@ -39,6 +40,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -68,6 +70,23 @@ struct task_submission {
     /// a lower one. The owners' turns (fair order) apply within one priority.
     int priority = 0;
 };
+
+/// A named queue's limits (docs/tasks.md "Queues"), which claims enforce across every process:
+/// the claims of a limited queue take its row of the built-in `task_queues` collection (locked
+/// until commit), so two nodes never both spend its last token or its last free slot.
+struct queue_limits {
+    std::string name;   ///< the queue (the key of its row)
+    /// Tasks started per period (count 0: no limit): a token bucket refilled continuously,
+    /// holding at most a tenth of a second's worth (at least one), so bursts stay small.
+    rate rate_limit{0, std::chrono::milliseconds(1000)};
+    /// Kind -> most tasks of it running at once (claimed and not finished), on every node.
+    std::map<std::string, std::size_t, std::less<>> concurrency;
+    bool empty() const noexcept { return rate_limit.count == 0 && concurrency.empty(); }
+};
+
+/// The built-in `task_queues` collection: one row per limited queue (id = its name) with its
+/// token bucket (tokens, at = ms of the last claim). Internal: not served to clients.
+const collection_def& task_queues_collection();
 
 /// Coalesced progress of a running task; only the set members are written.
 struct task_progress {
@@ -157,10 +176,12 @@ public:
 
     using done_fn = std::function<void(result<json::object>)>;
 
-    /// The pool that takes submissions at once and hears notify() (see task_intake); null: every
-    /// submission is stored pending. A pool sets itself when it starts and clears it when it
-    /// stops (then waits for the submissions it reserved a worker for).
-    void set_intake(task_intake* intake) noexcept { intake_.store(intake); }
+    /// Pools that take submissions at once and hear notify() (see task_intake); none: every
+    /// submission is stored pending. A pool adds itself when it starts and removes itself when
+    /// it stops (then waits for the submissions it reserved a worker for). A submission goes to
+    /// the first that reserves a worker for its kind.
+    void add_intake(task_intake* intake);
+    void remove_intake(task_intake* intake);
 
     void set_limits(limits l);
     /// Keeps the owners' pending counts and the claim head current: call it with every change
@@ -206,10 +227,14 @@ public:
     /// As claim(), up to `max` tasks in one transaction (oldest first). Empty when none.
     /// `next_due` (optional): set, when fewer than `max` were due, to the not_before of the
     /// earliest delayed or retried task of `kinds` (0 when none), for the caller to wake then.
+    /// `limits` (optional, not empty): the claim takes at most the queue's tokens and, per kind
+    /// with a concurrency, the slots left (kinds at their limit are passed over); when tokens ran
+    /// out, `next_due` is at most when the next one comes.
     result<std::vector<json::object>> claim_batch(const std::string& worker_id, std::int64_t now,
                                                   std::chrono::milliseconds lease,
                                                   const std::vector<std::string>& kinds, std::size_t max,
-                                                  std::int64_t* next_due = nullptr);
+                                                  std::int64_t* next_due = nullptr,
+                                                  const queue_limits* limits = nullptr);
 
     /// Renews the lease of a task `worker` runs (lease_until = clock() + lease) and writes the
     /// set members of `progress`. ours = false (and nothing written) when the task is no longer
@@ -313,7 +338,8 @@ private:
     std::unordered_map<std::string, owner_load> owners_;
     std::int64_t head_ = 0;
     bool head_loaded_ = false;
-    std::atomic<task_intake*> intake_{nullptr};
+    mutable std::mutex intake_mu_;
+    std::vector<task_intake*> intakes_;
     std::mutex batch_mu_;
     std::shared_ptr<owned_batch> open_batch_;  ///< joined by mutate_owned_async() until its write runs
     mutable std::mutex wake_mu_;

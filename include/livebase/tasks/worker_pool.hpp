@@ -38,6 +38,11 @@ namespace livebase {
 struct task_kind_options {
     std::optional<int> max_attempts;                   ///< unset: worker_pool_options::max_attempts
     std::optional<std::chrono::milliseconds> timeout;  ///< unset: worker_pool_options::timeout
+    /// The priority of its tasks when the submission names none (its queue's `priority`).
+    std::optional<int> priority;
+    /// The app's [tasks.queues.<name>] that runs it ("": the default queue). Read by the app,
+    /// which gives each queue a pool of its own (worker_pool_options::serves).
+    std::string queue;
 };
 
 /// A kind run as a command (the fields of `[tasks.kinds.<name>]`; app copies its config here
@@ -49,6 +54,7 @@ struct command_kind_def {
     std::optional<int> max_attempts;
     std::chrono::milliseconds kill_grace{5000};        ///< SIGTERM -> SIGKILL delay
     std::size_t max_line = 1 << 20;                    ///< longest stdout line; longer fails the attempt
+    std::optional<int> priority;                       ///< as task_kind_options::priority
 };
 
 struct worker_pool_options {
@@ -70,6 +76,13 @@ struct worker_pool_options {
     logger* log = nullptr;                             ///< optional; must outlive the pool
     /// Called (from a worker thread) after a task this pool ran reached a finished state.
     std::function<void(const std::string& task_id)> on_finished;
+    /// The queue this pool serves (docs/tasks.md "Queues"): its name for the logs ("" = the
+    /// default queue), the kinds it claims (unset: every registered kind) and its limits. A
+    /// limited pool claims without prefetch and takes no submission directly (task_intake), so
+    /// every task of its kinds starts through a claim that counts it.
+    std::string queue;
+    std::function<bool(std::string_view kind)> serves;
+    queue_limits limits;
 };
 
 /// Thread-safety: register_*() before start(); submit(), known_kind() and stop() from any
@@ -105,6 +118,12 @@ public:
 
     /// How many tasks run right now.
     std::size_t running() const;
+    /// Whether this pool claims tasks of `kind` (registered and served).
+    bool serves_kind(std::string_view kind) const;
+    /// Tasks this pool started (attempts begun) since it was made.
+    std::uint64_t started() const noexcept { return started_count_.load(); }
+    /// options.queue: the queue it serves ("" = the default queue).
+    const std::string& queue() const noexcept { return options_.queue; }
     /// The id tasks are claimed under.
     const std::string& id() const noexcept { return prefix_; }
 
@@ -141,8 +160,11 @@ private:
     std::string prefix_;
     std::map<std::string, kind_entry, std::less<>> kinds_;
     std::vector<std::string> kind_names_;
+    std::vector<std::string> served_;         ///< the kinds claims take (set by start())
+    bool limited_ = false;                    ///< options_.limits is not empty
 
     std::atomic<bool> stopping_{false};
+    std::atomic<std::uint64_t> started_count_{0};
     bool started_ = false;
     bool stopped_ = false;
     std::mutex lifecycle_mu_;

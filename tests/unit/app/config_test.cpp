@@ -362,6 +362,45 @@ TEST(Config, TaskKindsSubmittableDirectly) {
     EXPECT_CONFIG_ERROR("[tasks.kinds.mail]\nsubmit = true\n", "t.toml:2: tasks.kinds.mail.submit");
 }
 
+TEST(Config, TaskQueuesWithWorkersLimitsAndTheirKinds) {
+    auto c = load_ok(R"(
+[tasks.queues.mail]
+workers = 2
+rate_limit = "50/s"
+priority = 3
+[tasks.queues.media]
+concurrency = { render = 1 }
+[tasks.kinds.send]
+queue = "mail"
+[tasks.kinds.render]
+queue = "media"
+[tasks.kinds.plain]
+queue = "default"
+)");
+    const auto& mail = c.tasks.queues.at("mail");
+    EXPECT_EQ(mail.workers, 2u);
+    EXPECT_EQ(mail.rate_limit.count, 50u);
+    EXPECT_EQ(mail.rate_limit.per, 1s);
+    EXPECT_EQ(mail.priority, 3);
+    const auto& media = c.tasks.queues.at("media");
+    EXPECT_EQ(media.workers, 1u);
+    EXPECT_EQ(media.rate_limit.count, 0u);
+    EXPECT_EQ(media.concurrency.at("render"), 1u);
+    EXPECT_EQ(c.tasks.kinds.at("send").queue, "mail");
+    EXPECT_EQ(c.tasks.kinds.at("plain").queue, "");  // "default" is the tasks.workers queue
+
+    EXPECT_CONFIG_ERROR("[tasks.kinds.send]\nqueue = \"mail\"\n", "t.toml:2: tasks.kinds.send.queue: no [tasks.queues.mail]");
+    EXPECT_CONFIG_ERROR("[tasks.queues.default]\nworkers = 1\n", "tasks.queues.default: a queue name");
+    EXPECT_CONFIG_ERROR("[tasks.queues.mail]\nrate_limit = \"fast\"\n", "t.toml:2: tasks.queues.mail.rate_limit");
+    EXPECT_CONFIG_ERROR("[tasks.queues.mail]\nworkers = -1\n", "t.toml:2: tasks.queues.mail.workers");
+    EXPECT_CONFIG_ERROR("[tasks.queues.mail]\npriority = 11\n", "t.toml:2: tasks.queues.mail.priority");
+    EXPECT_CONFIG_ERROR("[tasks.queues.mail]\nspeed = 1\n", "tasks.queues.mail.speed");
+    EXPECT_CONFIG_ERROR("[tasks.queues.mail]\nconcurrency = { send = 0 }\n", "tasks.queues.mail.concurrency.send");
+    // A limit on a kind that does not run in the queue would never apply.
+    EXPECT_CONFIG_ERROR("[tasks.queues.mail]\nconcurrency = { send = 2 }\n",
+                        "tasks.queues.mail.concurrency.send: the kind must be declared with queue = \"mail\"");
+}
+
 TEST(Config, RealtimeDeflateSettings) {
     auto d = load_ok("");
     EXPECT_FALSE(d.realtime.deflate);

@@ -152,7 +152,7 @@ struct fake_intake : task_intake {
 
 TEST_F(batch_test, a_submission_to_an_idle_worker_commits_running_without_a_claim) {
     fake_intake intake;
-    queue_.set_intake(&intake);
+    queue_.add_intake(&intake);
     auto seq = ts_.db->last_seq();
     std::promise<result<json::object>> p;
     queue_.submit_async(submission("fast"), [&](result<json::object> r) { p.set_value(std::move(r)); });
@@ -180,12 +180,12 @@ TEST_F(batch_test, a_submission_to_an_idle_worker_commits_running_without_a_clai
     ASSERT_TRUE(other.has_value());
     EXPECT_EQ(state_of(*other), "pending");
     EXPECT_EQ(intake.woken.load(), 1);
-    queue_.set_intake(nullptr);
+    queue_.remove_intake(&intake);
 }
 
 TEST_F(batch_test, a_failed_submission_gives_the_reserved_worker_back) {
     fake_intake intake;
-    queue_.set_intake(&intake);
+    queue_.add_intake(&intake);
     auto bad = submission("fast");
     bad.max_attempts = 0;  // refused by submit_in
     std::promise<result<json::object>> p;
@@ -195,7 +195,7 @@ TEST_F(batch_test, a_failed_submission_gives_the_reserved_worker_back) {
     EXPECT_EQ(intake.unreserved.load(), 1);
     std::lock_guard lock(intake.mu);
     EXPECT_TRUE(intake.delivered.empty());
-    queue_.set_intake(nullptr);
+    queue_.remove_intake(&intake);
 }
 
 // The effect and the task's success in one transaction: both commit, or neither does.

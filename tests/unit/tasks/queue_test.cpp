@@ -459,6 +459,75 @@ TEST_F(queue_test, a_higher_priority_is_claimed_before_every_waiting_task_of_a_l
     EXPECT_EQ(id_of(claimed->back()), id_of(*low_task));
 }
 
+TEST_F(queue_test, a_rate_limited_queue_claims_no_more_than_its_tokens_and_says_when_the_next_comes) {
+    for (int i = 0; i < 30; ++i) submit("mail");
+    queue_limits limits;
+    limits.name = "mailers";
+    limits.rate_limit = {50, std::chrono::milliseconds(1000)};  // a bucket of 5 tokens
+    const std::vector<std::string> kinds{"mail"};
+    std::int64_t next_due = 0;
+    auto first = queue_.claim_batch("w1", clock_.load(), std::chrono::milliseconds(1000), kinds, 20, &next_due, &limits);
+    ASSERT_TRUE(first) << first.error().detail;
+    EXPECT_EQ(first->size(), 5u);
+    EXPECT_EQ(next_due, clock_.load() + 20);  // one token every 20 ms
+    auto none = queue_.claim_batch("w1", clock_.load(), std::chrono::milliseconds(1000), kinds, 20, &next_due, &limits);
+    ASSERT_TRUE(none);
+    EXPECT_TRUE(none->empty());
+    EXPECT_EQ(next_due, clock_.load() + 20);
+    // 100 ms later: five more tokens, never more than the bucket holds.
+    clock_ += 100;
+    auto second = queue_.claim_batch("w1", clock_.load(), std::chrono::milliseconds(1000), kinds, 20, &next_due, &limits);
+    ASSERT_TRUE(second);
+    EXPECT_EQ(second->size(), 5u);
+    clock_ += 10'000;
+    auto third = queue_.claim_batch("w1", clock_.load(), std::chrono::milliseconds(1000), kinds, 20, &next_due, &limits);
+    ASSERT_TRUE(third);
+    EXPECT_EQ(third->size(), 5u);
+    // Over 10 s of claiming every 10 ms: 50/s, within the bucket.
+    std::size_t started = 0;
+    for (int step = 0; step < 1000; ++step) {
+        clock_ += 10;
+        auto c = queue_.claim_batch("w1", clock_.load(), std::chrono::milliseconds(60'000), kinds, 20, nullptr, &limits);
+        ASSERT_TRUE(c);
+        started += c->size();
+        if (c->empty() && step > 100) break;  // the 30 tasks ran out
+    }
+    EXPECT_EQ(started, 15u);
+    // A claim without the limits (another queue's pool) is not counted against them.
+    submit("mail");
+    auto unlimited = queue_.claim_batch("w2", clock_.load(), std::chrono::milliseconds(1000), kinds, 20);
+    ASSERT_TRUE(unlimited);
+    EXPECT_EQ(unlimited->size(), 1u);
+}
+
+TEST_F(queue_test, a_kind_at_its_concurrency_waits_while_other_kinds_are_claimed) {
+    for (int i = 0; i < 4; ++i) submit("render");
+    for (int i = 0; i < 2; ++i) submit("thumb");
+    queue_limits limits;
+    limits.name = "media";
+    limits.concurrency = {{"render", 2}};
+    const std::vector<std::string> kinds{"render", "thumb"};
+    auto first = queue_.claim_batch("w1", clock_.load(), std::chrono::milliseconds(1000), kinds, 10, nullptr, &limits);
+    ASSERT_TRUE(first) << first.error().detail;
+    std::size_t renders = 0;
+    for (const auto& t : *first) renders += get_string(t, "kind") == "render";
+    EXPECT_EQ(renders, 2u);
+    EXPECT_EQ(first->size(), 4u);  // two renders and both thumbs
+    auto full = queue_.claim_batch("w1", clock_.load(), std::chrono::milliseconds(1000), kinds, 10, nullptr, &limits);
+    ASSERT_TRUE(full);
+    EXPECT_TRUE(full->empty());
+    // One render finishes: one slot.
+    for (const auto& t : *first)
+        if (get_string(t, "kind") == "render") {
+            ASSERT_TRUE(queue_.complete(id_of(t), "w1", outcome::json_body(200, json::object{})));
+            break;
+        }
+    auto one = queue_.claim_batch("w1", clock_.load(), std::chrono::milliseconds(1000), kinds, 10, nullptr, &limits);
+    ASSERT_TRUE(one);
+    ASSERT_EQ(one->size(), 1u);
+    EXPECT_EQ(get_string(one->front(), "kind"), "render");
+}
+
 TEST_F(queue_test, every_state_change_is_in_the_change_log) {
     auto before = ts_.db->last_seq();
     auto t = submit();

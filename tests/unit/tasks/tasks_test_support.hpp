@@ -21,6 +21,7 @@ struct task_store {
     task_store() {
         db = open_or_die(dir.file("data/tasks.db"));
         if (db) migrate_or_die(*db, tasks_collection());
+        if (db) migrate_or_die(*db, task_queues_collection());
     }
     temp_dir dir;
     std::unique_ptr<store> db;
